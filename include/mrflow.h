@@ -1,0 +1,150 @@
+/*
+ * mrflow.h -- the whole public API of mrflow, an MPI map-shuffle-reduce engine.
+ *
+ * A job is a table of callbacks (mrf_job_spec).  The engine owns every buffer:
+ * records handed to map, keys and values handed to reduce, and everything a
+ * callback emits are copied or consumed before the callback returns, so a
+ * callback must not keep pointers it was given.
+ *
+ * A user program is one C file with a spec and a main():
+ *
+ *     int main(int argc, char **argv) { return mrf_main(argc, argv, &my_spec); }
+ *
+ * It then accepts the same options as `mrflow run JOB` (--input, --output, ...).
+ */
+#ifndef MRFLOW_H
+#define MRFLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(MRF_BUILDING)
+#define MRF_EXPORT __attribute__((visibility("default")))
+#else
+#define MRF_EXPORT
+#endif
+
+#define MRF_VERSION_MAJOR 0
+#define MRF_VERSION_MINOR 1
+#define MRF_VERSION_PATCH 0
+
+/* Status codes: 0 is success, failures are negative. */
+enum {
+    MRF_OK = 0,
+    MRF_EINVAL = -1,    /* a bad argument from the caller or a callback */
+    MRF_ENOMEM = -2,    /* an allocation failed */
+    MRF_EIO = -3,       /* a read or write failed */
+    MRF_EMPI = -4,      /* an MPI call failed */
+    MRF_EUSAGE = -5,    /* bad command line (exit status 2) */
+    MRF_EINPUT = -6,    /* bad or missing input (exit status 2) */
+    MRF_EEXIST = -7,    /* the output exists and --overwrite was not given (exit 2) */
+    MRF_EINTERNAL = -8  /* a broken invariant: a bug in mrflow */
+};
+
+/* Exit statuses of mrf_main() and of the mrflow command. */
+enum {
+    MRF_EXIT_OK = 0,
+    MRF_EXIT_FAILED = 1,
+    MRF_EXIT_USAGE = 2,
+    MRF_EXIT_CHECKPOINTED = 75
+};
+
+/* How input files are cut into records. */
+typedef enum {
+    MRF_INPUT_LINES = 0,  /* records end at '\n' (not included); the last may lack it */
+    MRF_INPUT_RECORDS = 1 /* fixed-size records of spec->record_size bytes */
+} mrf_input_kind;
+
+/* How keys are assigned to reducing ranks. */
+typedef enum {
+    MRF_PART_HASH = 0, /* XXH3 of the key; output parts are each sorted */
+    MRF_PART_RANGE = 1 /* splitters sampled from the input; parts are globally ordered */
+} mrf_partitioning;
+
+/* What reduce's emits become in the output parts. */
+typedef enum {
+    MRF_OUTPUT_TEXT = 0, /* key '\t' value '\n' */
+    MRF_OUTPUT_RAW = 1   /* key bytes then value bytes, nothing between */
+} mrf_output_format;
+
+/* One input record, valid only during the map call. */
+typedef struct mrf_record {
+    const void *data;
+    size_t len;
+    const char *file; /* path of the input file it came from */
+    uint64_t offset;  /* byte offset of the record in that file */
+} mrf_record;
+
+typedef struct mrf_emitter mrf_emitter; /* opaque: where emits go */
+typedef struct mrf_values mrf_values;   /* opaque: the values of one key */
+
+/*
+ * Emits one key/value pair.  From map it enters the shuffle (combined first if
+ * the job has a combiner); from reduce it becomes an output record.  The bytes
+ * are copied.  Keys and values may be up to 2^31 - 1 bytes each.
+ * Returns 0, or a negative MRF_E* code (the engine stops the job; the callback
+ * may simply return).  Not collective.
+ */
+MRF_EXPORT int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const void *val,
+                        size_t vlen);
+
+/*
+ * Steps through the values of the key being reduced.  Returns 1 and sets *val
+ * and *len to the next value, or 0 when there are no more.  The value bytes
+ * stay valid until reduce returns.  Not collective.
+ */
+MRF_EXPORT int mrf_values_next(mrf_values *vals, const void **val, size_t *len);
+
+/* Number of values of the key being reduced. */
+MRF_EXPORT uint64_t mrf_values_count(const mrf_values *vals);
+
+/*
+ * A job.  map and reduce are required; combine is optional.
+ *
+ * combine(acc, val, len, ctx) folds one value into an accumulated value of the
+ * same key, in place.  Every value of a key must then have the same length.
+ * Declaring a combiner says the reduction is associative and commutative: the
+ * engine may apply it on the mapping rank, on the reducing rank, or both, and
+ * reduce then sees one or more already-combined values.
+ *
+ * key_compare, if given, orders keys (memcmp-like result); it must agree with
+ * bytewise equality.  Without it keys are ordered bytewise, shorter first on a
+ * common prefix.  Output parts are sorted by it.
+ */
+typedef struct mrf_job_spec {
+    const char *name;     /* as in `mrflow run NAME` and the run summary */
+    const char *summary;  /* one line for `mrflow jobs` */
+    mrf_input_kind input;
+    size_t record_size;   /* for MRF_INPUT_RECORDS */
+    void (*map)(const mrf_record *in, mrf_emitter *out, void *ctx);
+    void (*combine)(void *acc, const void *val, size_t len, void *ctx);
+    void (*reduce)(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out, void *ctx);
+    mrf_partitioning partitioning;
+    int (*key_compare)(const void *a, size_t alen, const void *b, size_t blen);
+    mrf_output_format output;
+    void *ctx;            /* passed to every callback */
+} mrf_job_spec;
+
+/*
+ * Runs the job with the options in argv (argv[0] is the program name):
+ * --input, --output and the rest, as `--help` lists them.  Initialises MPI if
+ * the caller has not (and then finalises it).  Collective over MPI_COMM_WORLD.
+ * Returns an exit status: MRF_EXIT_OK, MRF_EXIT_FAILED or MRF_EXIT_USAGE.
+ */
+MRF_EXPORT int mrf_main(int argc, char **argv, const mrf_job_spec *spec);
+
+/* A static description of a status code.  Not collective. */
+MRF_EXPORT const char *mrf_strerror(int code);
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+MRF_EXPORT const char *mrf_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MRFLOW_H */

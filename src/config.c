@@ -1,0 +1,227 @@
+/*
+ * config.c -- job options from the command line: parsing and validation.
+ *
+ * Every rank parses the same argv, so every rank reaches the same verdict
+ * without communicating.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define DEFAULT_TASK_SIZE (64ull << 20)
+#define DEFAULT_BUCKETS 4096u
+#define DEFAULT_ROUND_BYTES (256ull << 20)
+
+int mrf__parse_size(const char *s, uint64_t *out)
+{
+    if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+        return MRF_EINVAL;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0)
+        return MRF_EINVAL;
+    double mult = 1;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mult = 1024.0; end++; break;
+    case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (mult > 1 && (*end == 'i' || *end == 'I'))
+        end++;
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end != '\0')
+        return MRF_EINVAL;
+    double bytes = v * mult;
+    if (bytes >= 18446744073709551615.0)
+        return MRF_EINVAL;
+    /* a fraction of a byte makes no sense */
+    if (mult == 1 && v != floor(v))
+        return MRF_EINVAL;
+    *out = (uint64_t)bytes;
+    return MRF_OK;
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return MRF_EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return MRF_EINVAL;
+    *out = v;
+    return MRF_OK;
+}
+
+void mrf__options_free(mrf__options *opt)
+{
+    if (!opt)
+        return;
+    mrf__free(opt->inputs);
+    opt->inputs = NULL;
+    opt->n_inputs = 0;
+}
+
+/* Matches "--name" or "--name=value"; sets *inline_val for the second form. */
+static bool opt_is(const char *arg, const char *name, const char **inline_val)
+{
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return false;
+    if (arg[n] == '\0') {
+        *inline_val = NULL;
+        return true;
+    }
+    if (arg[n] == '=') {
+        *inline_val = arg + n + 1;
+        return true;
+    }
+    return false;
+}
+
+int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size_t errlen)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->task_size = DEFAULT_TASK_SIZE;
+    opt->buckets = DEFAULT_BUCKETS;
+    opt->round_bytes = DEFAULT_ROUND_BYTES;
+    opt->log_level = MRF_LOG_WARN;
+    opt->inputs = mrf__calloc((size_t)argc + 1, sizeof *opt->inputs);
+    if (!opt->inputs) {
+        snprintf(err, errlen, "out of memory parsing options");
+        return MRF_ENOMEM;
+    }
+
+#define NEED_VALUE()                                                                   \
+    do {                                                                               \
+        if (!val) {                                                                    \
+            if (i + 1 >= argc) {                                                       \
+                snprintf(err, errlen, "option %s needs a value (see --help)", argv[i]); \
+                goto usage;                                                            \
+            }                                                                          \
+            val = argv[++i];                                                           \
+        }                                                                              \
+    } while (0)
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        if (opt_is(a, "--input", &val)) {
+            if (val) {
+                opt->inputs[opt->n_inputs++] = (char *)val;
+                continue;
+            }
+            int got = 0;
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                opt->inputs[opt->n_inputs++] = argv[++i];
+                got++;
+            }
+            if (!got) {
+                snprintf(err, errlen, "option --input needs at least one path");
+                goto usage;
+            }
+        } else if (opt_is(a, "--output", &val)) {
+            NEED_VALUE();
+            if (!*val) {
+                snprintf(err, errlen, "option --output needs a directory name");
+                goto usage;
+            }
+            opt->output = val;
+        } else if (opt_is(a, "--overwrite", &val) && !val) {
+            opt->overwrite = true;
+        } else if (opt_is(a, "--task-size", &val)) {
+            NEED_VALUE();
+            if (mrf__parse_size(val, &opt->task_size) || opt->task_size == 0) {
+                snprintf(err, errlen, "--task-size '%s' is not a size such as 64M", val);
+                goto usage;
+            }
+        } else if (opt_is(a, "--round-bytes", &val)) {
+            NEED_VALUE();
+            if (mrf__parse_size(val, &opt->round_bytes) || opt->round_bytes < 1024) {
+                snprintf(err, errlen, "--round-bytes '%s' is not a size of at least 1K", val);
+                goto usage;
+            }
+        } else if (opt_is(a, "--buckets", &val)) {
+            NEED_VALUE();
+            uint64_t b;
+            if (parse_uint(val, 1u << 24, &b) || b == 0) {
+                snprintf(err, errlen, "--buckets '%s' is not a number from 1 to 16777216", val);
+                goto usage;
+            }
+            opt->buckets = (uint32_t)b;
+        } else if (opt_is(a, "--log-level", &val)) {
+            NEED_VALUE();
+            static const char *lv[] = {"error", "warn", "info", "debug"};
+            int found = -1;
+            for (int k = 0; k < 4; k++)
+                if (strcmp(val, lv[k]) == 0)
+                    found = k;
+            if (found < 0) {
+                snprintf(err, errlen, "--log-level '%s': use error, warn, info or debug", val);
+                goto usage;
+            }
+            opt->log_level = found;
+        } else if (opt_is(a, "--quiet", &val) && !val) {
+            opt->quiet = true;
+        } else if ((opt_is(a, "--help", &val) && !val) || strcmp(a, "-h") == 0) {
+            opt->help = true;
+        } else if (opt_is(a, "--version", &val) && !val) {
+            opt->version = true;
+        } else {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+            goto usage;
+        }
+    }
+#undef NEED_VALUE
+    if (opt->help || opt->version)
+        return MRF_OK;
+    if (opt->n_inputs == 0) {
+        snprintf(err, errlen, "no --input given (see --help)");
+        goto usage;
+    }
+    if (!opt->output) {
+        snprintf(err, errlen, "no --output given (see --help)");
+        goto usage;
+    }
+    return MRF_OK;
+
+usage:
+    mrf__options_free(opt);
+    return MRF_EUSAGE;
+}
+
+void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
+{
+    printf("Usage: %s --input PATH... --output DIR [options]\n"
+           "\n"
+           "Runs the mrflow job '%s'%s%s under MPI (start it with mpirun or srun).\n"
+           "\n"
+           "  --input PATH...     input files or directories (a directory's regular files\n"
+           "                      are read in name order); may be repeated\n"
+           "  --output DIR        output directory; must not exist unless --overwrite\n"
+           "  --overwrite         replace DIR if it exists (only once the job succeeded)\n"
+           "  --task-size SIZE    bytes of input per map task (default 64M); tasks hold\n"
+           "                      whole records only\n"
+           "  --buckets N         virtual buckets keys are partitioned into (default 4096)\n"
+           "  --round-bytes SIZE  most bytes a rank sends in one shuffle round (default 256M)\n"
+           "  --log-level LEVEL   error, warn (default), info or debug\n"
+           "  --quiet             no run summary on stderr\n"
+           "  --help, --version\n"
+           "\n"
+           "SIZE takes K, M, G, T suffixes (powers of 1024).\n"
+           "Output: DIR/part-00000... one per rank, keys sorted within each part, then\n"
+           "DIR/_SUCCESS.  The job writes into a hidden sibling of DIR and renames it into\n"
+           "place only when every rank succeeded.\n"
+           "\n"
+           "Exit status: 0 done, 1 failed, 2 usage or input error.\n",
+           prog, spec->name, spec->summary ? ": " : "", spec->summary ? spec->summary : "");
+}

@@ -1,0 +1,326 @@
+/*
+ * gen.c -- deterministic data generators for `mrflow gen`.
+ *
+ * text: lines of 60-100 bytes of words drawn from a Zipf(1.0) law over 2^20
+ *   distinct words (sampled in O(1) with Walker's alias method).  Word i is
+ *   the bijective base-26 numeral of i + 18278 with letters permuted per
+ *   position by the seed: 4 or 5 letters, unique by construction.
+ * terasort: 100-byte records in the layout of gensort: 10 random key bytes,
+ *   0x00 0x11, 32 hex digits of the row number, 0x88 0x99 0xAA 0xBB, 48 filler
+ *   letters, 0xCC 0xDD 0xEE 0xFF.
+ * The same --seed and --size give the same bytes on every machine.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "internal.h"
+
+#define VOCAB (1u << 20)
+#define GBUF (4u << 20)
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+typedef struct gen_out {
+    int fd;
+    const char *path;
+    char *buf;
+    size_t len;
+} gen_out;
+
+static int out_flush(gen_out *o)
+{
+    size_t at = 0;
+    while (at < o->len) {
+        ssize_t k = write(o->fd, o->buf + at, o->len - at);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            fprintf(stderr, "mrflow: error: writing '%s': %s\n", o->path, strerror(errno));
+            return MRF_EIO;
+        }
+        at += (size_t)k;
+    }
+    o->len = 0;
+    return MRF_OK;
+}
+
+static int out_put(gen_out *o, const void *p, size_t n)
+{
+    if (GBUF - o->len < n && out_flush(o))
+        return MRF_EIO;
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    return MRF_OK;
+}
+
+/* Walker's alias tables for P(i) proportional to 1/(i+1). */
+static int build_alias(uint32_t n, uint32_t **alias_out, uint64_t **thresh_out)
+{
+    double *p = mrf__malloc(n * sizeof *p);
+    uint32_t *alias = mrf__malloc(n * sizeof *alias);
+    uint64_t *thresh = mrf__malloc(n * sizeof *thresh);
+    uint32_t *small = mrf__malloc(n * sizeof *small), *large = mrf__malloc(n * sizeof *large);
+    if (!p || !alias || !thresh || !small || !large) {
+        mrf__free(p);
+        mrf__free(alias);
+        mrf__free(thresh);
+        mrf__free(small);
+        mrf__free(large);
+        return MRF_ENOMEM;
+    }
+    double h = 0;
+    for (uint32_t i = 0; i < n; i++)
+        h += 1.0 / (i + 1.0);
+    uint32_t ns = 0, nl = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        p[i] = n / ((i + 1.0) * h);
+        alias[i] = i;
+        if (p[i] < 1.0)
+            small[ns++] = i;
+        else
+            large[nl++] = i;
+    }
+    while (ns && nl) {
+        uint32_t s = small[--ns], l = large[nl - 1];
+        alias[s] = l;
+        p[l] -= 1.0 - p[s];
+        if (p[l] < 1.0) {
+            nl--;
+            small[ns++] = l;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        double v = p[i] >= 1.0 ? 1.0 : p[i];
+        thresh[i] = v >= 1.0 ? UINT64_MAX : (uint64_t)(v * 18446744073709551616.0);
+    }
+    mrf__free(p);
+    mrf__free(small);
+    mrf__free(large);
+    *alias_out = alias;
+    *thresh_out = thresh;
+    return MRF_OK;
+}
+
+static size_t word_of(uint32_t i, const unsigned char perm[5][26], char *w)
+{
+    uint64_t v = (uint64_t)i + 18278; /* skip the 1- to 3-letter numerals */
+    char tmp[16];
+    size_t n = 0;
+    while (v > 0) {
+        v--;
+        tmp[n++] = (char)(v % 26);
+        v /= 26;
+    }
+    for (size_t k = 0; k < n; k++)
+        w[k] = (char)('a' + perm[k % 5][(unsigned char)tmp[n - 1 - k]]);
+    return n;
+}
+
+static int gen_text(gen_out *o, uint64_t size, uint64_t seed)
+{
+    uint32_t *alias;
+    uint64_t *thresh;
+    if (build_alias(VOCAB, &alias, &thresh)) {
+        fprintf(stderr, "mrflow: error: out of memory\n");
+        return MRF_ENOMEM;
+    }
+    uint64_t st = seed;
+    unsigned char perm[5][26];
+    for (int k = 0; k < 5; k++) {
+        for (int c = 0; c < 26; c++)
+            perm[k][c] = (unsigned char)c;
+        for (int c = 25; c > 0; c--) {
+            int j = (int)(splitmix(&st) % (uint64_t)(c + 1));
+            unsigned char t = perm[k][c];
+            perm[k][c] = perm[k][j];
+            perm[k][j] = t;
+        }
+    }
+    /* word table: 8 bytes per word, length in the last byte */
+    char (*words)[8] = mrf__malloc((size_t)VOCAB * 8);
+    if (!words) {
+        mrf__free(alias);
+        mrf__free(thresh);
+        fprintf(stderr, "mrflow: error: out of memory\n");
+        return MRF_ENOMEM;
+    }
+    for (uint32_t i = 0; i < VOCAB; i++)
+        words[i][7] = (char)word_of(i, perm, words[i]);
+    int rc = MRF_OK;
+    uint64_t written = 0;
+    char line[160];
+    while (rc == MRF_OK && written < size) {
+        size_t target = 60 + (size_t)(splitmix(&st) % 41), n = 0;
+        for (;;) {
+            uint64_t r = splitmix(&st);
+            uint32_t i = (uint32_t)(r >> 44); /* top 20 bits pick the column */
+            uint64_t u = splitmix(&st);
+            if (u >= thresh[i])
+                i = alias[i];
+            size_t wl = (size_t)words[i][7];
+            if (n && n + 1 + wl > target)
+                break;
+            if (n)
+                line[n++] = ' ';
+            memcpy(line + n, words[i], wl);
+            n += wl;
+        }
+        line[n++] = '\n';
+        if (written + n > size) { /* the last line: fill exactly to size */
+            n = (size_t)(size - written);
+            memset(line, 'x', n);
+            line[n - 1] = '\n';
+        }
+        rc = out_put(o, line, n);
+        written += n;
+    }
+    mrf__free(words);
+    mrf__free(alias);
+    mrf__free(thresh);
+    return rc;
+}
+
+static int gen_terasort(gen_out *o, uint64_t size, uint64_t seed)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    uint64_t st = seed, n = size / 100;
+    int rc = MRF_OK;
+    for (uint64_t row = 0; row < n && rc == MRF_OK; row++) {
+        unsigned char r[100];
+        uint64_t a = splitmix(&st), b = splitmix(&st);
+        memcpy(r, &a, 8);
+        memcpy(r + 8, &b, 2);
+        r[10] = 0x00;
+        r[11] = 0x11;
+        for (int k = 0; k < 32; k++)
+            r[12 + k] = (unsigned char)(k < 16 ? '0' : hex[(row >> (4 * (31 - k))) & 0xf]);
+        r[44] = 0x88;
+        r[45] = 0x99;
+        r[46] = 0xAA;
+        r[47] = 0xBB;
+        for (int k = 0; k < 48; k++)
+            r[48 + k] = (unsigned char)('A' + (row + (uint64_t)k / 4) % 26);
+        r[96] = 0xCC;
+        r[97] = 0xDD;
+        r[98] = 0xEE;
+        r[99] = 0xFF;
+        rc = out_put(o, r, 100);
+    }
+    return rc;
+}
+
+static void gen_usage(FILE *f)
+{
+    fprintf(f, "Usage: mrflow gen text|terasort --size SIZE --output FILE [--seed N] "
+               "[--overwrite]\n"
+               "\n"
+               "  text      Zipf-distributed words (2^20 distinct) in lines of 60-100 bytes;\n"
+               "            exactly SIZE bytes\n"
+               "  terasort  100-byte records with random 10-byte keys (gensort layout);\n"
+               "            SIZE is rounded down to a whole number of records\n"
+               "  --size SIZE   bytes to write (K, M, G, T suffixes: powers of 1024)\n"
+               "  --seed N      generator seed (default 1); same seed, same bytes\n"
+               "  --overwrite   replace FILE if it exists\n");
+}
+
+int mrf__cli_gen(int argc, char **argv)
+{
+    const char *kind = NULL, *output = NULL, *size_s = NULL;
+    uint64_t size = 0, seed = 1;
+    bool overwrite = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            gen_usage(stdout);
+            return MRF_EXIT_OK;
+        } else if (!strcmp(a, "--size") && i + 1 < argc) {
+            size_s = argv[++i];
+        } else if (!strcmp(a, "--output") && i + 1 < argc) {
+            output = argv[++i];
+        } else if (!strcmp(a, "--overwrite")) {
+            overwrite = true;
+        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            seed = strtoull(argv[++i], &end, 10);
+            if (errno || *end || !*argv[i] || argv[i][0] == '-') {
+                fprintf(stderr, "mrflow: error: --seed '%s' is not a non-negative integer\n",
+                        argv[i]);
+                return MRF_EXIT_USAGE;
+            }
+        } else if (a[0] != '-' && !kind) {
+            kind = a;
+        } else {
+            fprintf(stderr, "mrflow: error: gen: unexpected argument '%s' (see mrflow gen --help)\n",
+                    a);
+            return MRF_EXIT_USAGE;
+        }
+    }
+    if (!kind || (strcmp(kind, "text") && strcmp(kind, "terasort"))) {
+        fprintf(stderr, "mrflow: error: gen needs a kind: text or terasort (see mrflow gen --help)\n");
+        return MRF_EXIT_USAGE;
+    }
+    if (!size_s || mrf__parse_size(size_s, &size)) {
+        fprintf(stderr, "mrflow: error: gen: --size '%s' is not a size such as 512M or 1G\n",
+                size_s ? size_s : "");
+        return MRF_EXIT_USAGE;
+    }
+    if (!output) {
+        fprintf(stderr, "mrflow: error: gen: no --output FILE given\n");
+        return MRF_EXIT_USAGE;
+    }
+    if (!strcmp(kind, "terasort") && size % 100)
+        fprintf(stderr, "mrflow: note: terasort size rounded down to %llu bytes (%llu records)\n",
+                (unsigned long long)(size / 100 * 100), (unsigned long long)(size / 100));
+    /* write a hidden temporary beside FILE and rename it over, so a reader
+     * never sees a half-written file under the name */
+    size_t n = strlen(output) + 32;
+    char *tmp = mrf__malloc(n);
+    gen_out o = {.path = output, .buf = mrf__malloc(GBUF)};
+    if (!tmp || !o.buf) {
+        mrf__free(tmp);
+        mrf__free(o.buf);
+        fprintf(stderr, "mrflow: error: out of memory\n");
+        return MRF_EXIT_FAILED;
+    }
+    snprintf(tmp, n, "%s.tmp-%ld", output, (long)getpid());
+    struct stat st;
+    int rc = MRF_OK;
+    if (!overwrite && lstat(output, &st) == 0) {
+        fprintf(stderr, "mrflow: error: '%s' exists; choose another --output or add --overwrite\n",
+                output);
+        rc = MRF_EEXIST;
+    } else if ((o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0) {
+        fprintf(stderr, "mrflow: error: cannot create '%s': %s\n", tmp, strerror(errno));
+        rc = MRF_EUSAGE;
+    } else {
+        rc = !strcmp(kind, "text") ? gen_text(&o, size, seed) : gen_terasort(&o, size, seed);
+        if (rc == MRF_OK)
+            rc = out_flush(&o);
+        if (close(o.fd) != 0 && rc == MRF_OK)
+            rc = MRF_EIO;
+        if (rc == MRF_OK && rename(tmp, output) != 0) {
+            fprintf(stderr, "mrflow: error: renaming '%s' to '%s': %s\n", tmp, output,
+                    strerror(errno));
+            rc = MRF_EIO;
+        }
+        if (rc)
+            unlink(tmp);
+    }
+    mrf__free(tmp);
+    mrf__free(o.buf);
+    return mrf__exit_status(rc);
+}

@@ -1,0 +1,385 @@
+/*
+ * input.c -- input files, their split into tasks, and reading a task.
+ *
+ * A task is a byte range of one file that holds whole records only, so a map
+ * task never needs bytes from another task.  Boundaries are fixed once, by
+ * rank 0, and broadcast: for line input the boundary after a nominal split
+ * point is found by reading forward to the next '\n' (one small pread per
+ * task), so a line never straddles two tasks however long it is; for fixed
+ * records the task size is rounded down to a whole number of records.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void mrf__plan_free(mrf__plan *plan)
+{
+    if (!plan)
+        return;
+    for (size_t i = 0; i < plan->n_files; i++)
+        mrf__free(plan->paths[i]);
+    mrf__free(plan->paths);
+    mrf__free(plan->sizes);
+    mrf__free(plan->tasks);
+    memset(plan, 0, sizeof *plan);
+}
+
+static int add_file(mrf__plan *plan, size_t *cap, const char *path, uint64_t size)
+{
+    if (plan->n_files == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        char **p = mrf__realloc(plan->paths, ncap * sizeof *p);
+        if (!p)
+            return MRF_ENOMEM;
+        plan->paths = p;
+        uint64_t *s = mrf__realloc(plan->sizes, ncap * sizeof *s);
+        if (!s)
+            return MRF_ENOMEM;
+        plan->sizes = s;
+        *cap = ncap;
+    }
+    if (!(plan->paths[plan->n_files] = mrf__strdup(path)))
+        return MRF_ENOMEM;
+    plan->sizes[plan->n_files++] = size;
+    plan->total_bytes += size;
+    return MRF_OK;
+}
+
+/* A regular file we can open for reading; anything else is refused by name. */
+static int check_regular(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+    if (!S_ISREG(st->st_mode)) {
+        snprintf(err, errlen,
+                 "input '%s' is not a regular file or directory (a FIFO or device?); "
+                 "give files or directories",
+                 path);
+        return MRF_EINPUT;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "input '%s': %s; check its permissions", path, strerror(errno));
+        return MRF_EINPUT;
+    }
+    close(fd);
+    return MRF_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A directory's regular files in bytewise name order.  Names starting with
+ * '.' or '_' (such as _SUCCESS) are skipped, as are subdirectories. */
+static int add_dir(mrf__plan *plan, size_t *cap, const char *dir, char *err, size_t errlen)
+{
+    int rc = MRF_OK;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "input directory '%s': %s", dir, strerror(errno));
+        return MRF_EINPUT;
+    }
+    char **names = NULL;
+    size_t n = 0, ncap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || e->d_name[0] == '_')
+            continue;
+        if (n == ncap) {
+            ncap = ncap ? ncap * 2 : 64;
+            char **nn = mrf__realloc(names, ncap * sizeof *nn);
+            if (!nn) {
+                rc = MRF_ENOMEM;
+                goto out_with_names;
+            }
+            names = nn;
+        }
+        if (!(names[n] = mrf__strdup(e->d_name))) {
+            rc = MRF_ENOMEM;
+            goto out_with_names;
+        }
+        n++;
+    }
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; i < n && rc == MRF_OK; i++) {
+        size_t plen = strlen(dir) + strlen(names[i]) + 2;
+        char *path = mrf__malloc(plen);
+        if (!path) {
+            rc = MRF_ENOMEM;
+            break;
+        }
+        snprintf(path, plen, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            snprintf(err, errlen, "input '%s': %s", path, strerror(errno));
+            rc = MRF_EINPUT;
+        } else if (S_ISDIR(st.st_mode)) {
+            /* not recursive */
+        } else if ((rc = check_regular(path, &st, err, errlen)) == MRF_OK) {
+            rc = add_file(plan, cap, path, (uint64_t)st.st_size);
+        }
+        mrf__free(path);
+    }
+out_with_names:
+    for (size_t i = 0; i < n; i++)
+        mrf__free(names[i]);
+    mrf__free(names);
+    closedir(d);
+    if (rc == MRF_ENOMEM)
+        snprintf(err, errlen, "out of memory listing '%s'", dir);
+    return rc;
+}
+
+int mrf__plan_files(char *const *inputs, size_t n, mrf__plan *plan, char *err, size_t errlen)
+{
+    memset(plan, 0, sizeof *plan);
+    size_t cap = 0;
+    int rc = MRF_OK;
+    for (size_t i = 0; i < n && rc == MRF_OK; i++) {
+        struct stat st;
+        if (stat(inputs[i], &st) != 0) {
+            snprintf(err, errlen, "input '%s': %s; check the path", inputs[i], strerror(errno));
+            rc = MRF_EINPUT;
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = add_dir(plan, &cap, inputs[i], err, errlen);
+        } else if ((rc = check_regular(inputs[i], &st, err, errlen)) == MRF_OK) {
+            rc = add_file(plan, &cap, inputs[i], (uint64_t)st.st_size);
+            if (rc)
+                snprintf(err, errlen, "out of memory");
+        }
+    }
+    if (rc)
+        mrf__plan_free(plan);
+    return rc;
+}
+
+int mrf__line_boundary(int fd, uint64_t size, uint64_t pos, uint64_t *out)
+{
+    if (pos == 0 || pos >= size) {
+        *out = pos >= size ? size : 0;
+        return MRF_OK;
+    }
+    char buf[65536];
+    uint64_t at = pos - 1; /* a '\n' at pos-1 makes pos itself a boundary */
+    while (at < size) {
+        size_t want = (size_t)((size - at) < sizeof buf ? (size - at) : sizeof buf);
+        ssize_t got = pread(fd, buf, want, (off_t)at);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return MRF_EIO;
+        char *nl = memchr(buf, '\n', (size_t)got);
+        if (nl) {
+            *out = at + (uint64_t)(nl - buf) + 1;
+            return MRF_OK;
+        }
+        at += (uint64_t)got;
+    }
+    *out = size;
+    return MRF_OK;
+}
+
+static int add_task(mrf__plan *plan, size_t *cap, uint32_t file, uint64_t off, uint64_t len)
+{
+    if (plan->n_tasks == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        mrf__task *t = mrf__realloc(plan->tasks, ncap * sizeof *t);
+        if (!t)
+            return MRF_ENOMEM;
+        plan->tasks = t;
+        *cap = ncap;
+    }
+    plan->tasks[plan->n_tasks++] = (mrf__task){.file = file, .off = off, .len = len};
+    return MRF_OK;
+}
+
+int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint64_t task_size,
+                    char *err, size_t errlen)
+{
+    size_t cap = 0;
+    if (plan->n_files > UINT32_MAX) {
+        snprintf(err, errlen, "too many input files (%zu)", plan->n_files);
+        return MRF_EINPUT;
+    }
+    for (size_t f = 0; f < plan->n_files; f++) {
+        uint64_t size = plan->sizes[f];
+        if (size == 0)
+            continue;
+        if (kind == MRF_INPUT_RECORDS) {
+            if (size % rec_size) {
+                snprintf(err, errlen,
+                         "input '%s': size %llu is not a whole number of %zu-byte records "
+                         "(%llu trailing bytes); fix or remove the file",
+                         plan->paths[f], (unsigned long long)size, rec_size,
+                         (unsigned long long)(size % rec_size));
+                return MRF_EINPUT;
+            }
+            uint64_t step = task_size / rec_size * rec_size;
+            if (step == 0)
+                step = rec_size;
+            for (uint64_t off = 0; off < size; off += step)
+                if (add_task(plan, &cap, (uint32_t)f, off, size - off < step ? size - off : step))
+                    goto oom;
+            continue;
+        }
+        int fd = open(plan->paths[f], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(err, errlen, "input '%s': %s", plan->paths[f], strerror(errno));
+            return MRF_EINPUT;
+        }
+        uint64_t pos = 0;
+        while (pos < size) {
+            uint64_t end = size;
+            if (size - pos > task_size && mrf__line_boundary(fd, size, pos + task_size, &end)) {
+                snprintf(err, errlen, "input '%s': read failed while splitting: %s",
+                         plan->paths[f], strerror(errno ? errno : EIO));
+                close(fd);
+                return MRF_EIO;
+            }
+            if (add_task(plan, &cap, (uint32_t)f, pos, end - pos)) {
+                close(fd);
+                goto oom;
+            }
+            pos = end;
+        }
+        close(fd);
+    }
+    return MRF_OK;
+oom:
+    snprintf(err, errlen, "out of memory planning tasks");
+    return MRF_ENOMEM;
+}
+
+/* ---- serialisation: u64 n_files, {u64 size, u32 len, path}*, u64 n_tasks, {u32,u64,u64}* */
+
+static void put(char **p, const void *v, size_t n)
+{
+    memcpy(*p, v, n);
+    *p += n;
+}
+
+static bool take(const char **p, const char *end, void *v, size_t n)
+{
+    if ((size_t)(end - *p) < n)
+        return false;
+    memcpy(v, *p, n);
+    *p += n;
+    return true;
+}
+
+int mrf__plan_pack(const mrf__plan *plan, char **buf, size_t *len)
+{
+    size_t n = 16 + plan->n_tasks * 20;
+    for (size_t i = 0; i < plan->n_files; i++)
+        n += 12 + strlen(plan->paths[i]);
+    char *b = mrf__malloc(n), *p = b;
+    if (!b)
+        return MRF_ENOMEM;
+    uint64_t nf = plan->n_files, nt = plan->n_tasks;
+    put(&p, &nf, 8);
+    for (size_t i = 0; i < plan->n_files; i++) {
+        uint32_t pl = (uint32_t)strlen(plan->paths[i]);
+        put(&p, &plan->sizes[i], 8);
+        put(&p, &pl, 4);
+        put(&p, plan->paths[i], pl);
+    }
+    put(&p, &nt, 8);
+    for (size_t i = 0; i < plan->n_tasks; i++) {
+        put(&p, &plan->tasks[i].file, 4);
+        put(&p, &plan->tasks[i].off, 8);
+        put(&p, &plan->tasks[i].len, 8);
+    }
+    *buf = b;
+    *len = (size_t)(p - b);
+    return MRF_OK;
+}
+
+int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan)
+{
+    const char *p = buf, *end = buf + len;
+    uint64_t nf, nt;
+    memset(plan, 0, sizeof *plan);
+    if (!take(&p, end, &nf, 8) || nf > len)
+        return MRF_EINVAL;
+    plan->paths = mrf__calloc(nf ? nf : 1, sizeof *plan->paths);
+    plan->sizes = mrf__calloc(nf ? nf : 1, sizeof *plan->sizes);
+    if (!plan->paths || !plan->sizes)
+        goto fail;
+    for (uint64_t i = 0; i < nf; i++) {
+        uint32_t pl;
+        if (!take(&p, end, &plan->sizes[i], 8) || !take(&p, end, &pl, 4) ||
+            (size_t)(end - p) < pl)
+            goto fail;
+        if (!(plan->paths[i] = mrf__malloc(pl + 1u)))
+            goto fail;
+        plan->n_files = i + 1;
+        take(&p, end, plan->paths[i], pl);
+        plan->paths[i][pl] = '\0';
+        plan->total_bytes += plan->sizes[i];
+    }
+    if (!take(&p, end, &nt, 8) || nt > len / 20 + 1)
+        goto fail;
+    plan->tasks = mrf__calloc(nt ? nt : 1, sizeof *plan->tasks);
+    if (!plan->tasks)
+        goto fail;
+    for (uint64_t i = 0; i < nt; i++) {
+        mrf__task *t = &plan->tasks[i];
+        if (!take(&p, end, &t->file, 4) || !take(&p, end, &t->off, 8) ||
+            !take(&p, end, &t->len, 8) || t->file >= nf)
+            goto fail;
+    }
+    plan->n_tasks = nt;
+    return MRF_OK;
+fail:
+    mrf__plan_free(plan);
+    return MRF_EINVAL;
+}
+
+int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t *cap)
+{
+    const char *path = plan->paths[t->file];
+    if (t->len > *cap) {
+        char *nb = mrf__big_resize(*buf, *cap, t->len);
+        if (!nb)
+            return mrf__fail(MRF_ENOMEM, "out of memory reading a %llu-byte task of '%s'",
+                             (unsigned long long)t->len, path);
+        *buf = nb;
+        *cap = t->len;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return mrf__fail(MRF_EIO, "input '%s': %s (it was readable when the job started)",
+                         path, strerror(errno));
+    (void)posix_fadvise(fd, (off_t)t->off, (off_t)t->len, POSIX_FADV_SEQUENTIAL);
+    uint64_t done = 0;
+    while (done < t->len) {
+        size_t want = (size_t)(t->len - done > (1u << 30) ? (1u << 30) : t->len - done);
+        ssize_t got = pread(fd, *buf + done, want, (off_t)(t->off + done));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            close(fd);
+            return mrf__fail(MRF_EIO, "input '%s': read at offset %llu: %s", path,
+                             (unsigned long long)(t->off + done), strerror(e));
+        }
+        if (got == 0) {
+            close(fd);
+            return mrf__fail(MRF_EIO,
+                             "input '%s' shrank while the job ran: expected %llu bytes, "
+                             "found end of file at %llu; do not modify inputs during a run",
+                             path, (unsigned long long)plan->sizes[t->file],
+                             (unsigned long long)(t->off + done));
+        }
+        done += (uint64_t)got;
+    }
+    close(fd);
+    return MRF_OK;
+}

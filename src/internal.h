@@ -1,0 +1,240 @@
+/*
+ * internal.h -- declarations shared by mrflow's modules (never installed).
+ *
+ * Dependency rule: cli -> job -> stage modules (input, partition, shuffle, sort,
+ * output) -> kvbuf / combine / mem / log.  A module includes only this header,
+ * mrflow.h and system/third-party headers.
+ */
+#ifndef MRF_INTERNAL_H
+#define MRF_INTERNAL_H
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mrflow.h"
+
+#define MRF_ERRLEN 512
+
+/* ---------------------------------------------------------------- mem.c --
+ * All engine allocation goes through here so bytes in use are known.
+ * mrf__big_* are page-backed (mmap, MADV_HUGEPAGE) for multi-MiB buffers;
+ * their size must be passed back on resize and free. */
+void *mrf__malloc(size_t n);
+void *mrf__calloc(size_t n, size_t size);
+void *mrf__realloc(void *p, size_t n);
+void mrf__free(void *p);
+char *mrf__strdup(const char *s);
+void *mrf__big_alloc(size_t n);
+void *mrf__big_resize(void *p, size_t old_n, size_t new_n);
+void mrf__big_free(void *p, size_t n);
+size_t mrf__mem_in_use(void);
+size_t mrf__mem_peak(void);
+/* Testing: make the Nth allocation from now fail (0 = never). */
+void mrf__mem_fail_after(uint64_t n);
+
+/* ---------------------------------------------------------------- log.c -- */
+enum { MRF_LOG_ERROR = 0, MRF_LOG_WARN = 1, MRF_LOG_INFO = 2, MRF_LOG_DEBUG = 3 };
+void mrf__log_init(int rank, int level);
+int mrf__log_rank(void);
+void mrf__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Log an error (always, from the rank that found it) and return code. */
+int mrf__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------- config.c -- */
+typedef struct mrf__options {
+    char **inputs;        /* --input PATH... (borrowed from argv) */
+    size_t n_inputs;
+    const char *output;   /* --output DIR */
+    bool overwrite;
+    uint64_t task_size;   /* --task-size */
+    uint32_t buckets;     /* --buckets */
+    uint64_t round_bytes; /* --round-bytes: shuffle bytes a rank sends per round */
+    int log_level;
+    bool quiet;
+    bool help;
+    bool version;
+} mrf__options;
+
+/* Parses "123", "4K", "64M", "1.5G", "2GiB", "10MB" (binary units). */
+int mrf__parse_size(const char *s, uint64_t *out);
+/* Parses job options (argv[0] skipped).  On error writes a one-line reason. */
+int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size_t errlen);
+void mrf__options_free(mrf__options *opt);
+void mrf__print_run_help(const char *prog, const mrf_job_spec *spec);
+
+/* -------------------------------------------------------------- input.c --
+ * A plan: the input files (directories expanded in name order) and the tasks,
+ * byte ranges that hold whole records only. */
+typedef struct mrf__task {
+    uint32_t file;
+    uint64_t off;
+    uint64_t len;
+} mrf__task;
+
+typedef struct mrf__plan {
+    char **paths;
+    uint64_t *sizes;
+    size_t n_files;
+    mrf__task *tasks;
+    size_t n_tasks;
+    uint64_t total_bytes;
+} mrf__plan;
+
+int mrf__plan_files(char *const *inputs, size_t n, mrf__plan *plan, char *err, size_t errlen);
+int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint64_t task_size,
+                    char *err, size_t errlen);
+/* First record boundary at or after pos in a line file: 0, one past a '\n', or size. */
+int mrf__line_boundary(int fd, uint64_t size, uint64_t pos, uint64_t *out);
+void mrf__plan_free(mrf__plan *plan);
+/* Serialise a plan for MPI_Bcast, and back. */
+int mrf__plan_pack(const mrf__plan *plan, char **buf, size_t *len);
+int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan);
+/* Read a task's bytes into *buf (grown as needed, mrf__big_*). */
+int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t *cap);
+
+/* -------------------------------------------------------------- kvbuf.c --
+ * An arena of records laid out back to back, unaligned:
+ *
+ *   +-----------+----------+----------+---------+-----------+
+ *   | bucket u32| klen u32 | vlen u32 | key ... | value ... |
+ *   +-----------+----------+----------+---------+-----------+
+ *
+ * Growth is by mremap, so pointers into it die on append: keep offsets. */
+#define MRF_KV_HDR 12u
+#define MRF_BUCKET_DEAD UINT32_MAX
+
+typedef struct mrf__kvbuf {
+    char *base;
+    size_t len;
+    size_t cap;
+} mrf__kvbuf;
+
+int mrf__kvbuf_reserve(mrf__kvbuf *kv, size_t extra);
+/* Appends one record; returns its offset through *off. */
+int mrf__kvbuf_append(mrf__kvbuf *kv, uint32_t bucket, const void *key, size_t klen,
+                      const void *val, size_t vlen, size_t *off);
+void mrf__kvbuf_destroy(mrf__kvbuf *kv);
+
+static inline uint32_t mrf__rd32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline void mrf__wr32(char *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline uint32_t mrf__rec_bucket(const char *r) { return mrf__rd32(r); }
+static inline uint32_t mrf__rec_klen(const char *r) { return mrf__rd32(r + 4); }
+static inline uint32_t mrf__rec_vlen(const char *r) { return mrf__rd32(r + 8); }
+static inline const char *mrf__rec_key(const char *r) { return r + MRF_KV_HDR; }
+static inline const char *mrf__rec_val(const char *r) { return r + MRF_KV_HDR + mrf__rec_klen(r); }
+static inline size_t mrf__rec_size(const char *r)
+{
+    return (size_t)MRF_KV_HDR + mrf__rec_klen(r) + mrf__rec_vlen(r);
+}
+/* Checks that [p, p+len) is a well-formed sequence of records. */
+int mrf__kvbuf_check(const char *p, size_t len);
+
+/* ------------------------------------------------------------ combine.c --
+ * Open-addressing table from key to the offset of its record in a kvbuf;
+ * it holds 16 bytes per slot and no key bytes of its own. */
+typedef struct mrf__cslot {
+    uint64_t hash;
+    uint64_t off; /* record offset + 1; 0 = empty */
+} mrf__cslot;
+
+typedef struct mrf__ctable {
+    mrf__cslot *slots;
+    size_t mask;
+    size_t used;
+} mrf__ctable;
+
+int mrf__ctable_init(mrf__ctable *t, size_t min_slots);
+void mrf__ctable_destroy(mrf__ctable *t);
+void mrf__ctable_clear(mrf__ctable *t);
+/* Finds key; returns its record offset or SIZE_MAX, and the slot to insert at. */
+size_t mrf__ctable_find(const mrf__ctable *t, const char *base, uint64_t h, const void *key,
+                        size_t klen, size_t *slot);
+/* Inserts at a slot from find (may grow the table). */
+int mrf__ctable_insert(mrf__ctable *t, size_t slot, uint64_t h, size_t off);
+/* Combines the records of [base, base+len) whose keys repeat: the first copy
+ * keeps the combined value, the others get bucket MRF_BUCKET_DEAD. */
+int mrf__combine_records(char *base, size_t len, const mrf_job_spec *spec, size_t *n_live);
+
+/* ---------------------------------------------------------- partition.c -- */
+uint64_t mrf__key_hash(const void *key, size_t klen);
+static inline uint32_t mrf__hash_bucket(uint64_t h, uint32_t nb)
+{
+    return (uint32_t)(((h >> 32) * (uint64_t)nb) >> 32);
+}
+/* Largest-first packing of buckets onto ranks (hash partitioning). */
+int mrf__pack_lpt(const uint64_t *bytes, uint32_t nb, int nranks, int32_t *owner);
+/* Contiguous packing preserving bucket order (range partitioning). */
+void mrf__pack_contiguous(const uint64_t *bytes, uint32_t nb, int nranks, int32_t *owner);
+
+typedef struct mrf__splitters {
+    uint32_t n;         /* number of splitters; buckets = n + 1 */
+    char *keys;         /* concatenated key bytes */
+    size_t *off;        /* n + 1 offsets into keys */
+    uint64_t *prefix;   /* big-endian 8-byte prefix per splitter */
+} mrf__splitters;
+
+/* Picks up to max_buckets-1 splitters from sorted sample keys. */
+int mrf__splitters_from_sorted(const char *const *keys, const size_t *lens, size_t n,
+                               uint32_t max_buckets, mrf__splitters *sp);
+uint32_t mrf__range_bucket(const mrf__splitters *sp, const void *key, size_t klen,
+                           int (*cmp)(const void *, size_t, const void *, size_t));
+int mrf__splitters_bcast(mrf__splitters *sp, MPI_Comm comm);
+void mrf__splitters_free(mrf__splitters *sp);
+
+/* --------------------------------------------------------------- sort.c -- */
+typedef struct mrf__sort_ent {
+    uint64_t prefix; /* first 8 key bytes, big-endian, zero-padded */
+    uint64_t off;    /* record offset in its buffer */
+} mrf__sort_ent;
+
+uint64_t mrf__key_prefix(const void *key, size_t klen);
+/* Compares keys bytewise, shorter first on a common prefix. */
+int mrf__bytes_cmp(const void *a, size_t alen, const void *b, size_t blen);
+/* Sorts ents by (key, value) of the records they point to in base.  tmp holds
+ * n entries of scratch.  With cmp, keys are ordered by cmp instead of bytes. */
+void mrf__sort_records(mrf__sort_ent *ents, mrf__sort_ent *tmp, size_t n, const char *base,
+                       int (*cmp)(const void *, size_t, const void *, size_t));
+
+/* ------------------------------------------------------------ shuffle.c -- */
+typedef struct mrf__shuffle_stats {
+    uint64_t bytes_sent;
+    uint64_t bytes_recv;
+    uint32_t rounds;
+} mrf__shuffle_stats;
+
+/* Sends, for each rank d, the records in send[sdisp[d], sdisp[d]+scount[d]) and
+ * appends what arrives to recv.  Whole records only cross in each round; no
+ * MPI count exceeds INT_MAX.  Collective over comm. */
+int mrf__shuffle(MPI_Comm comm, const char *send, const uint64_t *scount, const uint64_t *sdisp,
+                 uint64_t round_bytes, mrf__kvbuf *recv, mrf__shuffle_stats *stats);
+
+/* ------------------------------------------------------------- output.c -- */
+typedef struct mrf__writer mrf__writer;
+/* Rank 0: checks the output name and creates the temporary sibling directory;
+ * the name is broadcast.  Collective. */
+int mrf__output_begin(MPI_Comm comm, const char *output, bool overwrite, const char *run_id,
+                      char **tmpdir);
+int mrf__writer_open(const char *dir, int part, mrf_output_format fmt, mrf__writer **w);
+int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, size_t vl);
+/* Flushes, fsyncs and closes; returns the bytes written through *bytes. */
+int mrf__writer_close(mrf__writer *w, uint64_t *bytes);
+void mrf__writer_abort(mrf__writer *w);
+/* Rank 0 only: rename tmpdir to output (replacing it if overwrite), then _SUCCESS. */
+int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, const char *run_id);
+/* Rank 0 only: remove the temporary directory and what is in it. */
+void mrf__output_discard(const char *tmpdir);
+int mrf__remove_tree(const char *path);
+
+/* ---------------------------------------------------------------- job.c -- */
+int mrf__exit_status(int rc);
+
+#endif /* MRF_INTERNAL_H */

@@ -1,0 +1,726 @@
+/*
+ * job.c -- job lifecycle: options, the stage's phases in order, agreement on
+ * the outcome, commit, the run summary and the exit status.
+ *
+ * One stage, every rank in lock step:
+ *
+ *   plan (rank 0, Bcast) -> output_begin -> [sample -> splitters] -> map
+ *     -> Allreduce(bytes per bucket) -> pack buckets onto ranks
+ *     -> scatter records by destination -> shuffle (rounds)
+ *     -> [combine] -> sort -> reduce -> write part -> commit (rank 0)
+ *
+ * Every phase that can fail on one rank ends with an MPI_Allreduce of the
+ * status (MIN of the negative codes), so all ranks take the same branch and
+ * no rank waits in a collective that another has abandoned.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* A rank keeps at most this many distinct keys in its map-side combining
+ * table (16 bytes a slot at load <= 1/2: 128 MiB); past it the table starts
+ * afresh and the reducing side combines what repeats. */
+#define CTABLE_MAX_KEYS (1u << 22)
+
+struct mrf_emitter {
+    int (*fn)(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl);
+    void *state;
+    int rc;
+};
+
+struct mrf_values {
+    const char *base;
+    const mrf__sort_ent *ents;
+    size_t i, end; /* next entry, one past the last of this key */
+    uint64_t count;
+};
+
+typedef struct stage {
+    MPI_Comm comm;
+    int rank, size;
+    const mrf_job_spec *spec;
+    const mrf__options *opt;
+    char run_id[64];
+    mrf__plan plan;
+    char *tmpdir;
+    bool range;
+    uint32_t nb;
+    mrf__splitters sp;
+    mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
+    mrf__ctable ct;
+    uint64_t *bucket_bytes;
+    mrf__writer *out;
+    /* figures for the summary */
+    uint64_t my_input_bytes, records_in, records_out, bytes_out;
+    mrf__shuffle_stats shuf;
+    double t_map, t_shuffle, t_reduce;
+} stage;
+
+int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (!out)
+        return MRF_EINVAL;
+    if (out->rc)
+        return out->rc;
+    if ((klen && !key) || (vlen && !val))
+        return out->rc = mrf__fail(MRF_EINVAL, "mrf_emit: NULL key or value with a length");
+    return out->rc = out->fn(out, key, klen, val, vlen);
+}
+
+int mrf_values_next(mrf_values *vals, const void **val, size_t *len)
+{
+    if (!vals || vals->i >= vals->end)
+        return 0;
+    const char *r = vals->base + vals->ents[vals->i++].off;
+    *val = mrf__rec_val(r);
+    *len = mrf__rec_vlen(r);
+    return 1;
+}
+
+uint64_t mrf_values_count(const mrf_values *vals) { return vals ? vals->count : 0; }
+
+const char *mrf_version(void)
+{
+#define STR2(x) #x
+#define STR(x) STR2(x)
+    return STR(MRF_VERSION_MAJOR) "." STR(MRF_VERSION_MINOR) "." STR(MRF_VERSION_PATCH);
+#undef STR
+#undef STR2
+}
+
+int mrf__exit_status(int rc)
+{
+    switch (rc) {
+    case MRF_OK: return MRF_EXIT_OK;
+    case MRF_EUSAGE:
+    case MRF_EINPUT:
+    case MRF_EEXIST: return MRF_EXIT_USAGE;
+    default: return MRF_EXIT_FAILED;
+    }
+}
+
+static int agree(stage *s, int rc)
+{
+    int all = rc;
+    if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MIN, s->comm) != MPI_SUCCESS)
+        return MRF_EMPI;
+    return all;
+}
+
+/* ------------------------------------------------------------- planning -- */
+
+static int plan_and_share(stage *s)
+{
+    int rc = MRF_OK;
+    char *buf = NULL;
+    size_t len = 0;
+    char err[MRF_ERRLEN] = "";
+    if (s->rank == 0) {
+        const mrf_job_spec *spec = s->spec;
+        rc = mrf__plan_files(s->opt->inputs, s->opt->n_inputs, &s->plan, err, sizeof err);
+        if (rc == MRF_OK)
+            rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, s->opt->task_size, err,
+                                 sizeof err);
+        if (rc == MRF_OK)
+            rc = mrf__plan_pack(&s->plan, &buf, &len);
+        if (rc)
+            mrf__fail(rc, "%s", err[0] ? err : "out of memory planning input");
+    }
+    int64_t hdr[2] = {rc, (int64_t)len};
+    if (MPI_Bcast(hdr, 2, MPI_INT64_T, 0, s->comm) != MPI_SUCCESS) {
+        mrf__free(buf);
+        return MRF_EMPI;
+    }
+    if (hdr[0] != MRF_OK) {
+        mrf__free(buf);
+        return (int)hdr[0];
+    }
+    if (hdr[1] > INT_MAX) {
+        mrf__free(buf);
+        return s->rank == 0 ? mrf__fail(MRF_EINPUT, "too many input files and tasks") : MRF_EINPUT;
+    }
+    if (s->rank != 0 && !(buf = mrf__malloc((size_t)hdr[1] + 1)))
+        MPI_Abort(s->comm, 1); /* cannot join the Bcast below without a buffer */
+    if (MPI_Bcast(buf, (int)hdr[1], MPI_BYTE, 0, s->comm) != MPI_SUCCESS) {
+        mrf__free(buf);
+        return MRF_EMPI;
+    }
+    if (s->rank != 0)
+        rc = mrf__plan_unpack(buf, (size_t)hdr[1], &s->plan);
+    mrf__free(buf);
+    if (rc)
+        mrf__fail(rc, "corrupt task plan received from rank 0");
+    return agree(s, rc);
+}
+
+/* Tasks are dealt out statically, contiguously by bytes: task t belongs to
+ * the rank whose share of the total holds the middle of t. */
+static bool my_task(const stage *s, uint64_t before, uint64_t len)
+{
+    uint64_t total = s->plan.total_bytes;
+    if (total == 0)
+        return s->rank == 0;
+    unsigned __int128 mid = (unsigned __int128)before * 2 + len;
+    int owner = (int)((mid * (unsigned)s->size) / ((unsigned __int128)total * 2));
+    if (owner >= s->size)
+        owner = s->size - 1;
+    return owner == s->rank;
+}
+
+/* -------------------------------------------------------------- sampling -- */
+
+static int sample_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)v;
+    (void)vl;
+    return mrf__kvbuf_append(e->state, 0, k, kl, NULL, 0, NULL) ? MRF_ENOMEM : MRF_OK;
+}
+
+/* Runs map on up to k records spread evenly over task t; keys go to samples. */
+static int sample_task(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em)
+{
+    const mrf_job_spec *spec = s->spec;
+    const char *path = s->plan.paths[t->file];
+    int rc = MRF_OK;
+    size_t bufsz = spec->input == MRF_INPUT_RECORDS ? spec->record_size : 8192;
+    char *buf = mrf__malloc(bufsz);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (!buf || fd < 0) {
+        rc = mrf__fail(buf ? MRF_EIO : MRF_ENOMEM, "input '%s': %s while sampling", path,
+                       buf ? strerror(errno) : "out of memory");
+        goto out;
+    }
+    uint64_t units = spec->input == MRF_INPUT_RECORDS ? t->len / spec->record_size : t->len;
+    if (k > units)
+        k = units;
+    for (uint64_t i = 0; i < k && rc == MRF_OK && em->rc == MRF_OK; i++) {
+        uint64_t u = i * units / k;
+        mrf_record rec = {.file = path};
+        if (spec->input == MRF_INPUT_RECORDS) {
+            uint64_t at = t->off + u * spec->record_size;
+            if (pread(fd, buf, spec->record_size, (off_t)at) != (ssize_t)spec->record_size) {
+                rc = mrf__fail(MRF_EIO, "input '%s': short read while sampling", path);
+                break;
+            }
+            rec.data = buf;
+            rec.len = spec->record_size;
+            rec.offset = at;
+        } else {
+            uint64_t at = t->off + u, end = t->off + t->len;
+            size_t want = (size_t)(end - at < bufsz ? end - at : bufsz);
+            ssize_t got = pread(fd, buf, want, (off_t)at);
+            if (got <= 0) {
+                rc = mrf__fail(MRF_EIO, "input '%s': short read while sampling", path);
+                break;
+            }
+            const char *p = buf, *e = buf + got;
+            if (u != 0) { /* skip to the start of the next line */
+                const char *nl = memchr(p, '\n', (size_t)(e - p));
+                if (!nl)
+                    continue;
+                p = nl + 1;
+            }
+            const char *nl = memchr(p, '\n', (size_t)(e - p));
+            if (!nl && at + (uint64_t)got < end)
+                continue; /* a line longer than the sample buffer: skip it */
+            rec.data = p;
+            rec.len = (size_t)((nl ? nl : e) - p);
+            rec.offset = at + (uint64_t)(p - buf);
+        }
+        spec->map(&rec, em, spec->ctx);
+    }
+    if (rc == MRF_OK)
+        rc = em->rc;
+out:
+    if (fd >= 0)
+        close(fd);
+    mrf__free(buf);
+    return rc;
+}
+
+static int choose_splitters(stage *s)
+{
+    mrf__kvbuf samples = {0};
+    mrf_emitter em = {.fn = sample_emit, .state = &samples};
+    int rc = MRF_OK;
+    uint64_t target = (uint64_t)s->opt->buckets * 8;
+    if (target < 1024)
+        target = 1024;
+    if (target > (1u << 20))
+        target = 1u << 20;
+    uint64_t before = 0;
+    for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
+        const mrf__task *t = &s->plan.tasks[i];
+        if (my_task(s, before, t->len) && s->plan.total_bytes) {
+            uint64_t k = (uint64_t)(((unsigned __int128)target * t->len + s->plan.total_bytes - 1) /
+                                    s->plan.total_bytes);
+            rc = sample_task(s, t, k, &em);
+        }
+        before += t->len;
+    }
+    if (rc == MRF_OK && samples.len > (size_t)(INT_MAX / s->size))
+        samples.len = 0; /* absurdly large keys: fall back to fewer buckets */
+    rc = agree(s, rc);
+    if (rc) {
+        mrf__kvbuf_destroy(&samples);
+        return rc;
+    }
+
+    int mine = (int)samples.len, *counts = NULL, *displs = NULL;
+    char *all = NULL;
+    size_t total = 0;
+    if (s->rank == 0) {
+        counts = mrf__calloc((size_t)s->size, sizeof *counts);
+        displs = mrf__calloc((size_t)s->size, sizeof *displs);
+        if (!counts || !displs)
+            MPI_Abort(s->comm, 1);
+    }
+    MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, s->comm);
+    if (s->rank == 0) {
+        for (int r = 0; r < s->size; r++) {
+            displs[r] = (int)total;
+            total += (size_t)counts[r];
+        }
+        if (!(all = mrf__malloc(total ? total : 1)))
+            MPI_Abort(s->comm, 1);
+    }
+    MPI_Gatherv(samples.base, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, s->comm);
+    mrf__kvbuf_destroy(&samples);
+
+    if (s->rank == 0) {
+        size_t n = 0;
+        for (size_t at = 0; at < total; at += mrf__rec_size(all + at))
+            n++;
+        mrf__sort_ent *ents = mrf__malloc((n ? n : 1) * sizeof *ents);
+        mrf__sort_ent *tmp = mrf__malloc((n ? n : 1) * sizeof *tmp);
+        const char **keys = mrf__malloc((n ? n : 1) * sizeof *keys);
+        size_t *lens = mrf__malloc((n ? n : 1) * sizeof *lens);
+        if (!ents || !tmp || !keys || !lens)
+            MPI_Abort(s->comm, 1);
+        size_t i = 0;
+        for (size_t at = 0; at < total; at += mrf__rec_size(all + at), i++) {
+            ents[i].off = at;
+            ents[i].prefix = mrf__key_prefix(mrf__rec_key(all + at), mrf__rec_klen(all + at));
+        }
+        mrf__sort_records(ents, tmp, n, all, s->spec->key_compare);
+        for (i = 0; i < n; i++) {
+            keys[i] = mrf__rec_key(all + ents[i].off);
+            lens[i] = mrf__rec_klen(all + ents[i].off);
+        }
+        if (mrf__splitters_from_sorted(keys, lens, n, s->opt->buckets, &s->sp))
+            MPI_Abort(s->comm, 1);
+        mrf__log(MRF_LOG_INFO, "range partitioning: %zu sampled keys, %u buckets", n,
+                 s->sp.n + 1);
+        mrf__free(ents);
+        mrf__free(tmp);
+        mrf__free(keys);
+        mrf__free(lens);
+        mrf__free(all);
+        mrf__free(counts);
+        mrf__free(displs);
+    }
+    rc = mrf__splitters_bcast(&s->sp, s->comm);
+    if (rc == MRF_OK)
+        s->nb = s->sp.n + 1;
+    return agree(s, rc);
+}
+
+/* ------------------------------------------------------------------ map -- */
+
+static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl)
+{
+    stage *s = e->state;
+    const mrf_job_spec *spec = s->spec;
+    if (kl > INT32_MAX || vl > INT32_MAX)
+        return mrf__fail(MRF_EINVAL, "job '%s' emitted a key or value over 2 GiB", spec->name);
+    uint64_t h = 0;
+    uint32_t b;
+    if (s->range) {
+        b = mrf__range_bucket(&s->sp, k, kl, spec->key_compare);
+        if (spec->combine)
+            h = mrf__key_hash(k, kl);
+    } else {
+        h = mrf__key_hash(k, kl);
+        b = mrf__hash_bucket(h, s->nb);
+    }
+    size_t off;
+    if (spec->combine) {
+        size_t slot;
+        size_t prev = mrf__ctable_find(&s->ct, s->kv.base, h, k, kl, &slot);
+        if (prev != SIZE_MAX) {
+            char *r = s->kv.base + prev;
+            if (mrf__rec_vlen(r) != vl)
+                return mrf__fail(MRF_EINVAL,
+                                 "job '%s': values of one key have lengths %u and %zu; a job "
+                                 "with a combiner must emit values of one length per key",
+                                 spec->name, mrf__rec_vlen(r), vl);
+            spec->combine((char *)mrf__rec_val(r), v, vl, spec->ctx);
+            return MRF_OK;
+        }
+        if (mrf__kvbuf_append(&s->kv, b, k, kl, v, vl, &off))
+            return mrf__fail(MRF_ENOMEM, "out of memory for map output");
+        if (s->ct.used >= CTABLE_MAX_KEYS)
+            mrf__ctable_clear(&s->ct);
+        else if (mrf__ctable_insert(&s->ct, slot, h, off))
+            return mrf__fail(MRF_ENOMEM, "out of memory growing the combining table");
+    } else if (mrf__kvbuf_append(&s->kv, b, k, kl, v, vl, &off)) {
+        return mrf__fail(MRF_ENOMEM, "out of memory for map output");
+    }
+    s->bucket_bytes[b] += MRF_KV_HDR + kl + vl;
+    return MRF_OK;
+}
+
+static int map_tasks(stage *s)
+{
+    const mrf_job_spec *spec = s->spec;
+    mrf_emitter em = {.fn = map_emit, .state = s};
+    char *buf = NULL;
+    size_t cap = 0;
+    int rc = MRF_OK;
+    uint64_t before = 0;
+    s->bucket_bytes = mrf__calloc(s->nb, sizeof *s->bucket_bytes);
+    if (!s->bucket_bytes)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
+    if (rc == MRF_OK && spec->combine && mrf__ctable_init(&s->ct, 1u << 16))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
+    for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
+        const mrf__task *t = &s->plan.tasks[i];
+        bool mine = my_task(s, before, t->len);
+        before += t->len;
+        if (!mine)
+            continue;
+        if ((rc = mrf__task_read(&s->plan, t, &buf, &cap)))
+            break;
+        s->my_input_bytes += t->len;
+        mrf_record rec = {.file = s->plan.paths[t->file]};
+        const char *p = buf, *end = buf + t->len;
+        if (spec->input == MRF_INPUT_RECORDS) {
+            for (; p < end && em.rc == MRF_OK; p += spec->record_size) {
+                rec.data = p;
+                rec.len = spec->record_size;
+                rec.offset = t->off + (uint64_t)(p - buf);
+                spec->map(&rec, &em, spec->ctx);
+                s->records_in++;
+            }
+        } else {
+            while (p < end && em.rc == MRF_OK) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                rec.data = p;
+                rec.len = (size_t)((nl ? nl : end) - p);
+                rec.offset = t->off + (uint64_t)(p - buf);
+                spec->map(&rec, &em, spec->ctx);
+                s->records_in++;
+                p = nl ? nl + 1 : end;
+            }
+        }
+        rc = em.rc;
+    }
+    mrf__big_free(buf, cap);
+    mrf__ctable_destroy(&s->ct);
+    return rc;
+}
+
+/* -------------------------------------------------------------- shuffle -- */
+
+static int exchange(stage *s)
+{
+    int rc = MRF_OK;
+    size_t P = (size_t)s->size;
+    int32_t *owner = mrf__malloc((size_t)s->nb * sizeof *owner);
+    uint64_t *global = mrf__malloc((size_t)s->nb * sizeof *global);
+    uint64_t *scount = mrf__calloc(P, sizeof *scount);
+    uint64_t *sdisp = mrf__calloc(P, sizeof *sdisp);
+    uint64_t *pos = mrf__calloc(P, sizeof *pos);
+    char *send = NULL;
+    size_t send_len = s->kv.len;
+    if (!owner || !global || !scount || !sdisp || !pos)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
+    if ((rc = agree(s, rc)))
+        goto out;
+    if (MPI_Allreduce(s->bucket_bytes, global, (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) !=
+        MPI_SUCCESS) {
+        rc = MRF_EMPI;
+        goto out;
+    }
+    if (s->range)
+        mrf__pack_contiguous(global, s->nb, s->size, owner);
+    else if (mrf__pack_lpt(global, s->nb, s->size, owner))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory packing buckets");
+
+    if (rc == MRF_OK && s->size > 1) {
+        for (uint32_t b = 0; b < s->nb; b++)
+            scount[owner[b]] += s->bucket_bytes[b];
+        for (size_t d = 1; d < P; d++)
+            sdisp[d] = sdisp[d - 1] + scount[d - 1];
+        memcpy(pos, sdisp, P * sizeof *pos);
+        if (!(send = mrf__big_alloc(send_len)))
+            rc = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle output", send_len);
+        for (size_t at = 0; rc == MRF_OK && at < s->kv.len;) {
+            const char *r = s->kv.base + at;
+            size_t n = mrf__rec_size(r);
+            int32_t d = owner[mrf__rec_bucket(r)];
+            memcpy(send + pos[d], r, n);
+            pos[d] += n;
+            at += n;
+        }
+    }
+    if ((rc = agree(s, rc)) || s->size == 1)
+        goto out;
+    /* the map arena is free now: it becomes the receive arena */
+    s->kv.len = 0;
+    rc = mrf__shuffle(s->comm, send, scount, sdisp, s->opt->round_bytes, &s->kv, &s->shuf);
+out:
+    mrf__big_free(send, send_len);
+    mrf__free(owner);
+    mrf__free(global);
+    mrf__free(scount);
+    mrf__free(sdisp);
+    mrf__free(pos);
+    return rc;
+}
+
+/* --------------------------------------------------------------- reduce -- */
+
+static int reduce_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl)
+{
+    stage *s = e->state;
+    s->records_out++;
+    return mrf__writer_put(s->out, k, kl, v, vl);
+}
+
+static bool same_key(const stage *s, const mrf__sort_ent *a, const mrf__sort_ent *b)
+{
+    const char *x = s->kv.base + a->off, *y = s->kv.base + b->off;
+    if (s->spec->key_compare)
+        return s->spec->key_compare(mrf__rec_key(x), mrf__rec_klen(x), mrf__rec_key(y),
+                                    mrf__rec_klen(y)) == 0;
+    return a->prefix == b->prefix && mrf__rec_klen(x) == mrf__rec_klen(y) &&
+           memcmp(mrf__rec_key(x), mrf__rec_key(y), mrf__rec_klen(x)) == 0;
+}
+
+static int reduce_local(stage *s)
+{
+    const mrf_job_spec *spec = s->spec;
+    int rc;
+    size_t n = 0;
+    mrf__sort_ent *ents = NULL, *tmp = NULL;
+    if (mrf__kvbuf_check(s->kv.base, s->kv.len))
+        return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
+    if (spec->combine) {
+        if ((rc = mrf__combine_records(s->kv.base, s->kv.len, spec, &n)))
+            return rc;
+    } else {
+        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+            n++;
+    }
+    size_t bytes = (n ? n : 1) * sizeof *ents;
+    ents = mrf__big_alloc(bytes);
+    tmp = mrf__big_alloc(bytes);
+    if (!ents || !tmp) {
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a sort index of %zu records", n);
+        goto out;
+    }
+    size_t i = 0;
+    for (size_t at = 0; at < s->kv.len;) {
+        const char *r = s->kv.base + at;
+        if (mrf__rec_bucket(r) != MRF_BUCKET_DEAD) {
+            ents[i].off = at;
+            ents[i].prefix = mrf__key_prefix(mrf__rec_key(r), mrf__rec_klen(r));
+            i++;
+        }
+        at += mrf__rec_size(r);
+    }
+    mrf__sort_records(ents, tmp, n, s->kv.base, spec->key_compare);
+
+    if ((rc = mrf__writer_open(s->tmpdir, s->rank, spec->output, &s->out)))
+        goto out;
+    mrf_emitter em = {.fn = reduce_emit, .state = s};
+    for (i = 0; i < n && em.rc == MRF_OK;) {
+        size_t j = i + 1;
+        while (j < n && same_key(s, &ents[i], &ents[j]))
+            j++;
+        const char *r = s->kv.base + ents[i].off;
+        mrf_values vals = {.base = s->kv.base, .ents = ents, .i = i, .end = j, .count = j - i};
+        spec->reduce(mrf__rec_key(r), mrf__rec_klen(r), &vals, &em, spec->ctx);
+        i = j;
+    }
+    rc = em.rc;
+    if (rc == MRF_OK)
+        rc = mrf__writer_close(s->out, &s->bytes_out);
+    else
+        mrf__writer_abort(s->out);
+    s->out = NULL;
+out:
+    mrf__big_free(ents, bytes);
+    mrf__big_free(tmp, bytes);
+    return rc;
+}
+
+/* -------------------------------------------------------------- summary -- */
+
+static uint64_t peak_rss_bytes(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (uint64_t)ru.ru_maxrss * 1024u;
+}
+
+static void summary(stage *s, double elapsed)
+{
+    uint64_t sum[5] = {s->my_input_bytes, s->records_in, s->records_out, s->bytes_out,
+                       s->shuf.bytes_sent};
+    uint64_t max[2] = {peak_rss_bytes(), s->shuf.rounds};
+    uint64_t gsum[5], gmax[2];
+    MPI_Reduce(sum, gsum, 5, MPI_UINT64_T, MPI_SUM, 0, s->comm);
+    MPI_Reduce(max, gmax, 2, MPI_UINT64_T, MPI_MAX, 0, s->comm);
+    if (s->rank != 0 || s->opt->quiet)
+        return;
+    fprintf(stderr,
+            "mrflow: %s done in %.3f s: %llu input bytes (%.1f MB/s), %llu records in, %llu "
+            "records out, %llu output bytes; %d ranks, %llu shuffle bytes in %llu rounds, "
+            "peak RSS %.1f MiB (max over ranks); map %.3f s, shuffle %.3f s, reduce %.3f s "
+            "(rank 0)\n",
+            s->spec->name, elapsed, (unsigned long long)gsum[0],
+            elapsed > 0 ? (double)gsum[0] / elapsed / 1e6 : 0.0, (unsigned long long)gsum[1],
+            (unsigned long long)gsum[2], (unsigned long long)gsum[3], s->size,
+            (unsigned long long)gsum[4], (unsigned long long)gmax[1],
+            (double)gmax[0] / (1024.0 * 1024.0), s->t_map, s->t_shuffle, s->t_reduce);
+}
+
+/* ---------------------------------------------------------------- stage -- */
+
+static void make_run_id(stage *s)
+{
+    if (s->rank == 0) {
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        char ts[32];
+        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+        struct timespec tv;
+        clock_gettime(CLOCK_REALTIME, &tv);
+        snprintf(s->run_id, sizeof s->run_id, "%s-%05x%04x", ts, (unsigned)getpid() & 0xfffff,
+                 (unsigned)(tv.tv_nsec / 1000) & 0xffff);
+    }
+    MPI_Bcast(s->run_id, sizeof s->run_id, MPI_CHAR, 0, s->comm);
+}
+
+static int run_stage(stage *s)
+{
+    double t0 = MPI_Wtime(), t;
+    int rc;
+    make_run_id(s);
+    if ((rc = plan_and_share(s)))
+        goto out;
+    if ((rc = mrf__output_begin(s->comm, s->opt->output, s->opt->overwrite, s->run_id,
+                                &s->tmpdir)))
+        goto out;
+    s->range = s->spec->partitioning == MRF_PART_RANGE;
+    s->nb = s->opt->buckets;
+    if (s->range && (rc = choose_splitters(s)))
+        goto out_with_tmpdir;
+
+    t = MPI_Wtime();
+    rc = map_tasks(s);
+    s->t_map = MPI_Wtime() - t;
+    if ((rc = agree(s, rc)))
+        goto out_with_tmpdir;
+
+    t = MPI_Wtime();
+    rc = exchange(s);
+    s->t_shuffle = MPI_Wtime() - t;
+    if ((rc = agree(s, rc)))
+        goto out_with_tmpdir;
+
+    t = MPI_Wtime();
+    rc = reduce_local(s);
+    s->t_reduce = MPI_Wtime() - t;
+    if ((rc = agree(s, rc)))
+        goto out_with_tmpdir;
+
+    if (s->rank == 0)
+        rc = mrf__output_commit(s->tmpdir, s->opt->output, s->opt->overwrite, s->run_id);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, s->comm);
+    if (rc)
+        goto out_with_tmpdir;
+    summary(s, MPI_Wtime() - t0);
+    goto out;
+
+out_with_tmpdir:
+    if (s->rank == 0) {
+        mrf__output_discard(s->tmpdir);
+        mrf__log(MRF_LOG_ERROR, "job '%s' failed; no output was written to '%s'", s->spec->name,
+                 s->opt->output);
+    }
+out:
+    mrf__free(s->tmpdir);
+    s->tmpdir = NULL;
+    mrf__kvbuf_destroy(&s->kv);
+    mrf__free(s->bucket_bytes);
+    s->bucket_bytes = NULL;
+    mrf__splitters_free(&s->sp);
+    mrf__plan_free(&s->plan);
+    return rc;
+}
+
+static int check_spec(const mrf_job_spec *spec)
+{
+    if (!spec || !spec->name || !spec->map || !spec->reduce)
+        return mrf__fail(MRF_EINVAL, "job spec lacks a name, map or reduce");
+    if (spec->input == MRF_INPUT_RECORDS && (spec->record_size == 0 || spec->record_size > INT32_MAX))
+        return mrf__fail(MRF_EINVAL, "job '%s': record_size must be 1 to 2^31-1", spec->name);
+    if (spec->input != MRF_INPUT_LINES && spec->input != MRF_INPUT_RECORDS)
+        return mrf__fail(MRF_EINVAL, "job '%s': unknown input kind", spec->name);
+    return MRF_OK;
+}
+
+int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
+{
+    int inited = 0, rank = 0, rc;
+    MPI_Initialized(&inited);
+    if (!inited && MPI_Init(&argc, &argv) != MPI_SUCCESS) {
+        fprintf(stderr, "mrflow: error: MPI_Init failed\n");
+        return MRF_EXIT_FAILED;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    mrf__log_init(rank, MRF_LOG_WARN);
+
+    mrf__options opt;
+    char err[MRF_ERRLEN];
+    const char *prog = argc > 0 && argv[0] ? argv[0] : "mrflow";
+    rc = check_spec(spec);
+    if (rc == MRF_OK) {
+        rc = mrf__parse_options(argc, argv, &opt, err, sizeof err);
+        if (rc) {
+            if (rank == 0)
+                fprintf(stderr, "mrflow: error: %s\n", err);
+        } else if (opt.help || opt.version) {
+            if (rank == 0 && opt.help)
+                mrf__print_run_help(prog, spec);
+            else if (rank == 0)
+                printf("mrflow %s\n", mrf_version());
+            mrf__options_free(&opt);
+        } else {
+            mrf__log_init(rank, opt.log_level);
+            stage s = {.spec = spec, .opt = &opt};
+            MPI_Comm_dup(MPI_COMM_WORLD, &s.comm);
+            MPI_Comm_rank(s.comm, &s.rank);
+            MPI_Comm_size(s.comm, &s.size);
+            rc = run_stage(&s);
+            MPI_Comm_free(&s.comm);
+            mrf__options_free(&opt);
+        }
+    }
+    if (!inited)
+        MPI_Finalize();
+    return mrf__exit_status(rc);
+}

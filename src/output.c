@@ -1,0 +1,332 @@
+/*
+ * output.c -- output parts and the atomic commit of the output directory.
+ *
+ * Every rank writes its part into a hidden temporary sibling of the output
+ * directory, .NAME.mrflow-tmp-RUNID, so that readers never see a partial
+ * result under NAME.  When every rank has closed its part (fsynced), rank 0
+ * renames the temporary directory to NAME (with RENAME_NOREPLACE, so an output
+ * created meanwhile is never clobbered) and then writes NAME/_SUCCESS holding
+ * the run id.  On failure rank 0 removes the temporary directory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define WBUF (1u << 20)
+
+struct mrf__writer {
+    int fd;
+    char *path;
+    mrf_output_format fmt;
+    char *buf;
+    size_t len;
+    uint64_t written;
+};
+
+/* dir and base of path, without trailing slashes */
+static int split_path(const char *path, char **dir, char **base)
+{
+    char *a = mrf__strdup(path), *b = mrf__strdup(path);
+    if (!a || !b) {
+        mrf__free(a);
+        mrf__free(b);
+        return MRF_ENOMEM;
+    }
+    size_t n = strlen(b);
+    while (n > 1 && b[n - 1] == '/')
+        b[--n] = '\0';
+    while (n > 1 && a[n - 1] == '/')
+        a[--n] = '\0';
+    char *d = mrf__strdup(dirname(a)), *s = mrf__strdup(basename(b));
+    mrf__free(a);
+    mrf__free(b);
+    if (!d || !s) {
+        mrf__free(d);
+        mrf__free(s);
+        return MRF_ENOMEM;
+    }
+    *dir = d;
+    *base = s;
+    return MRF_OK;
+}
+
+static char *sibling(const char *output, const char *tag, const char *run_id)
+{
+    char *dir, *base;
+    if (split_path(output, &dir, &base))
+        return NULL;
+    size_t n = strlen(dir) + strlen(base) + strlen(tag) + strlen(run_id) + 16;
+    char *p = mrf__malloc(n);
+    if (p)
+        snprintf(p, n, "%s/.%s.mrflow-%s-%s", dir, base, tag, run_id);
+    mrf__free(dir);
+    mrf__free(base);
+    return p;
+}
+
+int mrf__output_begin(MPI_Comm comm, const char *output, bool overwrite, const char *run_id,
+                      char **tmpdir)
+{
+    int rank, rc = MRF_OK;
+    MPI_Comm_rank(comm, &rank);
+    char *tmp = NULL;
+    uint64_t len = 0;
+    if (rank == 0) {
+        struct stat st;
+        if (strcmp(output, "/") == 0 || strcmp(output, ".") == 0 || strcmp(output, "..") == 0) {
+            rc = mrf__fail(MRF_EUSAGE, "--output '%s' cannot be replaced; name a new directory",
+                           output);
+        } else if (lstat(output, &st) == 0 && !overwrite) {
+            rc = mrf__fail(MRF_EEXIST,
+                           "output '%s' already exists; choose another --output or add "
+                           "--overwrite",
+                           output);
+        } else if (lstat(output, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            rc = mrf__fail(MRF_EEXIST,
+                           "output '%s' exists and is not a directory; --overwrite replaces "
+                           "directories only",
+                           output);
+        } else if (!(tmp = sibling(output, "tmp", run_id))) {
+            rc = mrf__fail(MRF_ENOMEM, "out of memory");
+        } else if (mkdir(tmp, 0777) != 0) {
+            int e = errno;
+            char *dir, *base;
+            if (split_path(output, &dir, &base) == MRF_OK) {
+                rc = mrf__fail(e == ENOENT ? MRF_EUSAGE : MRF_EIO,
+                               "cannot create output next to '%s': %s: %s; check that the "
+                               "directory '%s' exists and is writable",
+                               output, tmp, strerror(e), dir);
+                mrf__free(dir);
+                mrf__free(base);
+            } else {
+                rc = MRF_ENOMEM;
+            }
+            mrf__free(tmp);
+            tmp = NULL;
+        }
+        if (tmp)
+            len = strlen(tmp) + 1;
+    }
+    int64_t hdr[2] = {rc, (int64_t)len};
+    if (MPI_Bcast(hdr, 2, MPI_INT64_T, 0, comm) != MPI_SUCCESS)
+        return MRF_EMPI;
+    if (hdr[0] != MRF_OK)
+        return (int)hdr[0];
+    if (rank != 0 && !(tmp = mrf__malloc((size_t)hdr[1])))
+        return mrf__fail(MRF_ENOMEM, "out of memory"); /* MPI_Bcast below would hang: abort */
+    if (MPI_Bcast(tmp, (int)hdr[1], MPI_CHAR, 0, comm) != MPI_SUCCESS) {
+        mrf__free(tmp);
+        return MRF_EMPI;
+    }
+    *tmpdir = tmp;
+    return MRF_OK;
+}
+
+int mrf__writer_open(const char *dir, int part, mrf_output_format fmt, mrf__writer **w)
+{
+    mrf__writer *x = mrf__calloc(1, sizeof *x);
+    if (!x)
+        return mrf__fail(MRF_ENOMEM, "out of memory");
+    size_t n = strlen(dir) + 32;
+    x->path = mrf__malloc(n);
+    x->buf = mrf__malloc(WBUF);
+    if (!x->path || !x->buf) {
+        mrf__free(x->path);
+        mrf__free(x->buf);
+        mrf__free(x);
+        return mrf__fail(MRF_ENOMEM, "out of memory");
+    }
+    snprintf(x->path, n, "%s/part-%05d", dir, part);
+    x->fmt = fmt;
+    x->fd = open(x->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (x->fd < 0) {
+        int rc = mrf__fail(MRF_EIO, "cannot create output part '%s': %s", x->path,
+                           strerror(errno));
+        mrf__free(x->path);
+        mrf__free(x->buf);
+        mrf__free(x);
+        return rc;
+    }
+    *w = x;
+    return MRF_OK;
+}
+
+static int write_all(mrf__writer *w, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(w->fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return mrf__fail(MRF_EIO, "writing output part '%s': %s", w->path, strerror(errno));
+        p += k;
+        n -= (size_t)k;
+        w->written += (uint64_t)k;
+    }
+    return MRF_OK;
+}
+
+static int flush(mrf__writer *w)
+{
+    int rc = write_all(w, w->buf, w->len);
+    w->len = 0;
+    return rc;
+}
+
+static int put_bytes(mrf__writer *w, const void *p, size_t n)
+{
+    if (WBUF - w->len < n) {
+        int rc = flush(w);
+        if (rc)
+            return rc;
+        if (n > WBUF)
+            return write_all(w, p, n);
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+    return MRF_OK;
+}
+
+int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, size_t vl)
+{
+    int rc;
+    if (w->fmt == MRF_OUTPUT_TEXT && WBUF - w->len >= kl + vl + 2) {
+        char *o = w->buf + w->len;
+        memcpy(o, k, kl);
+        o[kl] = '\t';
+        memcpy(o + kl + 1, v, vl);
+        o[kl + 1 + vl] = '\n';
+        w->len += kl + vl + 2;
+        return MRF_OK;
+    }
+    if ((rc = put_bytes(w, k, kl)))
+        return rc;
+    if (w->fmt == MRF_OUTPUT_TEXT && (rc = put_bytes(w, "\t", 1)))
+        return rc;
+    if ((rc = put_bytes(w, v, vl)))
+        return rc;
+    if (w->fmt == MRF_OUTPUT_TEXT)
+        rc = put_bytes(w, "\n", 1);
+    return rc;
+}
+
+static void writer_free(mrf__writer *w)
+{
+    mrf__free(w->path);
+    mrf__free(w->buf);
+    mrf__free(w);
+}
+
+int mrf__writer_close(mrf__writer *w, uint64_t *bytes)
+{
+    int rc = flush(w);
+    if (rc == MRF_OK && fsync(w->fd) != 0)
+        rc = mrf__fail(MRF_EIO, "fsync of output part '%s': %s", w->path, strerror(errno));
+    if (close(w->fd) != 0 && rc == MRF_OK)
+        rc = mrf__fail(MRF_EIO, "closing output part '%s': %s", w->path, strerror(errno));
+    if (rc == MRF_OK && bytes)
+        *bytes = w->written;
+    writer_free(w);
+    return rc;
+}
+
+void mrf__writer_abort(mrf__writer *w)
+{
+    if (!w)
+        return;
+    close(w->fd);
+    unlink(w->path);
+    writer_free(w);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : -1;
+}
+
+int mrf__remove_tree(const char *path)
+{
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? MRF_OK : MRF_EIO;
+}
+
+void mrf__output_discard(const char *tmpdir)
+{
+    if (tmpdir)
+        (void)mrf__remove_tree(tmpdir);
+}
+
+static void fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, const char *run_id)
+{
+    int rc = MRF_OK;
+    char *old = NULL, *dir = NULL, *base = NULL;
+    struct stat st;
+    if (split_path(output, &dir, &base))
+        return mrf__fail(MRF_ENOMEM, "out of memory");
+    if (overwrite && lstat(output, &st) == 0) {
+        if (!(old = sibling(output, "old", run_id))) {
+            rc = mrf__fail(MRF_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (rename(output, old) != 0) {
+            rc = mrf__fail(MRF_EIO, "cannot move the old output '%s' aside: %s", output,
+                           strerror(errno));
+            goto out;
+        }
+    }
+    if (renameat2(AT_FDCWD, tmpdir, AT_FDCWD, output, RENAME_NOREPLACE) != 0) {
+        int e = errno;
+        if (e == EINVAL || e == ENOSYS) /* a file system without RENAME_NOREPLACE */
+            e = (lstat(output, &st) == 0) ? EEXIST : (rename(tmpdir, output) ? errno : 0);
+        if (e) {
+            rc = mrf__fail(e == EEXIST ? MRF_EEXIST : MRF_EIO,
+                           "cannot rename '%s' to '%s': %s%s", tmpdir, output, strerror(e),
+                           e == EEXIST ? " (it was created while the job ran)" : "");
+            if (old)
+                (void)rename(old, output);
+            goto out;
+        }
+    }
+    size_t n = strlen(output) + 16;
+    char *succ = mrf__malloc(n);
+    if (!succ) {
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
+        goto out;
+    }
+    snprintf(succ, n, "%s/_SUCCESS", output);
+    int fd = open(succ, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 || dprintf(fd, "run_id %s\n", run_id) < 0 || fsync(fd) != 0) {
+        rc = mrf__fail(MRF_EIO, "cannot write '%s': %s", succ, strerror(errno));
+    }
+    if (fd >= 0)
+        close(fd);
+    mrf__free(succ);
+    fsync_dir(output);
+    fsync_dir(dir);
+    if (old && mrf__remove_tree(old) != MRF_OK)
+        mrf__log(MRF_LOG_WARN, "could not remove the replaced output '%s'; remove it by hand",
+                 old);
+out:
+    mrf__free(old);
+    mrf__free(dir);
+    mrf__free(base);
+    return rc;
+}
