@@ -144,6 +144,7 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 snprintf(err, errlen, "--task-size '%s' is not a size such as 64M", val);
                 goto usage;
             }
+            opt->task_size_set = true;
         } else if (opt_is(a, "--round-bytes", &val)) {
             NEED_VALUE();
             if (mrf__parse_size(val, &opt->round_bytes) || opt->round_bytes < 1024) {
@@ -209,8 +210,8 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      are read in name order); may be repeated\n"
            "  --output DIR        output directory; must not exist unless --overwrite\n"
            "  --overwrite         replace DIR if it exists (only once the job succeeded)\n"
-           "  --task-size SIZE    bytes of input per map task (default 64M); tasks hold\n"
-           "                      whole records only\n"
+           "  --task-size SIZE    bytes of input per map task; tasks hold whole records\n"
+           "                      only (default: input / (8 x ranks), from 1M to 64M)\n"
            "  --buckets N         virtual buckets keys are partitioned into (default 4096)\n"
            "  --round-bytes SIZE  most bytes a rank sends in one shuffle round (default 256M)\n"
            "  --log-level LEVEL   error, warn (default), info or debug\n"

@@ -51,6 +51,7 @@ typedef struct mrf__options {
     const char *output;   /* --output DIR */
     bool overwrite;
     uint64_t task_size;   /* --task-size */
+    bool task_size_set;   /* given explicitly; else sized from the input */
     uint32_t buckets;     /* --buckets */
     uint64_t round_bytes; /* --round-bytes: shuffle bytes a rank sends per round */
     int log_level;

@@ -126,8 +126,17 @@ static int plan_and_share(stage *s)
     if (s->rank == 0) {
         const mrf_job_spec *spec = s->spec;
         rc = mrf__plan_files(s->opt->inputs, s->opt->n_inputs, &s->plan, err, sizeof err);
+        uint64_t task_size = s->opt->task_size;
+        if (!s->opt->task_size_set) {
+            /* about 8 tasks per rank, so static dealing balances, within [1M, 64M] */
+            task_size = s->plan.total_bytes / ((uint64_t)s->size * 8);
+            if (task_size < (1u << 20))
+                task_size = 1u << 20;
+            if (task_size > s->opt->task_size)
+                task_size = s->opt->task_size;
+        }
         if (rc == MRF_OK)
-            rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, s->opt->task_size, err,
+            rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, task_size, err,
                                  sizeof err);
         if (rc == MRF_OK)
             rc = mrf__plan_pack(&s->plan, &buf, &len);
