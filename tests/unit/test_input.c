@@ -1,1 +1,211 @@
-int main(void){return 0;}
+/* test_input.c -- input files, task splitting at every boundary, plans. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "unit.h"
+
+static char dir[256];
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+static uint64_t ref_boundary(const char *d, uint64_t size, uint64_t pos)
+{
+    if (pos == 0)
+        return 0;
+    for (uint64_t q = pos; q < size; q++)
+        if (d[q - 1] == '\n')
+            return q;
+    return size;
+}
+
+static void check_content(const char *data, size_t size)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/f", dir);
+    write_file(path, data, size);
+    int fd = open(path, O_RDONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    for (uint64_t pos = 0; pos <= size + 1; pos++) {
+        uint64_t got = 12345;
+        CU_ASSERT_EQUAL(mrf__line_boundary(fd, size, pos, &got), MRF_OK);
+        CU_ASSERT_EQUAL(got, pos > size ? size : ref_boundary(data, size, pos));
+    }
+    close(fd);
+    for (uint64_t ts = 1; ts <= size + 2; ts++) {
+        char *inputs[] = {path};
+        mrf__plan plan;
+        char err[MRF_ERRLEN];
+        CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+        CU_ASSERT_EQUAL_FATAL(mrf__plan_tasks(&plan, MRF_INPUT_LINES, 0, ts, err, sizeof err),
+                              MRF_OK);
+        uint64_t at = 0;
+        for (size_t i = 0; i < plan.n_tasks; i++) {
+            const mrf__task *t = &plan.tasks[i];
+            CU_ASSERT_EQUAL(t->off, at);                   /* contiguous */
+            CU_ASSERT(t->len > 0);                         /* never empty */
+            uint64_t end = t->off + t->len;
+            CU_ASSERT(end == size || data[end - 1] == '\n'); /* ends on a line end */
+            CU_ASSERT(t->len >= ts || end == size || data[end - 1] == '\n');
+            at = end;
+        }
+        CU_ASSERT_EQUAL(at, size); /* covers the file */
+        mrf__plan_free(&plan);
+    }
+    unlink(path);
+}
+
+static void test_line_splits(void)
+{
+    const char *cases[] = {"a\nbb\n\nccc", "\n\n\n", "abc", "x\n", "a\r\nb\r\n", ""};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_content(cases[i], strlen(cases[i]));
+    /* NUL bytes are data, not terminators */
+    check_content("a\0b\nc\0\n\0", 9);
+}
+
+static void test_long_line(void)
+{
+    /* one line longer than the 64 KiB scan chunk, between short ones */
+    size_t n = 200000;
+    char *d = malloc(n);
+    memset(d, 'q', n);
+    d[3] = '\n';
+    d[n - 10] = '\n';
+    char path[300];
+    snprintf(path, sizeof path, "%s/long", dir);
+    write_file(path, d, n);
+    char *inputs[] = {path};
+    mrf__plan plan;
+    char err[MRF_ERRLEN];
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_tasks(&plan, MRF_INPUT_LINES, 0, 1000, err, sizeof err),
+                          MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(plan.n_tasks, 2);
+    CU_ASSERT_EQUAL(plan.tasks[0].len, n - 9);
+    CU_ASSERT_EQUAL(plan.tasks[1].off, n - 9);
+    /* the task reads back exactly the bytes of the file */
+    char *buf = NULL;
+    size_t cap = 0;
+    CU_ASSERT_EQUAL_FATAL(mrf__task_read(&plan, &plan.tasks[0], &buf, &cap), MRF_OK);
+    CU_ASSERT_EQUAL(memcmp(buf, d, n - 9), 0);
+    /* a file that shrank after planning is an error, not a short task */
+    CU_ASSERT_EQUAL(truncate(path, 1000), 0);
+    CU_ASSERT_EQUAL(mrf__task_read(&plan, &plan.tasks[0], &buf, &cap), MRF_EIO);
+    mrf__big_free(buf, cap);
+    mrf__plan_free(&plan);
+    unlink(path);
+    free(d);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
+static void test_records(void)
+{
+    char path[300], err[MRF_ERRLEN];
+    snprintf(path, sizeof path, "%s/rec", dir);
+    char data[1000];
+    memset(data, 'r', sizeof data);
+    write_file(path, data, 1000);
+    char *inputs[] = {path};
+    mrf__plan plan;
+    for (uint64_t ts = 1; ts < 1200; ts += 37) {
+        CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+        CU_ASSERT_EQUAL_FATAL(mrf__plan_tasks(&plan, MRF_INPUT_RECORDS, 100, ts, err, sizeof err),
+                              MRF_OK);
+        uint64_t at = 0;
+        for (size_t i = 0; i < plan.n_tasks; i++) {
+            CU_ASSERT_EQUAL(plan.tasks[i].off, at);
+            CU_ASSERT_EQUAL(plan.tasks[i].len % 100, 0);
+            at += plan.tasks[i].len;
+        }
+        CU_ASSERT_EQUAL(at, 1000);
+        mrf__plan_free(&plan);
+    }
+    write_file(path, data, 950); /* trailing partial record */
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL(mrf__plan_tasks(&plan, MRF_INPUT_RECORDS, 100, 64, err, sizeof err),
+                    MRF_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "50 trailing bytes"));
+    mrf__plan_free(&plan);
+    unlink(path);
+}
+
+static void test_files(void)
+{
+    char p[600], sub[520], err[MRF_ERRLEN];
+    const char *names[] = {"b", "a", "_SUCCESS", ".hidden", "c10", "c2"};
+    snprintf(sub, sizeof sub, "%s/d", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0755), 0);
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "%s/%s", sub, names[i]);
+        write_file(p, "x\n", 2);
+    }
+    snprintf(p, sizeof p, "%s/d/nested", dir);
+    CU_ASSERT_EQUAL(mkdir(p, 0755), 0);
+    char *inputs[] = {sub};
+    mrf__plan plan;
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(plan.n_files, 4);
+    const char *want[] = {"/a", "/b", "/c10", "/c2"}; /* bytewise name order */
+    for (size_t i = 0; i < 4; i++)
+        CU_ASSERT_PTR_NOT_NULL(strstr(plan.paths[i], want[i]));
+    CU_ASSERT_EQUAL(plan.total_bytes, 8);
+
+    /* pack / unpack round trip, and every truncation is refused */
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_tasks(&plan, MRF_INPUT_LINES, 0, 1, err, sizeof err), MRF_OK);
+    char *buf;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_pack(&plan, &buf, &len), MRF_OK);
+    mrf__plan back;
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_unpack(buf, len, &back), MRF_OK);
+    CU_ASSERT_EQUAL(back.n_files, plan.n_files);
+    CU_ASSERT_EQUAL(back.n_tasks, plan.n_tasks);
+    CU_ASSERT_STRING_EQUAL(back.paths[3], plan.paths[3]);
+    CU_ASSERT_EQUAL(back.tasks[3].off, plan.tasks[3].off);
+    mrf__plan_free(&back);
+    for (size_t cut = 0; cut < len; cut++) {
+        CU_ASSERT_EQUAL(mrf__plan_unpack(buf, cut, &back), MRF_EINVAL);
+    }
+    mrf__free(buf);
+    mrf__plan_free(&plan);
+
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/nope", dir);
+    char *bad[] = {missing};
+    CU_ASSERT_EQUAL(mrf__plan_files(bad, 1, &plan, err, sizeof err), MRF_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, missing));
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    char *bad2[] = {fifo};
+    CU_ASSERT_EQUAL(mrf__plan_files(bad2, 1, &plan, err, sizeof err), MRF_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "FIFO"));
+    unlink(fifo);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
+static CU_TestInfo tests[] = {{"line_splits", test_line_splits},
+                              {"long_line", test_long_line},
+                              {"records", test_records},
+                              {"files", test_files},
+                              CU_TEST_INFO_NULL};
+
+int main(void)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/mrflow-unit-XXXXXX", t ? t : "/tmp");
+    if (!mkdtemp(dir))
+        return 99;
+    int rc = unit_main("input", tests);
+    (void)mrf__remove_tree(dir);
+    return rc;
+}
