@@ -1,1 +1,59 @@
+# lib.sh -- helpers for mrflow's MPI tests (sourced).  Each test prints one
+# "ok"/"not ok" line per check and ends with "N passed, N failed"; its exit
+# status is automake's: 0 pass, 1 fail, 77 skip, 99 error.
+set -u
+: "${MRFLOW:?MRFLOW must point at the mrflow binary (make check sets it)}"
+MPIEXEC=${MPIEXEC:-mpiexec}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LC_ALL=C
+# keep MPI's TCP traffic on the loopback interface
+export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mrflow-test.XXXXXX") || exit 99
+[ -n "${MRFLOW_TEST_KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
+PASSED=0
+FAILED=0
+RANKS=${MRFLOW_TEST_RANKS:-"1 2 4"}
+BTLS=${MRFLOW_TEST_BTLS:-"vader tcp"}
+TAB=$(printf '\t')
 
+ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
+check() { # check NAME COMMAND...: passes when the command succeeds
+    local name=$1; shift
+    if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# mpi NP BTL ARGS...: mrflow under mpiexec with a deadlock timeout
+mpi() {
+    local np=$1 btl=$2; shift 2
+    timeout 300 "$MPIEXEC" -np "$np" --oversubscribe --mca btl "self,$btl" "$MRFLOW" "$@"
+}
+
+# the reference word count with coreutils: word<TAB>count, sorted
+# (files are separate: a file without a final newline does not join the next)
+ref_wordcount() {
+    local f
+    for f in "$@"; do cat "$f"; printf '\n'; done | tr -s ' \t\n\v\f\r' '\n\n\n\n\n\n' | sed '/^$/d' | sort | uniq -c |
+        sed -E 's/^ *([0-9]+) (.*)$/\2\t\1/' | sort
+}
+
+# parts_sorted DIR: every part's keys strictly increasing bytewise
+parts_sorted() {
+    local p
+    for p in "$1"/part-*; do
+        cut -f1 "$p" | sort -c -u 2>/dev/null || { echo "  $p is not sorted" >&2; return 1; }
+    done
+}
+
+# no_leftovers DIR: no temporary sibling of DIR remains
+no_leftovers() {
+    local parent base
+    parent=$(dirname "$1"); base=$(basename "$1")
+    ! ls -a "$parent" | grep -q "^\.$base\.mrflow-"
+}
+
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ] || exit 1
+    [ "$PASSED" -gt 0 ] || exit 99
+    exit 0
+}
