@@ -1,1 +1,96 @@
+# cli_errors.sh -- bad input and usage: exit status 2, a one-line message that
+# names the problem, and no output (partial or temporary) left behind.
+. "${TOP_SRCDIR:-.}/tests/mpi/lib.sh"
 
+"$MRFLOW" gen text --size 64K --output "$WORK/text" || exit 99
+chmod 755 "$WORK"
+
+# expect_usage NAME PATTERN OUTDIR CMD...: exit 2, one line matching PATTERN,
+# OUTDIR absent and no temporary sibling of it
+expect_usage() {
+    local name=$1 pat=$2 out=$3 rc; shift 3
+    "$@" > "$WORK/stdout" 2> "$WORK/stderr"; rc=$?
+    if [ $rc -ne 2 ]; then not_ok "$name: exit $rc, expected 2"; sed 's/^/  /' "$WORK/stderr"; return; fi
+    if [ "$(wc -l < "$WORK/stderr")" -ne 1 ]; then
+        not_ok "$name: expected a one-line message"; sed 's/^/  /' "$WORK/stderr"; return
+    fi
+    if ! grep -q -- "$pat" "$WORK/stderr"; then
+        not_ok "$name: message does not name '$pat'"; sed 's/^/  /' "$WORK/stderr"; return
+    fi
+    if [ -n "$out" ] && { [ -e "$out" ] || ! no_leftovers "$out"; }; then
+        not_ok "$name: left output behind"; return
+    fi
+    ok "$name"
+}
+
+expect_usage "missing input" "$WORK/nope" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/nope" --output "$WORK/o1"
+expect_usage "missing input among good ones" "$WORK/nope" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" "$WORK/nope" --output "$WORK/o1"
+mkfifo "$WORK/fifo"
+expect_usage "FIFO input" "FIFO" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/fifo" --output "$WORK/o1"
+expect_usage "unknown job" "nosuchjob" "" "$MRFLOW" run nosuchjob --input "$WORK/text" --output "$WORK/o1"
+expect_usage "unknown option" "--frobnicate" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --frobnicate
+expect_usage "no --output" "--output" "" "$MRFLOW" run wordcount --input "$WORK/text"
+expect_usage "bad --task-size" "--task-size" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --task-size 12Q
+expect_usage "gen --size garbage" "--size" "" "$MRFLOW" gen text --size lots --output "$WORK/g"
+check "gen --size garbage wrote nothing" test ! -e "$WORK/g"
+expect_usage "unknown command" "frob" "" "$MRFLOW" frob
+expect_usage "output parent missing" "$WORK/no/such" "$WORK/no/such/o" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/no/such/o"
+head -c 250 "$WORK/text" > "$WORK/partial.dat"
+expect_usage "terasort trailing partial record" "partial.dat" "$WORK/o1" \
+    "$MRFLOW" run terasort --input "$WORK/partial.dat" --output "$WORK/o1"
+
+mkdir "$WORK/exists" && echo keep > "$WORK/exists/mine"
+expect_usage "output exists" "exists" "" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/exists"
+check "existing output untouched" test "$(cat "$WORK/exists/mine")" = keep
+check "existing output has no temporaries beside it" no_leftovers "$WORK/exists"
+
+# the same errors under mpiexec: every rank agrees, status 2
+rc=0; mpi 2 tcp run wordcount --input "$WORK/nope" --output "$WORK/o2" 2> "$WORK/stderr" || rc=$?
+check "missing input under mpiexec -np 2: exit 2" test $rc -eq 2
+check "missing input under mpiexec -np 2: named" grep -q "$WORK/nope" "$WORK/stderr"
+check "missing input under mpiexec -np 2: no output" test ! -e "$WORK/o2"
+rc=0; mpi 4 tcp run wordcount --input "$WORK/text" --output "$WORK/exists" 2> "$WORK/stderr" || rc=$?
+check "output exists under mpiexec -np 4: exit 2" test $rc -eq 2
+
+# an unreadable file: as root, read it as user nobody
+echo secret > "$WORK/secret" && chmod 600 "$WORK/secret"
+mkdir -m 1777 "$WORK/pub"
+if [ "$(id -u)" -eq 0 ]; then
+    if command -v setpriv > /dev/null; then
+        expect_usage "unreadable input" "Permission denied" "$WORK/pub/o" \
+            setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$WORK/pub" \
+            TMPDIR="$WORK/pub" "$MRFLOW" run wordcount --input "$WORK/secret" --output "$WORK/pub/o"
+    else
+        echo "skip - unreadable input (no setpriv to drop root)"
+    fi
+else
+    chmod 000 "$WORK/secret"
+    expect_usage "unreadable input" "Permission denied" "$WORK/pub/o" \
+        "$MRFLOW" run wordcount --input "$WORK/secret" --output "$WORK/pub/o"
+fi
+
+# --overwrite replaces a directory, and only once the job has succeeded
+"$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/exists" --overwrite --quiet
+check "--overwrite replaced the old output" test ! -e "$WORK/exists/mine" -a -f "$WORK/exists/_SUCCESS"
+ref_wordcount "$WORK/text" > "$WORK/ref"
+cat "$WORK/exists"/part-* | sort > "$WORK/got"
+check "--overwrite output is right" cmp -s "$WORK/ref" "$WORK/got"
+check "--overwrite left nothing beside it" no_leftovers "$WORK/exists"
+echo keep > "$WORK/exists/mine2"
+"$MRFLOW" run wordcount --input "$WORK/nope" --output "$WORK/exists" --overwrite 2> /dev/null
+check "--overwrite with a failing job keeps the old output" test -f "$WORK/exists/mine2"
+
+# help and version tell the truth and succeed
+check "--help lists --input" sh -c '"$0" run wordcount --help | grep -q -- "--input"' "$MRFLOW"
+check "--version" sh -c '"$0" --version | grep -q "^mrflow [0-9]"' "$MRFLOW"
+check "jobs lists both jobs" sh -c '"$0" jobs | grep -q wordcount && "$0" jobs | grep -q terasort' "$MRFLOW"
+rc=0; "$MRFLOW" > /dev/null 2>&1 || rc=$?
+check "no command: exit 2" test $rc -eq 2
+finish

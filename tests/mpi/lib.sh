@@ -48,7 +48,7 @@ parts_sorted() {
 no_leftovers() {
     local parent base
     parent=$(dirname "$1"); base=$(basename "$1")
-    ! ls -a "$parent" | grep -q "^\.$base\.mrflow-"
+    ! ls -a "$parent" 2>/dev/null | grep -q "^\.$base\.mrflow-"
 }
 
 finish() {
