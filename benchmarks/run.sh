@@ -1,1 +1,81 @@
+#!/bin/sh
+# run.sh -- mrflow's throughput benchmark.  Generates a Zipf text corpus and a
+# terasort file (once; kept in bench-out/), warms the page cache, then runs
+# wordcount and terasort at 1 and 2 ranks REPS times each, and in the same run
+# the single-process references: a coreutils word count (LC_ALL=C tr | sort |
+# uniq -c) and refsort.c, a C in-memory radix sort of the records.  Prints
+# medians: wall seconds (mpirun included), MB/s of input, records/s, peak RSS
+# per rank, and each figure's ratio to its reference.
+#   TEXT_SIZE (512M) TERA_SIZE (1G) REPS (3) RANKS ("1 2") BTL (vader)
+set -eu
+cd "$(dirname "$0")/.."
+TEXT_SIZE=${TEXT_SIZE:-512M}
+TERA_SIZE=${TERA_SIZE:-1G}
+REPS=${REPS:-3}
+RANKS=${RANKS:-"1 2"}
+BTL=${BTL:-vader}
+export LC_ALL=C OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+make -s mrflow benchmarks/refsort
+mkdir -p bench-out
+text=bench-out/text-$TEXT_SIZE.txt
+tera=bench-out/tera-$TERA_SIZE.dat
+[ -f "$text" ] || ./mrflow gen text --size "$TEXT_SIZE" --seed 1 --output "$text"
+[ -f "$tera" ] || ./mrflow gen terasort --size "$TERA_SIZE" --seed 1 --output "$tera" 2>/dev/null
+cat "$text" "$tera" > /dev/null
 
+now() { date +%s.%N; }
+since() { awk -v s="$1" -v e="$(now)" 'BEGIN { print e - s }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# run_mrflow JOB INPUT NP: prints "seconds records_in peak_rss_mib"
+run_mrflow() {
+    rm -rf bench-out/out
+    s=$(now)
+    mpirun -np "$3" --mca btl "self,$BTL" ./mrflow run "$1" --input "$2" --output bench-out/out \
+        2> bench-out/summary
+    e=$(now)
+    recs=$(sed -n 's/.* \([0-9]*\) records in.*/\1/p' bench-out/summary)
+    rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' bench-out/summary)
+    echo "$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }') $recs $rss"
+}
+
+report() { # report NAME BYTES SECONDS RECORDS RSS REF_SECONDS
+    awk -v n="$1" -v b="$2" -v t="$3" -v r="$4" -v m="$5" -v ref="$6" 'BEGIN {
+        printf "| %-22s | %7.2f | %8.1f | %10.2f | %8.1f | %6.2fx |\n",
+            n, t, b / t / 1e6, r / t / 1e6, m, ref / t }'
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"\
+     "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
+echo "median of $REPS runs; btl self,$BTL; wall time includes mpirun start-up"
+
+# references, same run
+s=$(now)
+tr -s ' \t\n\v\f\r' '\n' < "$text" | sed '/^$/d' | sort | uniq -c > /dev/null
+ref_wc=$(since "$s")
+for i in $(seq "$REPS"); do
+    s=$(now); ./benchmarks/refsort "$tera" bench-out/refsorted; since "$s"
+done | median > bench-out/ref_ts
+ref_ts=$(cat bench-out/ref_ts)
+rm -f bench-out/refsorted
+
+tbytes=$(stat -c %s "$text")
+sbytes=$(stat -c %s "$tera")
+echo
+echo "| run                    | wall s  | MB/s     | M recs/s   | RSS MiB  | vs ref  |"
+echo "|------------------------|---------|----------|------------|----------|---------|"
+report "ref: coreutils wc" "$tbytes" "$ref_wc" 0 0 "$ref_wc"
+for np in $RANKS; do
+    for i in $(seq "$REPS"); do run_mrflow wordcount "$text" "$np"; done > bench-out/wc
+    t=$(cut -d' ' -f1 bench-out/wc | median); r=$(cut -d' ' -f2 bench-out/wc | median)
+    m=$(cut -d' ' -f3 bench-out/wc | median)
+    report "wordcount np=$np" "$tbytes" "$t" "$r" "$m" "$ref_wc"
+done
+report "ref: refsort.c" "$sbytes" "$ref_ts" "$((sbytes / 100))" 0 "$ref_ts"
+for np in $RANKS; do
+    for i in $(seq "$REPS"); do run_mrflow terasort "$tera" "$np"; done > bench-out/ts
+    t=$(cut -d' ' -f1 bench-out/ts | median); r=$(cut -d' ' -f2 bench-out/ts | median)
+    m=$(cut -d' ' -f3 bench-out/ts | median)
+    report "terasort np=$np" "$sbytes" "$t" "$r" "$m" "$ref_ts"
+done
+rm -rf bench-out/out

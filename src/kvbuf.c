@@ -38,8 +38,10 @@ int mrf__kvbuf_append(mrf__kvbuf *kv, uint32_t bucket, const void *key, size_t k
     mrf__wr32(r, bucket);
     mrf__wr32(r + 4, (uint32_t)klen);
     mrf__wr32(r + 8, (uint32_t)vlen);
-    memcpy(r + MRF_KV_HDR, key, klen);
-    memcpy(r + MRF_KV_HDR + klen, val, vlen);
+    if (klen)
+        memcpy(r + MRF_KV_HDR, key, klen);
+    if (vlen)
+        memcpy(r + MRF_KV_HDR + klen, val, vlen);
     if (off)
         *off = kv->len;
     kv->len += need;

@@ -183,6 +183,8 @@ static int flush(mrf__writer *w)
 
 static int put_bytes(mrf__writer *w, const void *p, size_t n)
 {
+    if (n == 0)
+        return MRF_OK;
     if (WBUF - w->len < n) {
         int rc = flush(w);
         if (rc)
@@ -200,9 +202,11 @@ int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, siz
     int rc;
     if (w->fmt == MRF_OUTPUT_TEXT && WBUF - w->len >= kl + vl + 2) {
         char *o = w->buf + w->len;
-        memcpy(o, k, kl);
+        if (kl)
+            memcpy(o, k, kl);
         o[kl] = '\t';
-        memcpy(o + kl + 1, v, vl);
+        if (vl)
+            memcpy(o + kl + 1, v, vl);
         o[kl + 1 + vl] = '\n';
         w->len += kl + vl + 2;
         return MRF_OK;

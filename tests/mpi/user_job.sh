@@ -5,7 +5,8 @@
 
 MPICC=${MPICC:-mpicc}
 libdir=$TOP_BUILDDIR/.libs
-"$MPICC" -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror -I"$TOP_SRCDIR/include" \
+# shellcheck disable=SC2086
+"$MPICC" ${SAN_CFLAGS:-} -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror -I"$TOP_SRCDIR/include" \
     "$TOP_SRCDIR/tests/mpi/user_job.c" -o "$WORK/logcount" -L"$libdir" -lmrflow \
     -Wl,-rpath,"$libdir" || { echo "cannot build the example job"; exit 99; }
 check "example job is under 40 lines" test "$(wc -l < "$TOP_SRCDIR/tests/mpi/user_job.c")" -lt 40
