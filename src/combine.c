@@ -1,10 +1,13 @@
 /*
- * combine.c -- the per-rank combining hash table.
+ * combine.c -- the per-rank combining hash table (slot layout in internal.h).
  *
- * Open addressing with linear probing over 16-byte slots {hash, offset+1}.
- * Keys live only in the kvbuf the offsets point into, so the table costs 16
- * bytes per slot whatever the key length, and a probe touches the key bytes
- * only when the full 64-bit XXH3 hashes match.  Load stays at most 1/2.
+ * Open addressing with linear probing, load at most 0.7 (two 32-byte slots
+ * share a cache line, so a short probe sequence mostly stays in one line).  A probe compares
+ * the full 64-bit XXH3 hash first, so key bytes are compared only on a true
+ * match.  Records of up to 16 bytes (key + value) are kept inside the slot;
+ * larger ones in a side arena, the slot holding their offset.  Draining
+ * writes every entry out as a kvbuf record and empties the table, which is
+ * how the map side bounds the table and hands its result to the shuffle.
  */
 #include "internal.h"
 
@@ -13,11 +16,11 @@ int mrf__ctable_init(mrf__ctable *t, size_t min_slots)
     size_t n = 1024;
     while (n < min_slots)
         n <<= 1;
+    memset(t, 0, sizeof *t);
     t->slots = mrf__big_alloc(n * sizeof *t->slots);
     if (!t->slots)
         return MRF_ENOMEM;
     t->mask = n - 1;
-    t->used = 0;
     return MRF_OK;
 }
 
@@ -26,34 +29,27 @@ void mrf__ctable_destroy(mrf__ctable *t)
     if (!t || !t->slots)
         return;
     mrf__big_free(t->slots, (t->mask + 1) * sizeof *t->slots);
+    mrf__kvbuf_destroy(&t->big);
     t->slots = NULL;
 }
 
-void mrf__ctable_clear(mrf__ctable *t)
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
 {
-    memset(t->slots, 0, (t->mask + 1) * sizeof *t->slots);
-    t->used = 0;
+    if (n > 16)
+        return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++) /* short keys: no call */
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
-size_t mrf__ctable_find(const mrf__ctable *t, const char *base, uint64_t h, const void *key,
-                        size_t klen, size_t *slot)
+static inline char *slot_key(const mrf__ctable *t, mrf__cslot *s)
 {
-    size_t i = (size_t)h & t->mask;
-    for (;;) {
-        const mrf__cslot *s = &t->slots[i];
-        if (s->off == 0) {
-            *slot = i;
-            return SIZE_MAX;
-        }
-        if (s->hash == h) {
-            const char *r = base + (s->off - 1);
-            if (mrf__rec_klen(r) == klen && memcmp(mrf__rec_key(r), key, klen) == 0) {
-                *slot = i;
-                return (size_t)(s->off - 1);
-            }
-        }
-        i = (i + 1) & t->mask;
-    }
+    if (!(s->kf & MRF_CS_BIG))
+        return s->data;
+    uint64_t off;
+    memcpy(&off, s->data, 8);
+    return (char *)mrf__rec_key(t->big.base + off);
 }
 
 static int grow(mrf__ctable *t)
@@ -63,10 +59,10 @@ static int grow(mrf__ctable *t)
     if (!ns)
         return MRF_ENOMEM;
     for (size_t i = 0; i <= t->mask; i++) {
-        if (!t->slots[i].off)
+        if (!t->slots[i].kf)
             continue;
         size_t j = (size_t)t->slots[i].hash & (n - 1);
-        while (ns[j].off)
+        while (ns[j].kf)
             j = (j + 1) & (n - 1);
         ns[j] = t->slots[i];
     }
@@ -76,51 +72,98 @@ static int grow(mrf__ctable *t)
     return MRF_OK;
 }
 
-int mrf__ctable_insert(mrf__ctable *t, size_t slot, uint64_t h, size_t off)
+int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, const void *val,
+                    size_t vlen, mrf__combine_fn combine, void *ctx)
 {
-    t->slots[slot].hash = h;
-    t->slots[slot].off = (uint64_t)off + 1;
-    t->used++;
-    if (t->used * 2 > t->mask + 1)
+    if (klen > MRF_CS_KLEN || vlen > INT32_MAX)
+        return MRF_EINVAL;
+    size_t i = (size_t)h & t->mask;
+    for (;;) {
+        mrf__cslot *s = &t->slots[i];
+        if (!s->kf)
+            break;
+        if (s->hash == h && (s->kf & MRF_CS_KLEN) == klen) {
+            char *k = slot_key(t, s);
+            if (bytes_eq(k, key, klen)) {
+                if (s->vlen != vlen)
+                    return MRF_EINVAL;
+                combine(k + klen, val, vlen, ctx);
+                return MRF_OK;
+            }
+        }
+        i = (i + 1) & t->mask;
+    }
+    mrf__cslot *s = &t->slots[i];
+    s->hash = h;
+    s->vlen = (uint32_t)vlen;
+    if (klen + vlen <= MRF_CS_INLINE) {
+        s->kf = (uint32_t)klen | MRF_CS_USED;
+        if (klen)
+            memcpy(s->data, key, klen);
+        if (vlen)
+            memcpy(s->data + klen, val, vlen);
+    } else {
+        size_t off;
+        int rc = mrf__kvbuf_append(&t->big, 0, key, klen, val, vlen, &off);
+        if (rc)
+            return rc;
+        uint64_t o = off;
+        memcpy(s->data, &o, 8);
+        s->kf = (uint32_t)klen | MRF_CS_USED | MRF_CS_BIG;
+    }
+    if (++t->used * 10 > (t->mask + 1) * 7) /* load <= 0.7 */
         return grow(t);
     return MRF_OK;
 }
 
-int mrf__combine_records(char *base, size_t len, const mrf_job_spec *spec, size_t *n_live)
+int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
+                      uint64_t *bucket_bytes)
+{
+    int rc = MRF_OK;
+    for (size_t i = 0; i <= t->mask && rc == MRF_OK; i++) {
+        mrf__cslot *s = &t->slots[i];
+        if (!s->kf)
+            continue;
+        size_t klen = s->kf & MRF_CS_KLEN;
+        const char *k = slot_key(t, s);
+        uint32_t b = bucket_fn ? bucket_fn(bctx, k, klen, s->hash) : 0;
+        rc = mrf__kvbuf_append(out, b, k, klen, k + klen, s->vlen, NULL);
+        if (rc == MRF_OK && bucket_bytes)
+            bucket_bytes[b] += MRF_KV_HDR + klen + s->vlen;
+    }
+    if (rc == MRF_OK) {
+        memset(t->slots, 0, (t->mask + 1) * sizeof *t->slots);
+        t->used = 0;
+        t->big.len = 0;
+    }
+    return rc;
+}
+
+int mrf__combine_records(const char *in, size_t len, const mrf_job_spec *spec, mrf__kvbuf *out)
 {
     mrf__ctable t;
-    size_t live = 0;
-    int rc = mrf__ctable_init(&t, len / 64 + 1);
+    size_t n = 0;
+    for (size_t at = 0; at < len; at += mrf__rec_size(in + at))
+        n++;
+    int rc = mrf__ctable_init(&t, n * 2);
     if (rc)
         return mrf__fail(rc, "out of memory for the combining table");
-    for (size_t at = 0; at < len;) {
-        char *r = base + at;
+    for (size_t at = 0; at < len && rc == MRF_OK;) {
+        const char *r = in + at;
         size_t klen = mrf__rec_klen(r), vlen = mrf__rec_vlen(r);
-        uint64_t h = mrf__key_hash(mrf__rec_key(r), klen);
-        size_t slot;
-        size_t prev = mrf__ctable_find(&t, base, h, mrf__rec_key(r), klen, &slot);
-        if (prev == SIZE_MAX) {
-            if ((rc = mrf__ctable_insert(&t, slot, h, at))) {
-                rc = mrf__fail(rc, "out of memory growing the combining table");
-                break;
-            }
-            live++;
-        } else {
-            char *acc = base + prev;
-            if (mrf__rec_vlen(acc) != vlen) {
-                rc = mrf__fail(MRF_EINVAL,
-                               "job '%s': values of one key have lengths %u and %zu; a job "
-                               "with a combiner must emit values of one length per key",
-                               spec->name, mrf__rec_vlen(acc), vlen);
-                break;
-            }
-            spec->combine((char *)mrf__rec_val(acc), mrf__rec_val(r), vlen, spec->ctx);
-            mrf__wr32(r, MRF_BUCKET_DEAD);
-        }
+        rc = mrf__ctable_add(&t, mrf__key_hash(mrf__rec_key(r), klen), mrf__rec_key(r), klen,
+                             mrf__rec_val(r), vlen, spec->combine, spec->ctx);
+        if (rc == MRF_EINVAL)
+            rc = mrf__fail(rc,
+                           "job '%s': values of one key have different lengths; a job with a "
+                           "combiner must emit values of one length per key",
+                           spec->name);
+        else if (rc)
+            rc = mrf__fail(rc, "out of memory in the combining table");
         at += MRF_KV_HDR + klen + vlen;
     }
+    if (rc == MRF_OK && (rc = mrf__ctable_drain(&t, out, NULL, NULL, NULL)))
+        rc = mrf__fail(rc, "out of memory for combined records");
     mrf__ctable_destroy(&t);
-    if (rc == MRF_OK)
-        *n_live = live;
     return rc;
 }

@@ -106,7 +106,6 @@ int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t
  *
  * Growth is by mremap, so pointers into it die on append: keep offsets. */
 #define MRF_KV_HDR 12u
-#define MRF_BUCKET_DEAD UINT32_MAX
 
 typedef struct mrf__kvbuf {
     char *base;
@@ -140,30 +139,56 @@ static inline size_t mrf__rec_size(const char *r)
 int mrf__kvbuf_check(const char *p, size_t len);
 
 /* ------------------------------------------------------------ combine.c --
- * Open-addressing table from key to the offset of its record in a kvbuf;
- * it holds 16 bytes per slot and no key bytes of its own. */
+ * Open-addressing table that folds values of equal keys together.  A slot
+ * is 32 bytes, half a cache line:
+ *
+ *   +----------+----------------+----------+------------------------------+
+ *   | hash u64 | klen|flags u32 | vlen u32 | key+value inline (<= 16 B),   |
+ *   |          |                |          | or u64 offset into t->big     |
+ *   +----------+----------------+----------+------------------------------+
+ *
+ * so a lookup of a short key (a word and its 8-byte count) costs one cache
+ * miss, not two.  Larger records live in the side arena t->big. */
+#define MRF_CS_INLINE 16u
+
 typedef struct mrf__cslot {
     uint64_t hash;
-    uint64_t off; /* record offset + 1; 0 = empty */
+    uint32_t kf;   /* klen | MRF_CS_USED | MRF_CS_BIG */
+    uint32_t vlen;
+    char data[MRF_CS_INLINE];
 } mrf__cslot;
+
+#define MRF_CS_USED 0x80000000u
+#define MRF_CS_BIG 0x40000000u
+#define MRF_CS_KLEN 0x3fffffffu
 
 typedef struct mrf__ctable {
     mrf__cslot *slots;
     size_t mask;
     size_t used;
+    mrf__kvbuf big;
 } mrf__ctable;
+
+typedef void (*mrf__combine_fn)(void *acc, const void *val, size_t len, void *ctx);
+/* Where a drained record goes: its bucket. */
+typedef uint32_t (*mrf__bucket_fn)(void *ctx, const void *key, size_t klen, uint64_t h);
 
 int mrf__ctable_init(mrf__ctable *t, size_t min_slots);
 void mrf__ctable_destroy(mrf__ctable *t);
-void mrf__ctable_clear(mrf__ctable *t);
-/* Finds key; returns its record offset or SIZE_MAX, and the slot to insert at. */
-size_t mrf__ctable_find(const mrf__ctable *t, const char *base, uint64_t h, const void *key,
-                        size_t klen, size_t *slot);
-/* Inserts at a slot from find (may grow the table). */
-int mrf__ctable_insert(mrf__ctable *t, size_t slot, uint64_t h, size_t off);
-/* Combines the records of [base, base+len) whose keys repeat: the first copy
- * keeps the combined value, the others get bucket MRF_BUCKET_DEAD. */
-int mrf__combine_records(char *base, size_t len, const mrf_job_spec *spec, size_t *n_live);
+static inline void mrf__ctable_prefetch(const mrf__ctable *t, uint64_t h)
+{
+    __builtin_prefetch(&t->slots[h & t->mask]);
+}
+/* Adds (key, value): folds it into the key's value with combine, or inserts
+ * it.  Returns MRF_EINVAL if the key's values differ in length. */
+int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, const void *val,
+                    size_t vlen, mrf__combine_fn combine, void *ctx);
+/* Appends every entry to out as a record (bucket from bucket_fn, bytes added
+ * to bucket_bytes when given) and empties the table. */
+int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
+                      uint64_t *bucket_bytes);
+/* Combines the records of [in, in+len) whose keys repeat into out. */
+int mrf__combine_records(const char *in, size_t len, const mrf_job_spec *spec, mrf__kvbuf *out);
 
 /* ---------------------------------------------------------- partition.c -- */
 uint64_t mrf__key_hash(const void *key, size_t klen);

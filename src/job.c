@@ -26,9 +26,24 @@
 #include "internal.h"
 
 /* A rank keeps at most this many distinct keys in its map-side combining
- * table (16 bytes a slot at load <= 1/2: 128 MiB); past it the table starts
- * afresh and the reducing side combines what repeats. */
-#define CTABLE_MAX_KEYS (1u << 22)
+ * table (32-byte slots at load <= 0.7: at most 128 MiB); past it the table is
+ * drained into the map arena and starts afresh, and the reducing side
+ * combines what repeats. */
+#define CTABLE_MAX_KEYS (1u << 21)
+
+/* Map-side emits into the combining table are batched: each key is copied to
+ * a staging buffer and its home slot prefetched when emitted, and the batch is
+ * folded in later, so the cache misses of up to EMIT_BATCH keys overlap
+ * instead of being paid one after another.  With ~1 M distinct keys the table
+ * is far larger than the caches and this halves the cost of a word. */
+#define EMIT_BATCH 32
+#define EMIT_STAGE (256u << 10)
+
+typedef struct pending {
+    uint64_t h;
+    uint32_t klen, vlen;
+    uint32_t at; /* offset in the staging buffer */
+} pending;
 
 struct mrf_emitter {
     int (*fn)(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl);
@@ -56,6 +71,11 @@ typedef struct stage {
     mrf__splitters sp;
     mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
     mrf__ctable ct;
+    size_t ct_max_keys;
+    pending q[EMIT_BATCH];
+    int nq;
+    char *qbuf;
+    size_t qlen;
     uint64_t *bucket_bytes;
     mrf__writer *out;
     /* figures for the summary */
@@ -344,45 +364,80 @@ static int choose_splitters(stage *s)
 
 /* ------------------------------------------------------------------ map -- */
 
+static uint32_t drain_bucket(void *ctx, const void *key, size_t klen, uint64_t h)
+{
+    const stage *s = ctx;
+    if (s->range)
+        return mrf__range_bucket(&s->sp, key, klen, s->spec->key_compare);
+    return mrf__hash_bucket(h, s->nb);
+}
+
+/* Moves the combining table's entries into the map arena. */
+static int drain_table(stage *s)
+{
+    if (mrf__ctable_drain(&s->ct, &s->kv, drain_bucket, s, s->bucket_bytes))
+        return mrf__fail(MRF_ENOMEM, "out of memory for map output");
+    return MRF_OK;
+}
+
+static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const void *v, size_t vl)
+{
+    int rc = mrf__ctable_add(&s->ct, h, k, kl, v, vl, s->spec->combine, s->spec->ctx);
+    if (rc == MRF_EINVAL)
+        return mrf__fail(rc,
+                         "job '%s': values of one key have different lengths; a job with a "
+                         "combiner must emit values of one length per key",
+                         s->spec->name);
+    if (rc)
+        return mrf__fail(rc, "out of memory in the combining table");
+    if (s->ct.used >= s->ct_max_keys)
+        return drain_table(s);
+    return MRF_OK;
+}
+
+static int flush_pending(stage *s)
+{
+    int rc = MRF_OK;
+    for (int i = 0; i < s->nq && rc == MRF_OK; i++) {
+        const pending *p = &s->q[i];
+        const char *k = s->qbuf + p->at;
+        rc = combine_one(s, p->h, k, p->klen, k + p->klen, p->vlen);
+    }
+    s->nq = 0;
+    s->qlen = 0;
+    return rc;
+}
+
 static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl)
 {
     stage *s = e->state;
     const mrf_job_spec *spec = s->spec;
     if (kl > INT32_MAX || vl > INT32_MAX)
         return mrf__fail(MRF_EINVAL, "job '%s' emitted a key or value over 2 GiB", spec->name);
-    uint64_t h = 0;
-    uint32_t b;
-    if (s->range) {
-        b = mrf__range_bucket(&s->sp, k, kl, spec->key_compare);
-        if (spec->combine)
-            h = mrf__key_hash(k, kl);
-    } else {
-        h = mrf__key_hash(k, kl);
-        b = mrf__hash_bucket(h, s->nb);
-    }
-    size_t off;
     if (spec->combine) {
-        size_t slot;
-        size_t prev = mrf__ctable_find(&s->ct, s->kv.base, h, k, kl, &slot);
-        if (prev != SIZE_MAX) {
-            char *r = s->kv.base + prev;
-            if (mrf__rec_vlen(r) != vl)
-                return mrf__fail(MRF_EINVAL,
-                                 "job '%s': values of one key have lengths %u and %zu; a job "
-                                 "with a combiner must emit values of one length per key",
-                                 spec->name, mrf__rec_vlen(r), vl);
-            spec->combine((char *)mrf__rec_val(r), v, vl, spec->ctx);
-            return MRF_OK;
+        /* the bucket is decided when the table is drained */
+        uint64_t h = mrf__key_hash(k, kl);
+        int rc;
+        if (s->nq == EMIT_BATCH || EMIT_STAGE - s->qlen < kl + vl) {
+            if ((rc = flush_pending(s)))
+                return rc;
         }
-        if (mrf__kvbuf_append(&s->kv, b, k, kl, v, vl, &off))
-            return mrf__fail(MRF_ENOMEM, "out of memory for map output");
-        if (s->ct.used >= CTABLE_MAX_KEYS)
-            mrf__ctable_clear(&s->ct);
-        else if (mrf__ctable_insert(&s->ct, slot, h, off))
-            return mrf__fail(MRF_ENOMEM, "out of memory growing the combining table");
-    } else if (mrf__kvbuf_append(&s->kv, b, k, kl, v, vl, &off)) {
-        return mrf__fail(MRF_ENOMEM, "out of memory for map output");
+        if (kl + vl > EMIT_STAGE)
+            return combine_one(s, h, k, kl, v, vl);
+        char *dst = s->qbuf + s->qlen;
+        if (kl)
+            memcpy(dst, k, kl);
+        if (vl)
+            memcpy(dst + kl, v, vl);
+        s->q[s->nq++] = (pending){h, (uint32_t)kl, (uint32_t)vl, (uint32_t)s->qlen};
+        s->qlen += kl + vl;
+        mrf__ctable_prefetch(&s->ct, h);
+        return MRF_OK;
     }
+    uint32_t b = s->range ? mrf__range_bucket(&s->sp, k, kl, spec->key_compare)
+                          : mrf__hash_bucket(mrf__key_hash(k, kl), s->nb);
+    if (mrf__kvbuf_append(&s->kv, b, k, kl, v, vl, NULL))
+        return mrf__fail(MRF_ENOMEM, "out of memory for map output");
     s->bucket_bytes[b] += MRF_KV_HDR + kl + vl;
     return MRF_OK;
 }
@@ -398,7 +453,11 @@ static int map_tasks(stage *s)
     s->bucket_bytes = mrf__calloc(s->nb, sizeof *s->bucket_bytes);
     if (!s->bucket_bytes)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
-    if (rc == MRF_OK && spec->combine && mrf__ctable_init(&s->ct, 1u << 16))
+    /* MRFLOW_COMBINE_MAX_KEYS (a testing switch) lowers the table's cap */
+    const char *cap_env = getenv("MRFLOW_COMBINE_MAX_KEYS");
+    s->ct_max_keys = cap_env && atol(cap_env) > 0 ? (size_t)atol(cap_env) : CTABLE_MAX_KEYS;
+    if (rc == MRF_OK && spec->combine &&
+        (mrf__ctable_init(&s->ct, 1u << 20) || !(s->qbuf = mrf__malloc(EMIT_STAGE))))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
     for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
         const mrf__task *t = &s->plan.tasks[i];
@@ -432,8 +491,12 @@ static int map_tasks(stage *s)
         }
         rc = em.rc;
     }
+    if (rc == MRF_OK && spec->combine && (rc = flush_pending(s)) == MRF_OK)
+        rc = drain_table(s);
     mrf__big_free(buf, cap);
     mrf__ctable_destroy(&s->ct);
+    mrf__free(s->qbuf);
+    s->qbuf = NULL;
     return rc;
 }
 
@@ -524,12 +587,16 @@ static int reduce_local(stage *s)
     if (mrf__kvbuf_check(s->kv.base, s->kv.len))
         return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
     if (spec->combine) {
-        if ((rc = mrf__combine_records(s->kv.base, s->kv.len, spec, &n)))
+        mrf__kvbuf combined = {0};
+        if ((rc = mrf__combine_records(s->kv.base, s->kv.len, spec, &combined))) {
+            mrf__kvbuf_destroy(&combined);
             return rc;
-    } else {
-        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
-            n++;
+        }
+        mrf__kvbuf_destroy(&s->kv);
+        s->kv = combined;
     }
+    for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+        n++;
     size_t bytes = (n ? n : 1) * sizeof *ents;
     ents = mrf__big_alloc(bytes);
     tmp = mrf__big_alloc(bytes);
@@ -540,11 +607,9 @@ static int reduce_local(stage *s)
     size_t i = 0;
     for (size_t at = 0; at < s->kv.len;) {
         const char *r = s->kv.base + at;
-        if (mrf__rec_bucket(r) != MRF_BUCKET_DEAD) {
-            ents[i].off = at;
-            ents[i].prefix = mrf__key_prefix(mrf__rec_key(r), mrf__rec_klen(r));
-            i++;
-        }
+        ents[i].off = at;
+        ents[i].prefix = mrf__key_prefix(mrf__rec_key(r), mrf__rec_klen(r));
+        i++;
         at += mrf__rec_size(r);
     }
     mrf__sort_records(ents, tmp, n, s->kv.base, spec->key_compare);

@@ -64,4 +64,12 @@ if MRFLOW_SHUFFLE_STAGE=always mpi 4 tcp run wordcount --input "$in" --output "$
 else
     not_ok "wordcount in 4K shuffle rounds exited non-zero"
 fi
+# a combining table drained every 1000 keys: the reducing side combines
+out=$WORK/out-drain
+if MRFLOW_COMBINE_MAX_KEYS=1000 mpi 2 tcp run wordcount --input "$in" --output "$out" --quiet; then
+    cat "$out"/part-* | sort > "$WORK/got"
+    check "wordcount with a small combining table equals coreutils" cmp -s "$WORK/ref2" "$WORK/got"
+else
+    not_ok "wordcount with a small combining table exited non-zero"
+fi
 finish
