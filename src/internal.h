@@ -206,6 +206,7 @@ typedef struct mrf__splitters {
     char *keys;         /* concatenated key bytes */
     size_t *off;        /* n + 1 offsets into keys */
     uint64_t *prefix;   /* big-endian 8-byte prefix per splitter */
+    uint32_t *top;      /* 65537 entries: first splitter whose prefix >> 48 >= v */
 } mrf__splitters;
 
 /* Picks up to max_buckets-1 splitters from sorted sample keys. */

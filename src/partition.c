@@ -107,7 +107,21 @@ void mrf__splitters_free(mrf__splitters *sp)
     mrf__free(sp->keys);
     mrf__free(sp->off);
     mrf__free(sp->prefix);
+    mrf__free(sp->top);
     memset(sp, 0, sizeof *sp);
+}
+
+/* The top-16-bit index: a key whose prefix starts with v can only fall
+ * between splitters top[v] and top[v+1], so the binary search runs over
+ * those few instead of all of them (12 levels fewer for 4096 buckets). */
+static void build_top(mrf__splitters *sp)
+{
+    uint32_t j = 0;
+    for (uint32_t v = 0; v <= 65536; v++) {
+        while (j < sp->n && (sp->prefix[j] >> 48) < v)
+            j++;
+        sp->top[v] = j;
+    }
 }
 
 static int splitters_alloc(mrf__splitters *sp, uint32_t n, size_t key_bytes)
@@ -116,7 +130,8 @@ static int splitters_alloc(mrf__splitters *sp, uint32_t n, size_t key_bytes)
     sp->keys = mrf__malloc(key_bytes ? key_bytes : 1);
     sp->off = mrf__malloc(((size_t)n + 1) * sizeof *sp->off);
     sp->prefix = mrf__malloc(((size_t)n + 1) * sizeof *sp->prefix);
-    if (!sp->keys || !sp->off || !sp->prefix) {
+    sp->top = mrf__malloc(65537 * sizeof *sp->top);
+    if (!sp->keys || !sp->off || !sp->prefix || !sp->top) {
         mrf__splitters_free(sp);
         return MRF_ENOMEM;
     }
@@ -147,6 +162,7 @@ int mrf__splitters_from_sorted(const char *const *keys, const size_t *lens, size
         at += lens[i];
     }
     sp->off[ns] = at;
+    build_top(sp);
     return MRF_OK;
 }
 
@@ -155,6 +171,12 @@ uint32_t mrf__range_bucket(const mrf__splitters *sp, const void *key, size_t kle
 {
     uint32_t lo = 0, hi = sp->n;
     uint64_t kp = cmp ? 0 : mrf__key_prefix(key, klen);
+    if (!cmp) {
+        /* splitters before top[v] have a smaller prefix (so are < key); those
+         * from top[v+1] on have a larger one */
+        lo = sp->top[kp >> 48];
+        hi = sp->top[(kp >> 48) + 1];
+    }
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         const char *s = sp->keys + sp->off[mid];
@@ -195,5 +217,6 @@ int mrf__splitters_bcast(mrf__splitters *sp, MPI_Comm comm)
     }
     for (uint32_t j = 0; j < sp->n; j++)
         sp->prefix[j] = mrf__key_prefix(sp->keys + sp->off[j], sp->off[j + 1] - sp->off[j]);
+    build_top(sp);
     return MRF_OK;
 }
