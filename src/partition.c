@@ -12,6 +12,7 @@
  */
 #include <limits.h>
 #include <stdlib.h>
+#define XXH_INLINE_ALL /* XXH3 inlined: the hash of every emitted key */
 #include <xxhash.h>
 
 #include "internal.h"
