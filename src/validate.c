@@ -8,7 +8,6 @@
  * input files, equal sums mean the same records with overwhelming odds.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -83,61 +82,30 @@ static int scan_file(const char *path, vsum *v, bool check_order, char *buf)
     return MRF_OK;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* The parts are the directory's files in name order, as `run` reads a
+ * directory (names starting with '.' or '_', such as _SUCCESS, skipped). */
 static int scan_dir_parts(const char *dir, vsum *v, char *buf)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "mrflow: error: output directory '%s': %s\n", dir, strerror(errno));
+    mrf__plan plan;
+    char err[MRF_ERRLEN];
+    char *inputs[] = {(char *)dir};
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "mrflow: error: '%s' is not an output directory\n", dir);
         return MRF_EINPUT;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    int rc = MRF_OK;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "part-", 5) != 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nn = mrf__realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                rc = MRF_ENOMEM;
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = mrf__strdup(e->d_name))) {
-            rc = MRF_ENOMEM;
-            break;
-        }
-        n++;
+    int rc = mrf__plan_files(inputs, 1, &plan, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "mrflow: error: %s\n", err);
+        return rc;
     }
-    closedir(d);
-    if (rc == MRF_OK && n == 0) {
-        fprintf(stderr, "mrflow: error: '%s' holds no part-* files\n", dir);
+    if (plan.n_files == 0) {
+        fprintf(stderr, "mrflow: error: '%s' holds no output parts\n", dir);
         rc = MRF_EINPUT;
     }
-    if (names)
-        qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n && rc == MRF_OK; i++) {
-        size_t pl = strlen(dir) + strlen(names[i]) + 2;
-        char *p = mrf__malloc(pl);
-        if (!p) {
-            rc = MRF_ENOMEM;
-            break;
-        }
-        snprintf(p, pl, "%s/%s", dir, names[i]);
-        rc = scan_file(p, v, true, buf);
-        mrf__free(p);
-    }
-    for (size_t i = 0; i < n; i++)
-        mrf__free(names[i]);
-    mrf__free(names);
+    for (size_t i = 0; i < plan.n_files && rc == MRF_OK; i++)
+        rc = scan_file(plan.paths[i], v, true, buf);
+    mrf__plan_free(&plan);
     return rc;
 }
 
