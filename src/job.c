@@ -792,6 +792,13 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
             rc = run_stage(&s);
             MPI_Comm_free(&s.comm);
             mrf__options_free(&opt);
+            /* every engine byte is accounted in mem.c: none may outlive the job */
+            size_t left = mrf__mem_in_use();
+            if (left) {
+                mrf__log(MRF_LOG_WARN, "internal: %zu bytes still allocated after the job", left);
+                if (getenv("MRFLOW_STRICT_MEM") && rc == MRF_OK)
+                    rc = MRF_EINTERNAL;
+            }
         }
     }
     if (!inited)

@@ -87,6 +87,22 @@ echo keep > "$WORK/exists/mine2"
 "$MRFLOW" run wordcount --input "$WORK/nope" --output "$WORK/exists" --overwrite 2> /dev/null
 check "--overwrite with a failing job keeps the old output" test -f "$WORK/exists/mine2"
 
+# gen is deterministic for a seed, and the seed matters
+"$MRFLOW" gen text --size 100K --seed 9 --output "$WORK/g1"
+"$MRFLOW" gen text --size 100K --seed 9 --output "$WORK/g2"
+"$MRFLOW" gen text --size 100K --seed 10 --output "$WORK/g3"
+check "gen text: same seed, same bytes" cmp -s "$WORK/g1" "$WORK/g2"
+check "gen text: other seed, other bytes" sh -c '! cmp -s "$0" "$1"' "$WORK/g1" "$WORK/g3"
+check "gen text: exactly --size bytes" test "$(stat -c %s "$WORK/g1")" -eq 102400
+"$MRFLOW" gen terasort --size 1001 --output "$WORK/t1" 2> /dev/null
+check "gen terasort: whole records" test "$(stat -c %s "$WORK/t1")" -eq 1000
+
+# an input directory with no files is an empty job, not an error
+mkdir "$WORK/emptydir"
+rc=0; mpi 2 tcp run wordcount --input "$WORK/emptydir" --output "$WORK/eo" --quiet || rc=$?
+check "empty input directory: exit 0, empty parts" \
+    test $rc -eq 0 -a -f "$WORK/eo/_SUCCESS" -a ! -s "$WORK/eo/part-00000" -a ! -s "$WORK/eo/part-00001"
+
 # help and version tell the truth and succeed
 check "--help lists --input" sh -c '"$0" run wordcount --help | grep -q -- "--input"' "$MRFLOW"
 check "--version" sh -c '"$0" --version | grep -q "^mrflow [0-9]"' "$MRFLOW"

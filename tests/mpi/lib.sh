@@ -5,6 +5,8 @@ set -u
 : "${MRFLOW:?MRFLOW must point at the mrflow binary (make check sets it)}"
 MPIEXEC=${MPIEXEC:-mpiexec}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LC_ALL=C
+# a job that ends with engine bytes still allocated fails
+export MRFLOW_STRICT_MEM=1
 # keep MPI's TCP traffic on the loopback interface
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mrflow-test.XXXXXX") || exit 99
