@@ -4,7 +4,8 @@
  * text: lines of 60-100 bytes of words drawn from a Zipf(1.0) law over 2^20
  *   distinct words (sampled in O(1) with Walker's alias method).  Word i is
  *   the bijective base-26 numeral of i + 18278 with letters permuted per
- *   position by the seed: 4 or 5 letters, unique by construction.
+ *   position by the seed: unique by construction; the most frequent word has
+ *   3 letters (numeral 18278 is the last 3-letter one), all others 4 or 5.
  * terasort: 100-byte records in the layout of gensort: 10 random key bytes,
  *   0x00 0x11, 32 hex digits of the row number, 0x88 0x99 0xAA 0xBB, 48 filler
  *   letters, 0xCC 0xDD 0xEE 0xFF.
@@ -116,7 +117,7 @@ static int build_alias(uint32_t n, uint32_t **alias_out, uint64_t **thresh_out)
 
 static size_t word_of(uint32_t i, const unsigned char perm[5][26], char *w)
 {
-    uint64_t v = (uint64_t)i + 18278; /* skip the 1- to 3-letter numerals */
+    uint64_t v = (uint64_t)i + 18278; /* past the 1- and 2-letter numerals */
     char tmp[16];
     size_t n = 0;
     while (v > 0) {
