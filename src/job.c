@@ -31,18 +31,20 @@
  * combines what repeats. */
 #define CTABLE_MAX_KEYS (1u << 21)
 
-/* Map-side emits into the combining table are batched: each key is copied to
- * a staging buffer and its home slot prefetched when emitted, and the batch is
- * folded in later, so the cache misses of up to EMIT_BATCH keys overlap
- * instead of being paid one after another.  With ~1 M distinct keys the table
- * is far larger than the caches and this halves the cost of a word. */
-#define EMIT_BATCH 32
-#define EMIT_STAGE (256u << 10)
+/* Map-side emits into the combining table go through a ring of EMIT_RING
+ * pending pairs: a pair's home slot is prefetched when it is emitted and the
+ * pair is folded in EMIT_RING emits later, so about that many cache misses
+ * are in flight at any time instead of one.  With ~1 M distinct keys the
+ * table is far larger than the caches; this halves the cost of a word.
+ * Pairs longer than EMIT_INLINE bytes skip the ring (order does not matter:
+ * a combiner is associative and commutative). */
+#define EMIT_RING 16
+#define EMIT_INLINE 48
 
 typedef struct pending {
     uint64_t h;
     uint32_t klen, vlen;
-    uint32_t at; /* offset in the staging buffer */
+    char data[EMIT_INLINE];
 } pending;
 
 struct mrf_emitter {
@@ -72,10 +74,8 @@ typedef struct stage {
     mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
     mrf__ctable ct;
     size_t ct_max_keys;
-    pending q[EMIT_BATCH];
-    int nq;
-    char *qbuf;
-    size_t qlen;
+    pending q[EMIT_RING];
+    unsigned qhead, nq;
     uint64_t *bucket_bytes;
     mrf__writer *out;
     /* figures for the summary */
@@ -395,16 +395,19 @@ static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const voi
     return MRF_OK;
 }
 
+static int fold_oldest(stage *s)
+{
+    const pending *p = &s->q[s->qhead];
+    s->qhead = (s->qhead + 1) % EMIT_RING;
+    s->nq--;
+    return combine_one(s, p->h, p->data, p->klen, p->data + p->klen, p->vlen);
+}
+
 static int flush_pending(stage *s)
 {
     int rc = MRF_OK;
-    for (int i = 0; i < s->nq && rc == MRF_OK; i++) {
-        const pending *p = &s->q[i];
-        const char *k = s->qbuf + p->at;
-        rc = combine_one(s, p->h, k, p->klen, k + p->klen, p->vlen);
-    }
-    s->nq = 0;
-    s->qlen = 0;
+    while (s->nq && rc == MRF_OK)
+        rc = fold_oldest(s);
     return rc;
 }
 
@@ -418,19 +421,18 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
         /* the bucket is decided when the table is drained */
         uint64_t h = mrf__key_hash(k, kl);
         int rc;
-        if (s->nq == EMIT_BATCH || EMIT_STAGE - s->qlen < kl + vl) {
-            if ((rc = flush_pending(s)))
-                return rc;
-        }
-        if (kl + vl > EMIT_STAGE)
+        if (kl + vl > EMIT_INLINE)
             return combine_one(s, h, k, kl, v, vl);
-        char *dst = s->qbuf + s->qlen;
+        if (s->nq == EMIT_RING && (rc = fold_oldest(s)))
+            return rc;
+        pending *p = &s->q[(s->qhead + s->nq++) % EMIT_RING];
+        p->h = h;
+        p->klen = (uint32_t)kl;
+        p->vlen = (uint32_t)vl;
         if (kl)
-            memcpy(dst, k, kl);
+            memcpy(p->data, k, kl);
         if (vl)
-            memcpy(dst + kl, v, vl);
-        s->q[s->nq++] = (pending){h, (uint32_t)kl, (uint32_t)vl, (uint32_t)s->qlen};
-        s->qlen += kl + vl;
+            memcpy(p->data + kl, v, vl);
         mrf__ctable_prefetch(&s->ct, h);
         return MRF_OK;
     }
@@ -456,8 +458,7 @@ static int map_tasks(stage *s)
     /* MRFLOW_COMBINE_MAX_KEYS (a testing switch) lowers the table's cap */
     const char *cap_env = getenv("MRFLOW_COMBINE_MAX_KEYS");
     s->ct_max_keys = cap_env && atol(cap_env) > 0 ? (size_t)atol(cap_env) : CTABLE_MAX_KEYS;
-    if (rc == MRF_OK && spec->combine &&
-        (mrf__ctable_init(&s->ct, 1u << 20) || !(s->qbuf = mrf__malloc(EMIT_STAGE))))
+    if (rc == MRF_OK && spec->combine && mrf__ctable_init(&s->ct, 1u << 20))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
     for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
         const mrf__task *t = &s->plan.tasks[i];
@@ -495,8 +496,6 @@ static int map_tasks(stage *s)
         rc = drain_table(s);
     mrf__big_free(buf, cap);
     mrf__ctable_destroy(&s->ct);
-    mrf__free(s->qbuf);
-    s->qbuf = NULL;
     return rc;
 }
 
