@@ -39,10 +39,12 @@ run_mrflow() {
     echo "$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }') $recs $rss"
 }
 
-report() { # report NAME BYTES SECONDS RECORDS RSS REF_SECONDS
+report() { # report NAME BYTES SECONDS RECORDS RSS REF_SECONDS (0 = not measured: "-")
     awk -v n="$1" -v b="$2" -v t="$3" -v r="$4" -v m="$5" -v ref="$6" 'BEGIN {
-        printf "| %-22s | %7.2f | %8.1f | %10.2f | %8.1f | %6.2fx |\n",
-            n, t, b / t / 1e6, r / t / 1e6, m, ref / t }'
+        rs = r > 0 ? sprintf("%10.2f", r / t / 1e6) : sprintf("%10s", "-")
+        ms = m > 0 ? sprintf("%8.1f", m) : sprintf("%8s", "-")
+        printf "| %-22s | %7.2f | %8.1f | %s | %s | %6.2fx |\n",
+            n, t, b / t / 1e6, rs, ms, ref / t }'
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"\
