@@ -107,7 +107,8 @@ static int add_dir(mrf__plan *plan, size_t *cap, const char *dir, char *err, siz
         }
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n && rc == MRF_OK; i++) {
         size_t plen = strlen(dir) + strlen(names[i]) + 2;
         char *path = mrf__malloc(plen);
