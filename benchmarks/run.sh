@@ -67,17 +67,16 @@ echo
 echo "| run                    | wall s  | MB/s     | M recs/s   | RSS MiB  | vs ref  |"
 echo "|------------------------|---------|----------|------------|----------|---------|"
 report "ref: coreutils wc" "$tbytes" "$ref_wc" 0 0 "$ref_wc"
-for np in $RANKS; do
-    for i in $(seq "$REPS"); do run_mrflow wordcount "$text" "$np"; done > bench-out/wc
-    t=$(cut -d' ' -f1 bench-out/wc | median); r=$(cut -d' ' -f2 bench-out/wc | median)
-    m=$(cut -d' ' -f3 bench-out/wc | median)
-    report "wordcount np=$np" "$tbytes" "$t" "$r" "$m" "$ref_wc"
-done
+# bench_job JOB INPUT BYTES REF_SECONDS: a row per rank count
+bench_job() {
+    for np in $RANKS; do
+        for i in $(seq "$REPS"); do run_mrflow "$1" "$2" "$np"; done > bench-out/runs
+        t=$(cut -d' ' -f1 bench-out/runs | median); r=$(cut -d' ' -f2 bench-out/runs | median)
+        m=$(cut -d' ' -f3 bench-out/runs | median)
+        report "$1 np=$np" "$3" "$t" "$r" "$m" "$4"
+    done
+}
+bench_job wordcount "$text" "$tbytes" "$ref_wc"
 report "ref: refsort.c" "$sbytes" "$ref_ts" "$((sbytes / 100))" 0 "$ref_ts"
-for np in $RANKS; do
-    for i in $(seq "$REPS"); do run_mrflow terasort "$tera" "$np"; done > bench-out/ts
-    t=$(cut -d' ' -f1 bench-out/ts | median); r=$(cut -d' ' -f2 bench-out/ts | median)
-    m=$(cut -d' ' -f3 bench-out/ts | median)
-    report "terasort np=$np" "$sbytes" "$t" "$r" "$m" "$ref_ts"
-done
+bench_job terasort "$tera" "$sbytes" "$ref_ts"
 rm -rf bench-out/out

@@ -9,7 +9,12 @@
  * writes every entry out as a kvbuf record and empties the table, which is
  * how the map side bounds the table and hands its result to the shuffle.
  */
+#define XXH_INLINE_ALL /* XXH3 inlined: the hash of every emitted key */
+#include <xxhash.h>
+
 #include "internal.h"
+
+uint64_t mrf__key_hash(const void *key, size_t klen) { return XXH3_64bits(key, klen); }
 
 int mrf__ctable_init(mrf__ctable *t, size_t min_slots)
 {

@@ -135,8 +135,9 @@ static inline size_t mrf__rec_size(const char *r)
 {
     return (size_t)MRF_KV_HDR + mrf__rec_klen(r) + mrf__rec_vlen(r);
 }
-/* Checks that [p, p+len) is a well-formed sequence of records. */
-int mrf__kvbuf_check(const char *p, size_t len);
+/* Checks that [p, p+len) is a well-formed sequence of records; on success
+ * the number of records goes to *n. */
+int mrf__kvbuf_check(const char *p, size_t len, size_t *n);
 
 /* ------------------------------------------------------------ combine.c --
  * Open-addressing table that folds values of equal keys together.  A slot
@@ -190,8 +191,10 @@ int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
 /* Combines the records of [in, in+len) whose keys repeat into out. */
 int mrf__combine_records(const char *in, size_t len, const mrf_job_spec *spec, mrf__kvbuf *out);
 
-/* ---------------------------------------------------------- partition.c -- */
+/* The hash of a key, for the table and for hash partitioning (XXH3). */
 uint64_t mrf__key_hash(const void *key, size_t klen);
+
+/* ---------------------------------------------------------- partition.c -- */
 static inline uint32_t mrf__hash_bucket(uint64_t h, uint32_t nb)
 {
     return (uint32_t)(((h >> 32) * (uint64_t)nb) >> 32);

@@ -583,7 +583,7 @@ static int reduce_local(stage *s)
     int rc;
     size_t n = 0;
     mrf__sort_ent *ents = NULL, *tmp = NULL;
-    if (mrf__kvbuf_check(s->kv.base, s->kv.len))
+    if (mrf__kvbuf_check(s->kv.base, s->kv.len, &n))
         return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
     if (spec->combine) {
         mrf__kvbuf combined = {0};
@@ -593,9 +593,10 @@ static int reduce_local(stage *s)
         }
         mrf__kvbuf_destroy(&s->kv);
         s->kv = combined;
+        n = 0;
+        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+            n++;
     }
-    for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
-        n++;
     size_t bytes = (n ? n : 1) * sizeof *ents;
     ents = mrf__big_alloc(bytes);
     tmp = mrf__big_alloc(bytes);

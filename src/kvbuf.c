@@ -57,9 +57,9 @@ void mrf__kvbuf_destroy(mrf__kvbuf *kv)
     kv->len = kv->cap = 0;
 }
 
-int mrf__kvbuf_check(const char *p, size_t len)
+int mrf__kvbuf_check(const char *p, size_t len, size_t *n)
 {
-    size_t at = 0;
+    size_t at = 0, count = 0;
     while (at < len) {
         if (len - at < MRF_KV_HDR)
             return MRF_EINVAL;
@@ -67,6 +67,8 @@ int mrf__kvbuf_check(const char *p, size_t len)
         if (sz > len - at)
             return MRF_EINVAL;
         at += (size_t)sz;
+        count++;
     }
+    *n = count;
     return MRF_OK;
 }

@@ -12,12 +12,8 @@
  */
 #include <limits.h>
 #include <stdlib.h>
-#define XXH_INLINE_ALL /* XXH3 inlined: the hash of every emitted key */
-#include <xxhash.h>
 
 #include "internal.h"
-
-uint64_t mrf__key_hash(const void *key, size_t klen) { return XXH3_64bits(key, klen); }
 
 typedef struct {
     uint64_t bytes;

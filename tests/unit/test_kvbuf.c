@@ -14,7 +14,9 @@ static void test_append_and_walk(void)
         size_t off;
         CU_ASSERT_EQUAL_FATAL(mrf__kvbuf_append(&kv, (uint32_t)i, key, kl, val, vl, &off), 0);
     }
-    CU_ASSERT_EQUAL(mrf__kvbuf_check(kv.base, kv.len), MRF_OK);
+    size_t count = 0;
+    CU_ASSERT_EQUAL(mrf__kvbuf_check(kv.base, kv.len, &count), MRF_OK);
+    CU_ASSERT_EQUAL(count, n);
     size_t i = 0;
     for (size_t at = 0; at < kv.len; at += mrf__rec_size(kv.base + at), i++) {
         const char *r = kv.base + at;
@@ -28,8 +30,8 @@ static void test_append_and_walk(void)
     }
     CU_ASSERT_EQUAL(i, n);
     /* a truncated stream is caught */
-    CU_ASSERT_NOT_EQUAL(mrf__kvbuf_check(kv.base, kv.len - 1), MRF_OK);
-    CU_ASSERT_NOT_EQUAL(mrf__kvbuf_check(kv.base, 5), MRF_OK);
+    CU_ASSERT_NOT_EQUAL(mrf__kvbuf_check(kv.base, kv.len - 1, &count), MRF_OK);
+    CU_ASSERT_NOT_EQUAL(mrf__kvbuf_check(kv.base, 5, &count), MRF_OK);
     mrf__kvbuf_destroy(&kv);
     mrf__kvbuf_destroy(&kv); /* harmless twice */
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
