@@ -144,20 +144,16 @@ int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
     return rc;
 }
 
-int mrf__combine_records(const char *in, size_t len, const mrf_job_spec *spec, mrf__kvbuf *out)
+int mrf__combine_records(mrf__ctable *t, const char *in, size_t len, const mrf_job_spec *spec,
+                         mrf__kvbuf *out)
 {
-    mrf__ctable t;
-    size_t n = 0;
-    for (size_t at = 0; at < len; at += mrf__rec_size(in + at))
-        n++;
-    int rc = mrf__ctable_init(&t, n * 2);
-    if (rc)
-        return mrf__fail(rc, "out of memory for the combining table");
+    int rc = MRF_OK;
     for (size_t at = 0; at < len && rc == MRF_OK;) {
         const char *r = in + at;
         size_t klen = mrf__rec_klen(r), vlen = mrf__rec_vlen(r);
-        rc = mrf__ctable_add(&t, mrf__key_hash(mrf__rec_key(r), klen), mrf__rec_key(r), klen,
-                             mrf__rec_val(r), vlen, spec->combine, spec->ctx);
+        uint64_t h = mrf__key_hash(mrf__rec_key(r), klen);
+        rc = mrf__ctable_add(t, h, mrf__rec_key(r), klen, mrf__rec_val(r), vlen, spec->combine,
+                             spec->ctx);
         if (rc == MRF_EINVAL)
             rc = mrf__fail(rc,
                            "job '%s': values of one key have different lengths; a job with a "
@@ -167,8 +163,7 @@ int mrf__combine_records(const char *in, size_t len, const mrf_job_spec *spec, m
             rc = mrf__fail(rc, "out of memory in the combining table");
         at += MRF_KV_HDR + klen + vlen;
     }
-    if (rc == MRF_OK && (rc = mrf__ctable_drain(&t, out, NULL, NULL, NULL)))
+    if (rc == MRF_OK && (rc = mrf__ctable_drain(t, out, NULL, NULL, NULL)))
         rc = mrf__fail(rc, "out of memory for combined records");
-    mrf__ctable_destroy(&t);
     return rc;
 }

@@ -188,8 +188,10 @@ int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, co
  * to bucket_bytes when given) and empties the table. */
 int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
                       uint64_t *bucket_bytes);
-/* Combines the records of [in, in+len) whose keys repeat into out. */
-int mrf__combine_records(const char *in, size_t len, const mrf_job_spec *spec, mrf__kvbuf *out);
+/* Combines the records of [in, in+len) whose keys repeat into out, using t,
+ * an empty table (it is left empty, possibly grown). */
+int mrf__combine_records(mrf__ctable *t, const char *in, size_t len, const mrf_job_spec *spec,
+                         mrf__kvbuf *out);
 
 /* The hash of a key, for the table and for hash partitioning (XXH3). */
 uint64_t mrf__key_hash(const void *key, size_t klen);

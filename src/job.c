@@ -458,7 +458,18 @@ static int map_tasks(stage *s)
     /* MRFLOW_COMBINE_MAX_KEYS (a testing switch) lowers the table's cap */
     const char *cap_env = getenv("MRFLOW_COMBINE_MAX_KEYS");
     s->ct_max_keys = cap_env && atol(cap_env) > 0 ? (size_t)atol(cap_env) : CTABLE_MAX_KEYS;
-    if (rc == MRF_OK && spec->combine && mrf__ctable_init(&s->ct, 1u << 20))
+    /* size the table from this rank's input (a word per 16 bytes at most
+     * matters here: Zipf text has far fewer distinct keys), 64 Ki to 2 Mi
+     * slots, so it rarely grows and small jobs do not touch 64 MiB */
+    uint64_t my_bytes = 0, seen = 0;
+    for (size_t i = 0; i < s->plan.n_tasks; i++) {
+        if (my_task(s, seen, s->plan.tasks[i].len))
+            my_bytes += s->plan.tasks[i].len;
+        seen += s->plan.tasks[i].len;
+    }
+    size_t slots = (size_t)(my_bytes / 16);
+    slots = slots < (1u << 16) ? (1u << 16) : slots > (1u << 21) ? (1u << 21) : slots;
+    if (rc == MRF_OK && spec->combine && mrf__ctable_init(&s->ct, slots))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
     for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
         const mrf__task *t = &s->plan.tasks[i];
@@ -495,7 +506,7 @@ static int map_tasks(stage *s)
     if (rc == MRF_OK && spec->combine && (rc = flush_pending(s)) == MRF_OK)
         rc = drain_table(s);
     mrf__big_free(buf, cap);
-    mrf__ctable_destroy(&s->ct);
+    /* the drained (empty) table stays for the reducing side's combine */
     return rc;
 }
 
@@ -587,7 +598,7 @@ static int reduce_local(stage *s)
         return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
     if (spec->combine) {
         mrf__kvbuf combined = {0};
-        if ((rc = mrf__combine_records(s->kv.base, s->kv.len, spec, &combined))) {
+        if ((rc = mrf__combine_records(&s->ct, s->kv.base, s->kv.len, spec, &combined))) {
             mrf__kvbuf_destroy(&combined);
             return rc;
         }
@@ -739,6 +750,7 @@ out:
     mrf__free(s->tmpdir);
     s->tmpdir = NULL;
     mrf__kvbuf_destroy(&s->kv);
+    mrf__ctable_destroy(&s->ct);
     mrf__free(s->bucket_bytes);
     s->bucket_bytes = NULL;
     mrf__splitters_free(&s->sp);

@@ -79,7 +79,10 @@ static void test_combine_records(void)
     }
     mrf_job_spec spec = {.name = "t", .combine = sum_combine};
     mrf__kvbuf out = {0};
-    CU_ASSERT_EQUAL_FATAL(mrf__combine_records(kv.base, kv.len, &spec, &out), MRF_OK);
+    mrf__ctable t;
+    CU_ASSERT_EQUAL_FATAL(mrf__ctable_init(&t, 1), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__combine_records(&t, kv.base, kv.len, &spec, &out), MRF_OK);
+    CU_ASSERT_EQUAL(t.used, 0); /* left empty for reuse */
     size_t seen = 0;
     uint64_t total = 0, want = 0;
     for (size_t at = 0; at < out.len; at += mrf__rec_size(out.base + at)) {
@@ -109,8 +112,11 @@ static void test_combine_records(void)
     mrf__kvbuf_append(&bad, 0, "a", 1, &v8, 8, NULL);
     mrf__kvbuf_append(&bad, 0, "a", 1, &v8, 4, NULL);
     mrf__kvbuf out2 = {0};
-    CU_ASSERT_EQUAL(mrf__combine_records(bad.base, bad.len, &spec, &out2), MRF_EINVAL);
+    mrf__ctable_destroy(&t);
+    CU_ASSERT_EQUAL_FATAL(mrf__ctable_init(&t, 1), MRF_OK);
+    CU_ASSERT_EQUAL(mrf__combine_records(&t, bad.base, bad.len, &spec, &out2), MRF_EINVAL);
     mrf__kvbuf_destroy(&out2);
+    mrf__ctable_destroy(&t);
     mrf__kvbuf_destroy(&bad);
     mrf__kvbuf_destroy(&kv);
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
