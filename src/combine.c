@@ -22,7 +22,9 @@ int mrf__ctable_init(mrf__ctable *t, size_t min_slots)
     while (n < min_slots)
         n <<= 1;
     memset(t, 0, sizeof *t);
-    t->slots = mrf__big_alloc(n * sizeof *t->slots);
+    /* touched now: the first probes would otherwise pay for fresh pages one
+     * fault at a time (and a runner's first progress rate with them) */
+    t->slots = mrf__big_alloc_populated(n * sizeof *t->slots);
     if (!t->slots)
         return MRF_ENOMEM;
     t->mask = n - 1;
@@ -121,6 +123,34 @@ int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, co
     return MRF_OK;
 }
 
+void mrf__ctable_clear(mrf__ctable *t)
+{
+    if (t->used)
+        memset(t->slots, 0, (t->mask + 1) * sizeof *t->slots);
+    t->used = 0;
+    t->big.len = 0;
+}
+
+int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx)
+{
+    int rc = MRF_OK;
+    size_t n = src->mask + 1, ahead = 0;
+    for (size_t i = 0; i < n && rc == MRF_OK; i++) {
+        /* fetch the destination slot of an entry some way ahead */
+        for (; ahead < n && ahead < i + 64; ahead++)
+            if (src->slots[ahead].kf)
+                mrf__ctable_prefetch(dst, src->slots[ahead].hash);
+        mrf__cslot *e = &src->slots[i];
+        if (!e->kf)
+            continue;
+        size_t klen = e->kf & MRF_CS_KLEN;
+        const char *k = slot_key(src, e);
+        rc = mrf__ctable_add(dst, e->hash, k, klen, k + klen, e->vlen, combine, ctx);
+    }
+    mrf__ctable_clear(src);
+    return rc;
+}
+
 int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
                       uint64_t *bucket_bytes)
 {
@@ -136,11 +166,8 @@ int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
         if (rc == MRF_OK && bucket_bytes)
             bucket_bytes[b] += MRF_KV_HDR + klen + s->vlen;
     }
-    if (rc == MRF_OK) {
-        memset(t->slots, 0, (t->mask + 1) * sizeof *t->slots);
-        t->used = 0;
-        t->big.len = 0;
-    }
+    if (rc == MRF_OK)
+        mrf__ctable_clear(t);
     return rc;
 }
 

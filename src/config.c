@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -62,6 +63,44 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return MRF_OK;
 }
 
+/* slow:rank=R[:factor=F][:after=S] */
+static int parse_fault(const char *v, mrf__options *opt)
+{
+    if (strncmp(v, "slow:", 5) != 0)
+        return MRF_EINVAL;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v + 5);
+    int rank = -1;
+    double factor = 5.0, after = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ":", &save); tok;
+         tok = strtok_r(NULL, ":", &save)) {
+        char *end;
+        errno = 0;
+        if (strncmp(tok, "rank=", 5) == 0) {
+            long r = strtol(tok + 5, &end, 10);
+            if (errno || *end || end == tok + 5 || r < 0 || r > INT32_MAX)
+                return MRF_EINVAL;
+            rank = (int)r;
+        } else if (strncmp(tok, "factor=", 7) == 0) {
+            factor = strtod(tok + 7, &end);
+            if (errno || *end || end == tok + 7 || !(factor >= 1.0) || factor > 1000)
+                return MRF_EINVAL;
+        } else if (strncmp(tok, "after=", 6) == 0) {
+            after = strtod(tok + 6, &end);
+            if (errno || *end || end == tok + 6 || !(after >= 0) || after > 1e9)
+                return MRF_EINVAL;
+        } else {
+            return MRF_EINVAL;
+        }
+    }
+    if (rank < 0)
+        return MRF_EINVAL;
+    opt->fault_rank = rank;
+    opt->fault_factor = factor;
+    opt->fault_after = after;
+    return MRF_OK;
+}
+
 void mrf__options_free(mrf__options *opt)
 {
     if (!opt)
@@ -95,6 +134,9 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->buckets = DEFAULT_BUCKETS;
     opt->round_bytes = DEFAULT_ROUND_BYTES;
     opt->log_level = MRF_LOG_WARN;
+    opt->speculate = true;
+    opt->fault_rank = -1;
+    opt->fault_factor = 5.0;
     opt->inputs = mrf__calloc((size_t)argc + 1, sizeof *opt->inputs);
     if (!opt->inputs) {
         snprintf(err, errlen, "out of memory parsing options");
@@ -159,6 +201,28 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 goto usage;
             }
             opt->buckets = (uint32_t)b;
+        } else if (opt_is(a, "--speculate", &val)) {
+            NEED_VALUE();
+            if (strcmp(val, "on") && strcmp(val, "off")) {
+                snprintf(err, errlen, "--speculate '%s': use on or off", val);
+                goto usage;
+            }
+            opt->speculate = strcmp(val, "on") == 0;
+        } else if (opt_is(a, "--max-backups", &val)) {
+            NEED_VALUE();
+            uint64_t m;
+            if (parse_uint(val, 1u << 20, &m) || m == 0) {
+                snprintf(err, errlen, "--max-backups '%s' is not a number from 1", val);
+                goto usage;
+            }
+            opt->max_backups = (int)m;
+        } else if (opt_is(a, "--fault", &val)) {
+            NEED_VALUE();
+            if (parse_fault(val, opt)) {
+                snprintf(err, errlen,
+                         "--fault '%s': use slow:rank=R[:factor=F][:after=SECONDS] (F >= 1)", val);
+                goto usage;
+            }
         } else if (opt_is(a, "--log-level", &val)) {
             NEED_VALUE();
             static const char *lv[] = {"error", "warn", "info", "debug"};
@@ -214,6 +278,12 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      only (default: input / (8 x ranks), from 1M to 64M)\n"
            "  --buckets N         virtual buckets keys are partitioned into (default 4096)\n"
            "  --round-bytes SIZE  most bytes a rank sends in one shuffle round (default 256M)\n"
+           "  --speculate on|off  back up straggling map tasks on idle ranks (default on)\n"
+           "  --max-backups N     backup tasks running at once, job-wide (default: ranks/4,\n"
+           "                      at least 1)\n"
+           "  --fault slow:rank=R[:factor=F][:after=S]\n"
+           "                      testing switch: rank R maps F times slower (default 5),\n"
+           "                      from S seconds into the map phase (default 0)\n"
            "  --log-level LEVEL   error, warn (default), info or debug\n"
            "  --quiet             no run summary on stderr\n"
            "  --help, --version\n"

@@ -18,6 +18,9 @@
 #include "mrflow.h"
 
 #define MRF_ERRLEN 512
+/* Internal status: "another rank failed" (positive, so the MIN over ranks in
+ * an agreement always yields the failing rank's own code). */
+#define MRF__PEER_FAILED 1
 
 /* ---------------------------------------------------------------- mem.c --
  * All engine allocation goes through here so bytes in use are known.
@@ -29,6 +32,8 @@ void *mrf__realloc(void *p, size_t n);
 void mrf__free(void *p);
 char *mrf__strdup(const char *s);
 void *mrf__big_alloc(size_t n);
+/* The same, with every page touched now rather than on first use. */
+void *mrf__big_alloc_populated(size_t n);
 void *mrf__big_resize(void *p, size_t old_n, size_t new_n);
 void mrf__big_free(void *p, size_t n);
 size_t mrf__mem_in_use(void);
@@ -54,6 +59,11 @@ typedef struct mrf__options {
     bool task_size_set;   /* given explicitly; else sized from the input */
     uint32_t buckets;     /* --buckets */
     uint64_t round_bytes; /* --round-bytes: shuffle bytes a rank sends per round */
+    bool speculate;       /* --speculate on|off */
+    int max_backups;      /* --max-backups; 0 = max(1, ranks / 4) */
+    int fault_rank;       /* --fault slow:rank=R:factor=F:after=S (testing); -1 = none */
+    double fault_factor;
+    double fault_after;
     int log_level;
     bool quiet;
     bool help;
@@ -96,6 +106,47 @@ int mrf__plan_pack(const mrf__plan *plan, char **buf, size_t *len);
 int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan);
 /* Read a task's bytes into *buf (grown as needed, mrf__big_*). */
 int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t *cap);
+
+/* -------------------------------------------------------------- sched.c --
+ * Dynamic claiming of map tasks and speculative backups (see sched.c). */
+#define MRF_SCHED_HIST 16 /* task durations: [0,1) ms, [1,2), [2,4) ... ms */
+
+typedef struct mrf__sched_stats {
+    uint64_t tasks_run;        /* tasks this rank committed */
+    uint64_t stolen;           /* of which claimed from another rank's share */
+    uint64_t backups_launched;
+    uint64_t backups_won;
+    uint64_t discarded;        /* copies that lost the commit or were stopped */
+    uint64_t hist[MRF_SCHED_HIST];
+} mrf__sched_stats;
+
+typedef struct mrf__sched mrf__sched;
+
+/* The rank whose share of total bytes holds the middle of a task that starts
+ * `before` bytes into the input: the static dealing, and a task's home. */
+int mrf__home_rank(uint64_t total, uint64_t before, uint64_t len, int size);
+/* Collective. */
+int mrf__sched_create(MPI_Comm comm, const mrf__plan *plan, bool speculate, int max_backups,
+                      mrf__sched **out);
+/* Collective. */
+void mrf__sched_destroy(mrf__sched *s);
+/* The next task to run (*task = -1 when every task is committed); *backup
+ * says it is a speculative copy of a task running elsewhere.  Returns
+ * MRF__PEER_FAILED when another rank has failed. */
+int mrf__sched_next(mrf__sched *s, long *task, bool *backup);
+/* Publishes progress (rate_bps 0: no rate measured yet); true when another
+ * copy already committed the task. */
+bool mrf__sched_progress(mrf__sched *s, long task, bool backup, uint64_t bytes_done,
+                         double rate_bps);
+/* True when this copy won the task: its output is the task's output. */
+bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds);
+/* Lets MPI serve other ranks' requests on this rank's window. */
+void mrf__sched_poke(mrf__sched *s);
+/* This rank failed: the others stop waiting for tasks (not collective). */
+void mrf__sched_fail(mrf__sched *s);
+/* This copy stopped early because another committed. */
+void mrf__sched_abandon(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds);
+const mrf__sched_stats *mrf__sched_get_stats(const mrf__sched *s);
 
 /* -------------------------------------------------------------- kvbuf.c --
  * An arena of records laid out back to back, unaligned:
@@ -180,6 +231,10 @@ static inline void mrf__ctable_prefetch(const mrf__ctable *t, uint64_t h)
 {
     __builtin_prefetch(&t->slots[h & t->mask]);
 }
+/* Empties the table without writing anything out. */
+void mrf__ctable_clear(mrf__ctable *t);
+/* Adds every entry of src to dst and empties src. */
+int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx);
 /* Adds (key, value): folds it into the key's value with combine, or inserts
  * it.  Returns MRF_EINVAL if the key's values differ in length. */
 int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, const void *val,

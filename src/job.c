@@ -72,7 +72,13 @@ typedef struct stage {
     uint32_t nb;
     mrf__splitters sp;
     mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
-    mrf__ctable ct;
+    mrf__ctable ct;      /* the rank's combined map output */
+    mrf__ctable tt;      /* one task's, until it commits (with speculation) */
+    mrf__ctable *target; /* where map emits are combined: &tt or &ct */
+    mrf__kvbuf tkv;      /* the task table's overflow, until it commits */
+    mrf__sched *sched;
+    mrf__sched_stats sst;
+    double map_t0;
     size_t ct_max_keys;
     pending q[EMIT_RING];
     unsigned qhead, nq;
@@ -190,18 +196,11 @@ static int plan_and_share(stage *s)
     return agree(s, rc);
 }
 
-/* Tasks are dealt out statically, contiguously by bytes: task t belongs to
- * the rank whose share of the total holds the middle of t. */
+/* A task's home: the rank whose share of the bytes holds its middle.  It
+ * maps the task unless another rank steals it (sched.c). */
 static bool my_task(const stage *s, uint64_t before, uint64_t len)
 {
-    uint64_t total = s->plan.total_bytes;
-    if (total == 0)
-        return s->rank == 0;
-    unsigned __int128 mid = (unsigned __int128)before * 2 + len;
-    int owner = (int)((mid * (unsigned)s->size) / ((unsigned __int128)total * 2));
-    if (owner >= s->size)
-        owner = s->size - 1;
-    return owner == s->rank;
+    return mrf__home_rank(s->plan.total_bytes, before, len, s->size) == s->rank;
 }
 
 /* -------------------------------------------------------------- sampling -- */
@@ -382,7 +381,7 @@ static int drain_table(stage *s)
 
 static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const void *v, size_t vl)
 {
-    int rc = mrf__ctable_add(&s->ct, h, k, kl, v, vl, s->spec->combine, s->spec->ctx);
+    int rc = mrf__ctable_add(s->target, h, k, kl, v, vl, s->spec->combine, s->spec->ctx);
     if (rc == MRF_EINVAL)
         return mrf__fail(rc,
                          "job '%s': values of one key have different lengths; a job with a "
@@ -390,8 +389,13 @@ static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const voi
                          s->spec->name);
     if (rc)
         return mrf__fail(rc, "out of memory in the combining table");
-    if (s->ct.used >= s->ct_max_keys)
+    if (s->target->used < s->ct_max_keys)
+        return MRF_OK;
+    if (s->target == &s->ct)
         return drain_table(s);
+    /* a task's own table overflows into the task's arena */
+    if (mrf__ctable_drain(&s->tt, &s->tkv, drain_bucket, s, NULL))
+        return mrf__fail(MRF_ENOMEM, "out of memory for map output");
     return MRF_OK;
 }
 
@@ -433,7 +437,7 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
             memcpy(p->data, k, kl);
         if (vl)
             memcpy(p->data + kl, v, vl);
-        mrf__ctable_prefetch(&s->ct, h);
+        mrf__ctable_prefetch(s->target, h);
         return MRF_OK;
     }
     uint32_t b = s->range ? mrf__range_bucket(&s->sp, k, kl, spec->key_compare)
@@ -444,68 +448,199 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
     return MRF_OK;
 }
 
-static int map_tasks(stage *s)
+/* Progress, fault injection and the check for a copy that already won run
+ * 16 times per task, at least every 64 KiB, at most every 1 MiB of input. */
+static size_t check_bytes(uint64_t len)
+{
+    uint64_t c = len / 16;
+    return (size_t)(c < (64u << 10) ? (64u << 10) : c > (1u << 20) ? (1u << 20) : c);
+}
+
+typedef struct task_run {
+    long index;
+    bool backup;
+    double t0, chunk0;
+    double rate_t0;        /* the rate is measured from the first checkpoint on, */
+    uint64_t rate_bytes0;  /* past start-up effects */
+    uint64_t records;
+    bool aborted;
+} task_run;
+
+static void checkpoint(stage *s, task_run *tr, uint64_t done)
+{
+    double now = MPI_Wtime();
+    const mrf__options *o = s->opt;
+    if (o->fault_rank == s->rank && now - s->map_t0 >= o->fault_after && o->fault_factor > 1) {
+        /* testing switch: stretch this chunk to factor x its time, sleeping
+         * in 1 ms slices that let MPI serve other ranks' one-sided requests,
+         * as a slow CPU would at each checkpoint */
+        double until = now + (o->fault_factor - 1) * (now - tr->chunk0);
+        while ((now = MPI_Wtime()) < until) {
+            double left = until - now;
+            struct timespec ts = {0, (long)((left < 1e-3 ? left : 1e-3) * 1e9)};
+            nanosleep(&ts, NULL);
+            mrf__sched_poke(s->sched);
+        }
+    }
+    tr->chunk0 = now;
+    double rate = 0;
+    if (tr->rate_t0 == 0) {
+        tr->rate_t0 = now;
+        tr->rate_bytes0 = done;
+    } else if (now > tr->rate_t0) {
+        rate = (double)(done - tr->rate_bytes0) / (now - tr->rate_t0);
+    }
+    if (mrf__sched_progress(s->sched, tr->index, tr->backup, done, rate))
+        tr->aborted = true;
+}
+
+/* Runs map over one task's records into the task's output. */
+static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
 {
     const mrf_job_spec *spec = s->spec;
     mrf_emitter em = {.fn = map_emit, .state = s};
+    mrf_record rec = {.file = s->plan.paths[t->file]};
+    size_t every = check_bytes(t->len);
+    const char *p = buf, *end = buf + t->len, *next_check = buf + every;
+    while (p < end && em.rc == MRF_OK && !tr->aborted) {
+        const char *nl = NULL;
+        rec.data = p;
+        if (spec->input == MRF_INPUT_RECORDS) {
+            rec.len = spec->record_size;
+        } else {
+            nl = memchr(p, '\n', (size_t)(end - p));
+            rec.len = (size_t)((nl ? nl : end) - p);
+        }
+        rec.offset = t->off + (uint64_t)(p - buf);
+        spec->map(&rec, &em, spec->ctx);
+        tr->records++;
+        p = spec->input == MRF_INPUT_RECORDS ? p + spec->record_size : (nl ? nl + 1 : end);
+        if (p >= next_check && p < end) {
+            checkpoint(s, tr, (uint64_t)(p - buf));
+            next_check = p + every;
+        }
+    }
+    if (em.rc == MRF_OK && !tr->aborted)
+        checkpoint(s, tr, t->len);
+    if (em.rc == MRF_OK && spec->combine)
+        return flush_pending(s);
+    return em.rc;
+}
+
+/* The task's copy won: its output becomes the rank's. */
+static int keep_task(stage *s)
+{
+    if (!s->spec->combine || s->target == &s->ct)
+        return MRF_OK; /* already in place */
+    int rc = mrf__ctable_merge(&s->ct, &s->tt, s->spec->combine, s->spec->ctx);
+    if (rc)
+        return mrf__fail(rc, "combining a task's output failed");
+    if (s->ct.used >= s->ct_max_keys && (rc = drain_table(s)))
+        return rc;
+    if (s->tkv.len) {
+        if (mrf__kvbuf_reserve(&s->kv, s->tkv.len))
+            return mrf__fail(MRF_ENOMEM, "out of memory for map output");
+        memcpy(s->kv.base + s->kv.len, s->tkv.base, s->tkv.len);
+        for (size_t at = 0; at < s->tkv.len; at += mrf__rec_size(s->tkv.base + at))
+            s->bucket_bytes[mrf__rec_bucket(s->tkv.base + at)] += mrf__rec_size(s->tkv.base + at);
+        s->kv.len += s->tkv.len;
+        s->tkv.len = 0;
+    }
+    return MRF_OK;
+}
+
+/* The task's copy lost or stopped: forget its output. */
+static void drop_task(stage *s, size_t kv_start)
+{
+    if (s->spec->combine) {
+        s->nq = 0;
+        mrf__ctable_clear(&s->tt);
+        s->tkv.len = 0;
+        return;
+    }
+    for (size_t at = kv_start; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+        s->bucket_bytes[mrf__rec_bucket(s->kv.base + at)] -= mrf__rec_size(s->kv.base + at);
+    s->kv.len = kv_start;
+}
+
+static int map_tasks(stage *s)
+{
+    const mrf_job_spec *spec = s->spec;
     char *buf = NULL;
     size_t cap = 0;
     int rc = MRF_OK;
-    uint64_t before = 0;
     s->bucket_bytes = mrf__calloc(s->nb, sizeof *s->bucket_bytes);
     if (!s->bucket_bytes)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
     /* MRFLOW_COMBINE_MAX_KEYS (a testing switch) lowers the table's cap */
     const char *cap_env = getenv("MRFLOW_COMBINE_MAX_KEYS");
     s->ct_max_keys = cap_env && atol(cap_env) > 0 ? (size_t)atol(cap_env) : CTABLE_MAX_KEYS;
-    /* size the table from this rank's input (a word per 16 bytes at most
-     * matters here: Zipf text has far fewer distinct keys), 64 Ki to 2 Mi
-     * slots, so it rarely grows and small jobs do not touch 64 MiB */
-    uint64_t my_bytes = 0, seen = 0;
+    /* size the tables from the input (a key per 16 bytes at most matters
+     * here: Zipf text has far fewer), 64 Ki to 2 Mi slots, so they rarely
+     * grow and small jobs do not touch 64 MiB */
+    uint64_t my_bytes = 0, seen = 0, max_task = 0;
     for (size_t i = 0; i < s->plan.n_tasks; i++) {
         if (my_task(s, seen, s->plan.tasks[i].len))
             my_bytes += s->plan.tasks[i].len;
         seen += s->plan.tasks[i].len;
+        if (s->plan.tasks[i].len > max_task)
+            max_task = s->plan.tasks[i].len;
     }
-    size_t slots = (size_t)(my_bytes / 16);
-    slots = slots < (1u << 16) ? (1u << 16) : slots > (1u << 21) ? (1u << 21) : slots;
-    if (rc == MRF_OK && spec->combine && mrf__ctable_init(&s->ct, slots))
+#define CLAMP_SLOTS(b) ((b) / 16 < (1u << 16) ? (1u << 16) : (b) / 16 > (1u << 21) ? (1u << 21) : (size_t)((b) / 16))
+    if (rc == MRF_OK && spec->combine &&
+        (mrf__ctable_init(&s->ct, CLAMP_SLOTS(my_bytes)) ||
+         (s->opt->speculate && mrf__ctable_init(&s->tt, CLAMP_SLOTS(max_task)))))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
-    for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
-        const mrf__task *t = &s->plan.tasks[i];
-        bool mine = my_task(s, before, t->len);
-        before += t->len;
-        if (!mine)
-            continue;
-        if ((rc = mrf__task_read(&s->plan, t, &buf, &cap)))
+#undef CLAMP_SLOTS
+    /* without speculation every copy commits: combine straight into ct */
+    s->target = s->opt->speculate ? &s->tt : &s->ct;
+    int max_backups = s->opt->max_backups ? s->opt->max_backups : s->size / 4;
+    if (max_backups < 1)
+        max_backups = 1;
+    int crc = mrf__sched_create(s->comm, &s->plan, s->opt->speculate, max_backups, &s->sched);
+    if (crc) /* every rank got the same answer: no scheduler, no tasks */
+        return rc ? rc : crc;
+    s->map_t0 = MPI_Wtime();
+    for (;;) {
+        long ti;
+        bool backup;
+        if (rc) {
+            mrf__sched_fail(s->sched);
             break;
-        s->my_input_bytes += t->len;
-        mrf_record rec = {.file = s->plan.paths[t->file]};
-        const char *p = buf, *end = buf + t->len;
-        if (spec->input == MRF_INPUT_RECORDS) {
-            for (; p < end && em.rc == MRF_OK; p += spec->record_size) {
-                rec.data = p;
-                rec.len = spec->record_size;
-                rec.offset = t->off + (uint64_t)(p - buf);
-                spec->map(&rec, &em, spec->ctx);
-                s->records_in++;
-            }
-        } else {
-            while (p < end && em.rc == MRF_OK) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p));
-                rec.data = p;
-                rec.len = (size_t)((nl ? nl : end) - p);
-                rec.offset = t->off + (uint64_t)(p - buf);
-                spec->map(&rec, &em, spec->ctx);
-                s->records_in++;
-                p = nl ? nl + 1 : end;
-            }
         }
-        rc = em.rc;
+        if ((rc = mrf__sched_next(s->sched, &ti, &backup)) || ti < 0)
+            break;
+        const mrf__task *t = &s->plan.tasks[ti];
+        if ((rc = mrf__task_read(&s->plan, t, &buf, &cap)))
+            continue;
+        double t0 = MPI_Wtime();
+        task_run tr = {.index = ti, .backup = backup, .t0 = t0, .chunk0 = t0};
+        size_t kv_start = s->kv.len;
+        if ((rc = map_one(s, t, buf, &tr)))
+            continue;
+        double took = MPI_Wtime() - t0;
+        mrf__log(MRF_LOG_DEBUG, "task %ld%s: %.3f-%.3f s into the map phase%s", ti,
+                 backup ? " (backup)" : "", t0 - s->map_t0, t0 + took - s->map_t0,
+                 tr.aborted ? ", stopped: another copy committed" : "");
+        if (tr.aborted) {
+            drop_task(s, kv_start);
+            mrf__sched_abandon(s->sched, ti, backup, t->len, took);
+        } else if (mrf__sched_commit(s->sched, ti, backup, t->len, took)) {
+            rc = keep_task(s);
+            s->my_input_bytes += t->len;
+            s->records_in += tr.records;
+        } else {
+            drop_task(s, kv_start);
+        }
     }
-    if (rc == MRF_OK && spec->combine && (rc = flush_pending(s)) == MRF_OK)
+    s->sst = *mrf__sched_get_stats(s->sched);
+    mrf__sched_destroy(s->sched);
+    s->sched = NULL;
+    if (rc == MRF_OK && spec->combine)
         rc = drain_table(s);
     mrf__big_free(buf, cap);
+    mrf__ctable_destroy(&s->tt);
+    mrf__kvbuf_destroy(&s->tkv);
     /* the drained (empty) table stays for the reducing side's combine */
     return rc;
 }
@@ -659,26 +794,57 @@ static uint64_t peak_rss_bytes(void)
     return (uint64_t)ru.ru_maxrss * 1024u;
 }
 
+enum { SST_RUN, SST_STOLEN, SST_LAUNCHED, SST_WON, SST_DISCARDED, SST_N };
+
 static void summary(stage *s, double elapsed)
 {
-    uint64_t sum[5] = {s->my_input_bytes, s->records_in, s->records_out, s->bytes_out,
-                       s->shuf.bytes_sent};
+    uint64_t sum[5 + SST_N] = {s->my_input_bytes, s->records_in, s->records_out, s->bytes_out,
+                               s->shuf.bytes_sent, s->sst.tasks_run, s->sst.stolen,
+                               s->sst.backups_launched, s->sst.backups_won, s->sst.discarded};
     uint64_t max[2] = {peak_rss_bytes(), s->shuf.rounds};
-    uint64_t gsum[5], gmax[2];
-    MPI_Reduce(sum, gsum, 5, MPI_UINT64_T, MPI_SUM, 0, s->comm);
+    uint64_t gsum[5 + SST_N], gmax[2];
+    MPI_Reduce(sum, gsum, 5 + SST_N, MPI_UINT64_T, MPI_SUM, 0, s->comm);
     MPI_Reduce(max, gmax, 2, MPI_UINT64_T, MPI_MAX, 0, s->comm);
-    if (s->rank != 0 || s->opt->quiet)
-        return;
-    fprintf(stderr,
-            "mrflow: %s done in %.3f s: %llu input bytes (%.1f MB/s), %llu records in, %llu "
-            "records out, %llu output bytes; %d ranks, %llu shuffle bytes in %llu rounds, "
-            "peak RSS %.1f MiB (max over ranks); map %.3f s, shuffle %.3f s, reduce %.3f s "
-            "(rank 0)\n",
-            s->spec->name, elapsed, (unsigned long long)gsum[0],
-            elapsed > 0 ? (double)gsum[0] / elapsed / 1e6 : 0.0, (unsigned long long)gsum[1],
-            (unsigned long long)gsum[2], (unsigned long long)gsum[3], s->size,
-            (unsigned long long)gsum[4], (unsigned long long)gmax[1],
-            (double)gmax[0] / (1024.0 * 1024.0), s->t_map, s->t_shuffle, s->t_reduce);
+    /* per rank: tasks, stolen, backups launched/won, discarded, histogram */
+    enum { W = SST_N + MRF_SCHED_HIST };
+    uint64_t mine[W] = {s->sst.tasks_run, s->sst.stolen, s->sst.backups_launched,
+                        s->sst.backups_won, s->sst.discarded};
+    memcpy(mine + SST_N, s->sst.hist, sizeof s->sst.hist);
+    uint64_t *all = s->rank == 0 ? mrf__calloc((size_t)s->size * W, sizeof *all) : NULL;
+    MPI_Gather(mine, W, MPI_UINT64_T, all, s->rank == 0 && all ? W : 0, MPI_UINT64_T, 0, s->comm);
+    if (s->rank == 0 && !s->opt->quiet) {
+        fprintf(stderr,
+                "mrflow: %s done in %.3f s: %llu input bytes (%.1f MB/s), %llu records in, %llu "
+                "records out, %llu output bytes; %d ranks, %llu shuffle bytes in %llu rounds, "
+                "peak RSS %.1f MiB (max over ranks); map %.3f s, shuffle %.3f s, reduce %.3f s "
+                "(rank 0); tasks %llu (%llu stolen), backups %llu launched %llu won, %llu "
+                "copies discarded\n",
+                s->spec->name, elapsed, (unsigned long long)gsum[0],
+                elapsed > 0 ? (double)gsum[0] / elapsed / 1e6 : 0.0, (unsigned long long)gsum[1],
+                (unsigned long long)gsum[2], (unsigned long long)gsum[3], s->size,
+                (unsigned long long)gsum[4], (unsigned long long)gmax[1],
+                (double)gmax[0] / (1024.0 * 1024.0), s->t_map, s->t_shuffle, s->t_reduce,
+                (unsigned long long)gsum[5], (unsigned long long)gsum[6],
+                (unsigned long long)gsum[7], (unsigned long long)gsum[8],
+                (unsigned long long)gsum[9]);
+    }
+    if (s->rank == 0 && all && s->opt->log_level >= MRF_LOG_INFO) {
+        fprintf(stderr, "mrflow: rank  tasks stolen backups won discarded | task ms: <1 <2 <4 "
+                        "... (counts per power of two)\n");
+        for (int r = 0; r < s->size; r++) {
+            const uint64_t *e = all + (size_t)r * W;
+            char hist[256];
+            size_t n = 0;
+            for (int b = 0; b < MRF_SCHED_HIST && n < sizeof hist; b++)
+                n += (size_t)snprintf(hist + n, sizeof hist - n, " %llu",
+                                      (unsigned long long)e[SST_N + b]);
+            fprintf(stderr, "mrflow: %4d %6llu %6llu %7llu %3llu %9llu |%s\n", r,
+                    (unsigned long long)e[0], (unsigned long long)e[1],
+                    (unsigned long long)e[2], (unsigned long long)e[3],
+                    (unsigned long long)e[4], hist);
+        }
+    }
+    mrf__free(all);
 }
 
 /* ---------------------------------------------------------------- stage -- */

@@ -116,6 +116,15 @@ void *mrf__big_alloc(size_t n)
     return p;
 }
 
+void *mrf__big_alloc_populated(size_t n)
+{
+    char *p = mrf__big_alloc(n);
+    if (p) /* after madvise, so the touch gets huge pages */
+        for (size_t i = 0; i < n; i += 4096)
+            p[i] = 0;
+    return p;
+}
+
 void *mrf__big_resize(void *p, size_t old_n, size_t new_n)
 {
     if (!p)
