@@ -63,9 +63,18 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return MRF_OK;
 }
 
-/* slow:rank=R[:factor=F][:after=S] */
+/* slow:rank=R[:factor=F][:after=S] or fail:rank=R */
 static int parse_fault(const char *v, mrf__options *opt)
 {
+    if (strncmp(v, "fail:rank=", 10) == 0) {
+        char *end;
+        errno = 0;
+        long r = strtol(v + 10, &end, 10);
+        if (errno || *end || end == v + 10 || r < 0 || r > INT32_MAX)
+            return MRF_EINVAL;
+        opt->fail_rank = (int)r;
+        return MRF_OK;
+    }
     if (strncmp(v, "slow:", 5) != 0)
         return MRF_EINVAL;
     char buf[256];
@@ -136,6 +145,7 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->log_level = MRF_LOG_WARN;
     opt->speculate = true;
     opt->fault_rank = -1;
+    opt->fail_rank = -1;
     opt->fault_factor = 5.0;
     opt->inputs = mrf__calloc((size_t)argc + 1, sizeof *opt->inputs);
     if (!opt->inputs) {
@@ -220,7 +230,9 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
             NEED_VALUE();
             if (parse_fault(val, opt)) {
                 snprintf(err, errlen,
-                         "--fault '%s': use slow:rank=R[:factor=F][:after=SECONDS] (F >= 1)", val);
+                         "--fault '%s': use slow:rank=R[:factor=F][:after=SECONDS] (F >= 1) "
+                         "or fail:rank=R",
+                         val);
                 goto usage;
             }
         } else if (opt_is(a, "--log-level", &val)) {
@@ -284,6 +296,7 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "  --fault slow:rank=R[:factor=F][:after=S]\n"
            "                      testing switch: rank R maps F times slower (default 5),\n"
            "                      from S seconds into the map phase (default 0)\n"
+           "  --fault fail:rank=R testing switch: rank R fails in its first map task\n"
            "  --log-level LEVEL   error, warn (default), info or debug\n"
            "  --quiet             no run summary on stderr\n"
            "  --help, --version\n"

@@ -62,6 +62,7 @@ typedef struct mrf__options {
     bool speculate;       /* --speculate on|off */
     int max_backups;      /* --max-backups; 0 = max(1, ranks / 4) */
     int fault_rank;       /* --fault slow:rank=R:factor=F:after=S (testing); -1 = none */
+    int fail_rank;        /* --fault fail:rank=R (testing): R fails its first task */
     double fault_factor;
     double fault_after;
     int log_level;

@@ -611,6 +611,11 @@ static int map_tasks(stage *s)
         if ((rc = mrf__sched_next(s->sched, &ti, &backup)) || ti < 0)
             break;
         const mrf__task *t = &s->plan.tasks[ti];
+        if (s->opt->fail_rank == s->rank) {
+            rc = mrf__fail(MRF_EIO, "injected failure (--fault fail:rank=%d) in task %ld of '%s'",
+                           s->rank, ti, s->plan.paths[t->file]);
+            continue;
+        }
         if ((rc = mrf__task_read(&s->plan, t, &buf, &cap)))
             continue;
         double t0 = MPI_Wtime();

@@ -21,9 +21,10 @@
  *   by itself, so clocks need not agree), and reads `done`: if another copy
  *   committed, it stops.
  * - speculation: a rank with nothing to claim reads the task states and
- *   backs up the running task whose estimated time left is largest, but only
- *   if the runner's rate is below half its own rate AND the runner's time left
- *   exceeds 1.2x what the backup would take.  A task slow only because it is
+ *   backs up the running task that would gain most, but only if the runner's
+ *   rate is below half the typical rate (the median of every published rate,
+ *   running tasks' and finished ones') AND the runner's estimated time left
+ *   exceeds 1.2x what the backup would take at the idle rank's own rate.  A task slow only because it is
  *   larger has a normal rate and is never picked.  Backups running at once are
  *   capped by a counter on rank 0; each task gets at most one backup (the
  *   first to add 1 to its `backup` counter).
@@ -34,7 +35,8 @@
  *   (so nobody waits for a task whose runner is gone).
  *
  * Per-rank state: its home tasks' entries and its own cursor; an idle rank
- * reads every rank's entries at most every 20 ms to look for stragglers.
+ * reads every rank's entries every 5 ms (x (1 + ranks/16)) to look for
+ * stragglers.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -238,6 +240,15 @@ static double my_rate(const mrf__sched *s)
     return s->mapped_s > 0 ? (double)s->mapped_bytes / s->mapped_s : 0;
 }
 
+/* A runner is a straggler when its rate is below typical / SLOW_RATIO. */
+#define SLOW_RATIO 2.0
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* The running task most worth a backup, or -1. */
 static long pick_backup(mrf__sched *s)
 {
@@ -262,7 +273,20 @@ static long pick_backup(mrf__sched *s)
                     (int)(n * NFIELD), MPI_INT64_T, s->win);
     }
     MPI_Win_flush_all(s->win);
-    for (size_t t = 0; t < s->ntasks; t++) {
+    /* the typical rate: the median over every task that published one,
+     * running or finished, so ranks that finished first do not set it */
+    size_t nr = 0;
+    double typical = 0;
+    int64_t *rates = mrf__malloc((s->ntasks ? s->ntasks : 1) * sizeof *rates);
+    for (size_t t = 0; rates && t < s->ntasks; t++)
+        if (state[t * NFIELD + F_RATE] > 0)
+            rates[nr++] = state[t * NFIELD + F_RATE];
+    if (nr >= 2) {
+        qsort(rates, nr, sizeof *rates, cmp_i64);
+        typical = (double)rates[nr / 2];
+    }
+    mrf__free(rates);
+    for (size_t t = 0; typical > 0 && t < s->ntasks; t++) {
         const int64_t *e = state + t * NFIELD;
         int o = owner_of(s, t);
         int64_t h, tl, i = (int64_t)(t - s->first[o]);
@@ -272,9 +296,12 @@ static long pick_backup(mrf__sched *s)
             continue;
         double len = (double)s->plan->tasks[t].len, rate = (double)e[F_RATE];
         double left = (len - (double)e[F_BYTES]) / rate, backup_takes = len / mine;
-        mrf__log(MRF_LOG_DEBUG, "task %zu running at %.1f MB/s (mine %.1f), %.3f s left, a "
-                 "backup would take %.3f s", t, rate / 1e6, mine / 1e6, left, backup_takes);
-        if (rate * 2 < mine && left > 1.2 * backup_takes && left - backup_takes > best_gain) {
+        mrf__log(MRF_LOG_DEBUG,
+                 "task %zu running at %.1f MB/s (typical %.1f, mine %.1f), %.3f s left, a "
+                 "backup would take %.3f s",
+                 t, rate / 1e6, typical / 1e6, mine / 1e6, left, backup_takes);
+        if (rate * SLOW_RATIO < typical && left > 1.2 * backup_takes &&
+            left - backup_takes > best_gain) {
             best = (long)t;
             best_gain = left - backup_takes;
         }
@@ -305,7 +332,9 @@ int mrf__sched_next(mrf__sched *s, long *task, bool *backup)
             return MRF_OK;
         }
         double now = MPI_Wtime();
-        if (s->speculate && now - s->last_scan > 0.02) {
+        /* a scan reads every rank's entries: every 5 ms, less often past
+         * 16 ranks so idle ranks' traffic stays bounded */
+        if (s->speculate && now - s->last_scan > 0.005 * (1 + s->size / 16)) {
             s->last_scan = now;
             t = pick_backup(s);
             if (t >= 0 && fetch_add(s, 0, G_BACKUPS, 1) < s->max_backups) {

@@ -1,0 +1,116 @@
+# speculate.sh -- dynamic task claiming and speculative backups at 4 ranks:
+# with one rank slowed 5x the output equals the unslowed run's (terasort:
+# every part byte-identical; wordcount: the same lines -- which rank writes a
+# word depends on the bucket packing, and with map-side combining the bucket
+# sizes it packs by depend on which rank mapped which task) and a backup wins; without a slow rank, or with one task 4x larger than the
+# rest, no backup runs; a rank that fails mid-map stops the job (no hang).
+. "${TOP_SRCDIR:-.}/tests/mpi/lib.sh"
+
+in=$WORK/in
+mkdir -p "$in"
+"$MRFLOW" gen text --size 16M --seed 4 --output "$in/text" || exit 99
+"$MRFLOW" gen terasort --size 64M --seed 4 --output "$in/tera" 2> /dev/null || exit 99
+# 2 MiB tasks: 8 in all, 2 per rank, so the slow rank holds a task at the end
+opts="--task-size 2M"
+
+# summary FIELD: a number from the run summary on stderr
+summary() { sed -n "s/.* \([0-9]*\) $1.*/\1/p" "$WORK/stderr"; }
+tasks() { sed -n 's/.*tasks \([0-9]*\) (.*/\1/p' "$WORK/stderr"; }
+
+# same_output JOB A B: terasort parts byte-identical, wordcount the same lines
+same_output() {
+    local p
+    if [ "$1" = terasort ]; then
+        [ "$(ls "$2" | grep -c part-)" -eq "$(ls "$3" | grep -c part-)" ] || return 1
+        for p in "$2"/part-*; do cmp -s "$p" "$3/$(basename "$p")" || return 1; done
+    else
+        cat "$2"/part-* | sort > "$WORK/a" && cat "$3"/part-* | sort > "$WORK/b" &&
+            cmp -s "$WORK/a" "$WORK/b"
+    fi
+}
+
+for job in wordcount terasort; do
+    input=$in/text
+    jopts=$opts
+    [ $job = terasort ] && input=$in/tera && jopts="--task-size 8M"
+    ref=$WORK/ref-$job
+    if ! mpi 4 tcp run $job --input "$input" --output "$ref" $jopts --speculate off \
+        2> "$WORK/stderr"; then
+        not_ok "$job reference run failed"
+        continue
+    fi
+    ntasks=$(tasks)
+    for btl in $BTLS; do
+        out=$WORK/slow-$job-$btl
+        if mpi 4 "$btl" run $job --input "$input" --output "$out" $jopts \
+            --fault slow:rank=1:factor=5 2> "$WORK/stderr"; then
+            check "$job btl=$btl rank 1 slowed 5x: same output" same_output $job "$ref" "$out"
+            won=$(summary "won")
+            check "$job btl=$btl rank 1 slowed 5x: a backup won (won=$won)" test "${won:-0}" -gt 0
+            check "$job btl=$btl rank 1 slowed 5x: each of $ntasks tasks committed once" \
+                test "$(tasks)" -eq "$ntasks"
+        else
+            not_ok "$job btl=$btl slowed run exited non-zero"; cat "$WORK/stderr"
+        fi
+    done
+done
+
+# rank 0 slow too: it holds the job-wide counters, and must still answer
+out=$WORK/slow0
+if mpi 4 tcp run wordcount --input "$in/text" --output "$out" $opts \
+    --fault slow:rank=0:factor=5 2> "$WORK/stderr"; then
+    check "rank 0 slowed 5x over tcp: same output" same_output wordcount "$WORK/ref-wordcount" "$out"
+else
+    not_ok "rank 0 slowed run exited non-zero"
+fi
+
+# no slow rank: no backups (the bound asserted: at most 1 in a run)
+for i in 1 2 3; do
+    out=$WORK/plain-$i
+    if mpi 4 tcp run wordcount --input "$in/text" --output "$out" $opts 2> "$WORK/stderr"; then
+        launched=$(summary "launched")
+        check "no slow rank, run $i: at most 1 backup (launched=$launched)" \
+            test "${launched:-99}" -le 1
+        check "no slow rank, run $i: same output" same_output wordcount "$WORK/ref-wordcount" "$out"
+    else
+        not_ok "plain run $i exited non-zero"
+    fi
+done
+
+# a task slow only because it is 4x larger is not speculated
+mkdir -p "$WORK/uneven"
+head -c 16M "$in/text" | sed '$d' > "$WORK/uneven/a-big"
+for f in b c d; do head -c 4M "$in/text" | sed '$d' > "$WORK/uneven/$f"; done
+out=$WORK/uneven-out
+if mpi 4 tcp run wordcount --input "$WORK/uneven" --output "$out" --task-size 64M \
+    2> "$WORK/stderr"; then
+    check "one task 4x larger: no backup (launched=$(summary launched))" \
+        test "$(summary launched)" -eq 0
+    ref_wordcount "$WORK/uneven"/* > "$WORK/ref"
+    cat "$out"/part-* | sort > "$WORK/got"
+    check "one task 4x larger: equals coreutils" cmp -s "$WORK/ref" "$WORK/got"
+else
+    not_ok "uneven run exited non-zero"
+fi
+
+# speculation off: same output, no backups, stealing still balances
+out=$WORK/off
+if mpi 4 vader run wordcount --input "$in/text" --output "$out" $opts --speculate off \
+    --fault slow:rank=1:factor=5 2> "$WORK/stderr"; then
+    check "--speculate off: no backups" test "$(summary launched)" -eq 0
+    check "--speculate off: same output" same_output wordcount "$WORK/ref-wordcount" "$out"
+else
+    not_ok "--speculate off run exited non-zero"
+fi
+
+# a rank that fails in the map phase: every rank stops, exit 1, no output
+for btl in $BTLS; do
+    rc=0
+    mpi 4 "$btl" run wordcount --input "$in/text" --output "$WORK/failed" $opts \
+        --fault fail:rank=2 > /dev/null 2> "$WORK/stderr" || rc=$?
+    check "rank 2 fails (btl=$btl): exit 1, not a hang" test $rc -eq 1
+    check "rank 2 fails (btl=$btl): named, no output" \
+        sh -c 'grep -q "injected failure" "$0" && [ ! -e "$1" ]' "$WORK/stderr" "$WORK/failed"
+    check "rank 2 fails (btl=$btl): no temporaries" no_leftovers "$WORK/failed"
+done
+finish
