@@ -41,17 +41,27 @@ for job in wordcount terasort; do
     fi
     ntasks=$(tasks)
     for btl in $BTLS; do
-        out=$WORK/slow-$job-$btl
-        if mpi 4 "$btl" run $job --input "$input" --output "$out" $jopts \
-            --fault slow:rank=1:factor=5 2> "$WORK/stderr"; then
-            check "$job btl=$btl rank 1 slowed 5x: same output" same_output $job "$ref" "$out"
-            won=$(summary "won")
-            check "$job btl=$btl rank 1 slowed 5x: a backup won (won=$won)" test "${won:-0}" -gt 0
-            check "$job btl=$btl rank 1 slowed 5x: each of $ntasks tasks committed once" \
-                test "$(tasks)" -eq "$ntasks"
-        else
-            not_ok "$job btl=$btl slowed run exited non-zero"; cat "$WORK/stderr"
-        fi
+        # "a backup won" depends on timing (4 ranks share 2 cores here): one
+        # retry for that property alone; the output is checked on every try
+        won=0 try=0
+        while [ "$won" -eq 0 ] && [ $try -lt 2 ]; do
+            try=$((try + 1))
+            out=$WORK/slow-$job-$btl-$try
+            if mpi 4 "$btl" run $job --input "$input" --output "$out" $jopts \
+                --fault slow:rank=1:factor=5 2> "$WORK/stderr"; then
+                check "$job btl=$btl rank 1 slowed 5x (try $try): same output" \
+                    same_output $job "$ref" "$out"
+                check "$job btl=$btl rank 1 slowed 5x (try $try): each of $ntasks tasks committed once" \
+                    test "$(tasks)" -eq "$ntasks"
+                won=$(summary "won")
+                won=${won:-0}
+                [ "$won" -gt 0 ] || grep -o "map [0-9.]* s.*" "$WORK/stderr"
+            else
+                not_ok "$job btl=$btl slowed run exited non-zero"; cat "$WORK/stderr"
+                break
+            fi
+        done
+        check "$job btl=$btl rank 1 slowed 5x: a backup won (won=$won, tries $try)" test "$won" -gt 0
     done
 done
 
