@@ -146,8 +146,14 @@ int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combin
         size_t klen = e->kf & MRF_CS_KLEN;
         const char *k = slot_key(src, e);
         rc = mrf__ctable_add(dst, e->hash, k, klen, k + klen, e->vlen, combine, ctx);
+        e->kf = 0; /* emptied as it is read: no second pass to clear */
     }
-    mrf__ctable_clear(src);
+    if (rc == MRF_OK) {
+        src->used = 0;
+        src->big.len = 0;
+    } else {
+        mrf__ctable_clear(src);
+    }
     return rc;
 }
 
