@@ -3,7 +3,8 @@
 # terasort file (once; kept in bench-out/), warms the page cache, then runs
 # wordcount and terasort at 1 and 2 ranks REPS times each, and in the same run
 # the single-process references: a coreutils word count (LC_ALL=C tr | sort |
-# uniq -c) and refsort.c, a C in-memory radix sort of the records.  Prints
+# uniq -c) and refsort.c, a C in-memory radix sort of the records, plus one
+# row per job at the largest rank count with --speculate off.  Prints
 # medians: wall seconds (mpirun included), MB/s of input, records/s, peak RSS
 # per rank, and each figure's ratio to its reference.
 #   TEXT_SIZE (512M) TERA_SIZE (1G) REPS (3) RANKS ("1 2") BTL (vader)
@@ -27,12 +28,14 @@ now() { date +%s.%N; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN { print e - s }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# run_mrflow JOB INPUT NP: prints "seconds records_in peak_rss_mib"
+# run_mrflow JOB INPUT NP [OPTION...]: prints "seconds records_in peak_rss_mib"
 run_mrflow() {
     rm -rf bench-out/out
+    job=$1 input=$2 np=$3
+    shift 3
     s=$(now)
-    mpirun -np "$3" --mca btl "self,$BTL" ./mrflow run "$1" --input "$2" --output bench-out/out \
-        2> bench-out/summary
+    mpirun -np "$np" --mca btl "self,$BTL" ./mrflow run "$job" --input "$input" \
+        --output bench-out/out "$@" 2> bench-out/summary
     e=$(now)
     recs=$(sed -n 's/.* \([0-9]*\) records in.*/\1/p' bench-out/summary)
     rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' bench-out/summary)
@@ -67,13 +70,20 @@ echo
 echo "| run                    | wall s  | MB/s     | M recs/s   | RSS MiB  | vs ref  |"
 echo "|------------------------|---------|----------|------------|----------|---------|"
 report "ref: coreutils wc" "$tbytes" "$ref_wc" 0 0 "$ref_wc"
-# bench_job JOB INPUT BYTES REF_SECONDS: a row per rank count
+# bench_job JOB INPUT BYTES REF_SECONDS: a row per rank count, and one more
+# at the largest with --speculate off (the cost of keeping tasks apart)
 bench_job() {
-    for np in $RANKS; do
-        for i in $(seq "$REPS"); do run_mrflow "$1" "$2" "$np"; done > bench-out/runs
+    for np in $RANKS off; do
+        label="$1 np=$np" extra=
+        if [ "$np" = off ]; then
+            np=$(echo $RANKS | awk '{ print $NF }')
+            label="$1 np=$np spec off" extra="--speculate off"
+        fi
+        # shellcheck disable=SC2086
+        for i in $(seq "$REPS"); do run_mrflow "$1" "$2" "$np" $extra; done > bench-out/runs
         t=$(cut -d' ' -f1 bench-out/runs | median); r=$(cut -d' ' -f2 bench-out/runs | median)
         m=$(cut -d' ' -f3 bench-out/runs | median)
-        report "$1 np=$np" "$3" "$t" "$r" "$m" "$4"
+        report "$label" "$3" "$t" "$r" "$m" "$4"
     done
 }
 bench_job wordcount "$text" "$tbytes" "$ref_wc"

@@ -3,7 +3,7 @@
 # rank 3x slow, one rank 5x slow} x {speculation off, on}, one run each
 # (the slowdown is the --fault testing switch), and each time relative to the
 # run with no slow rank and speculation on.
-#   SIZE (128M) RANKS (4) BTL (vader)
+#   SIZE (128M) RANKS (4) BTL (vader) TASK_SIZE (default: the engine's, ~8 per rank)
 set -eu
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-128M}
@@ -20,17 +20,19 @@ run() { # run SPECULATE FAULT...: prints "seconds launched won"
     rm -rf bench-out/out
     s=$(date +%s.%N)
     mpirun -np "$NP" --oversubscribe --mca btl "self,$BTL" ./mrflow run wordcount \
-        --input "$text" --output bench-out/out --speculate "$@" 2> bench-out/summary
+        --input "$text" --output bench-out/out ${TASK_SIZE:+--task-size "$TASK_SIZE"} \
+        --speculate "$@" 2> bench-out/summary
     e=$(date +%s.%N)
     l=$(sed -n 's/.* \([0-9]*\) launched.*/\1/p' bench-out/summary)
     w=$(sed -n 's/.* \([0-9]*\) won.*/\1/p' bench-out/summary)
     echo "$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }') $l $w"
 }
 
-echo "wordcount, $SIZE, $NP ranks on $(nproc) cores, btl self,$BTL, one run each"
+echo "wordcount, $SIZE, $NP ranks on $(nproc) cores, btl self,$BTL, task size ${TASK_SIZE:-default}, one run each"
 echo
 echo "| slow rank      | speculation | wall s | vs baseline | backups launched | won |"
 echo "|----------------|-------------|--------|-------------|------------------|-----|"
+run on > /dev/null # warm-up, not reported
 set -- $(run on)
 base=$1
 for slow in none 3 5; do
