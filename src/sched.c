@@ -24,7 +24,7 @@
  *   backs up the running task that would gain most, but only if the runner's
  *   rate is below half the typical rate (the median of every published rate,
  *   running tasks' and finished ones') AND the runner's estimated time left
- *   exceeds 1.2x what the backup would take at the idle rank's own rate.  A task slow only because it is
+ *   exceeds 1.5x what the backup would take at the idle rank's own rate.  A task slow only because it is
  *   larger has a normal rate and is never picked.  Backups running at once are
  *   capped by a counter on rank 0; each task gets at most one backup (the
  *   first to add 1 to its `backup` counter).
@@ -264,13 +264,17 @@ static long pick_backup(mrf__sched *s)
         mrf__free(claims);
         return -1;
     }
-    /* a snapshot for choosing only: the choice is settled by atomics */
+    /* a snapshot for choosing only (the choice is settled by atomics), read
+     * with MPI_Get_accumulate(NO_OP): a plain MPI_Get racing the runners'
+     * MPI_Fetch_and_op on the same words would be a conflict in MPI terms */
     for (int r = 0; r < s->size; r++) {
         size_t n = s->first[r + 1] - s->first[r];
-        MPI_Get(&claims[r], 1, MPI_INT64_T, r, G_CLAIM, 1, MPI_INT64_T, s->win);
+        MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &claims[r], 1, MPI_INT64_T, r, G_CLAIM, 1,
+                           MPI_INT64_T, MPI_NO_OP, s->win);
         if (n)
-            MPI_Get(state + s->first[r] * NFIELD, (int)(n * NFIELD), MPI_INT64_T, r, NGLOBAL,
-                    (int)(n * NFIELD), MPI_INT64_T, s->win);
+            MPI_Get_accumulate(NULL, 0, MPI_INT64_T, state + s->first[r] * NFIELD,
+                               (int)(n * NFIELD), MPI_INT64_T, r, NGLOBAL, (int)(n * NFIELD),
+                               MPI_INT64_T, MPI_NO_OP, s->win);
     }
     MPI_Win_flush_all(s->win);
     /* the typical rate: the median over every task that published one,
@@ -300,7 +304,7 @@ static long pick_backup(mrf__sched *s)
                  "task %zu running at %.1f MB/s (typical %.1f, mine %.1f), %.3f s left, a "
                  "backup would take %.3f s",
                  t, rate / 1e6, typical / 1e6, mine / 1e6, left, backup_takes);
-        if (rate * SLOW_RATIO < typical && left > 1.2 * backup_takes &&
+        if (rate * SLOW_RATIO < typical && left > 1.5 * backup_takes &&
             left - backup_takes > best_gain) {
             best = (long)t;
             best_gain = left - backup_takes;
