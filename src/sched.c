@@ -24,7 +24,9 @@
  *   backs up the running task that would gain most, but only if the runner's
  *   rate is below half the typical rate (the median of every published rate,
  *   running tasks' and finished ones') AND the runner's estimated time left
- *   exceeds 1.5x what the backup would take at the idle rank's own rate.  A task slow only because it is
+ *   exceeds 1.5x what the backup would take at the idle rank's own rate, in
+ *   two scans in a row (a one-scan dip, such as a big task's table growing,
+ *   is not a straggler).  A task slow only because it is
  *   larger has a normal rate and is never picked.  Backups running at once are
  *   capped by a counter on rank 0; each task gets at most one backup (the
  *   first to add 1 to its `backup` counter).
@@ -62,6 +64,7 @@ struct mrf__sched {
     uint64_t mapped_bytes; /* by me, in committed or aborted work */
     double mapped_s;
     double last_scan;
+    long suspect; /* the straggler the last scan picked: a backup needs two in a row */
     mrf__sched_stats st;
 };
 
@@ -183,6 +186,7 @@ int mrf__sched_create(MPI_Comm comm, const mrf__plan *plan, bool speculate, int 
         mrf__free(s);
         return mrf__fail(MRF_EMPI, "MPI_Win_allocate for the task scheduler failed");
     }
+    s->suspect = -1;
     s->base[G_COMMITTED] = 0;
     s->base[G_BACKUPS] = 0;
     s->base[G_FAILED] = 0;
@@ -341,6 +345,11 @@ int mrf__sched_next(mrf__sched *s, long *task, bool *backup)
         if (s->speculate && now - s->last_scan > 0.005 * (1 + s->size / 16)) {
             s->last_scan = now;
             t = pick_backup(s);
+            /* a dip of one scan (a stall in a big task) is not a straggler */
+            long seen = s->suspect;
+            s->suspect = t;
+            if (t != seen)
+                t = -1;
             if (t >= 0 && fetch_add(s, 0, G_BACKUPS, 1) < s->max_backups) {
                 if (first_to(s, (size_t)t, F_BACKUP)) {
                     s->st.backups_launched++;

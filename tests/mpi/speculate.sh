@@ -10,7 +10,7 @@
 in=$WORK/in
 mkdir -p "$in"
 "$MRFLOW" gen text --size 16M --seed 4 --output "$in/text" || exit 99
-"$MRFLOW" gen terasort --size 64M --seed 4 --output "$in/tera" 2> /dev/null || exit 99
+"$MRFLOW" gen terasort --size 128M --seed 4 --output "$in/tera" 2> /dev/null || exit 99
 # 2 MiB tasks: 8 in all, 2 per rank, so the slow rank holds a task at the end
 opts="--task-size 2M"
 
@@ -31,9 +31,11 @@ same_output() {
 }
 
 for job in wordcount terasort; do
+    # one task per rank: the idle ranks wait with the 5x straggler's task
+    # far from done, so the backup's win is not a close race
     input=$in/text
-    jopts=$opts
-    [ $job = terasort ] && input=$in/tera && jopts="--task-size 8M"
+    jopts="--task-size 4M"
+    [ $job = terasort ] && input=$in/tera && jopts="--task-size 32M"
     ref=$WORK/ref-$job
     if ! mpi 4 tcp run $job --input "$input" --output "$ref" $jopts --speculate off \
         2> "$WORK/stderr"; then
@@ -73,6 +75,15 @@ if mpi 4 tcp run wordcount --input "$in/text" --output "$out" $opts \
     check "rank 0 slowed 5x over tcp: same output" same_output wordcount "$WORK/ref-wordcount" "$out"
 else
     not_ok "rank 0 slowed run exited non-zero"
+fi
+
+# a rank that turns slow partway (after=): same output
+out=$WORK/slow-after
+if mpi 4 tcp run wordcount --input "$in/text" --output "$out" $opts \
+    --fault slow:rank=2:factor=5:after=0.03 2> "$WORK/stderr"; then
+    check "rank 2 slowed 5x after 0.03 s: same output" same_output wordcount "$WORK/ref-wordcount" "$out"
+else
+    not_ok "slowed-after run exited non-zero"
 fi
 
 # no slow rank: no backups (the bound asserted: at most 1 in a run)
