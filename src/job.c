@@ -589,7 +589,7 @@ static int map_tasks(stage *s)
 #define CLAMP_SLOTS(b) ((b) / 16 < (1u << 16) ? (1u << 16) : (b) / 16 > (1u << 21) ? (1u << 21) : (size_t)((b) / 16))
     if (rc == MRF_OK && spec->combine &&
         (mrf__ctable_init(&s->ct, CLAMP_SLOTS(my_bytes)) ||
-         (s->opt->speculate && mrf__ctable_init(&s->tt, CLAMP_SLOTS(max_task)))))
+         (s->opt->speculate && mrf__ctable_init(&s->tt, CLAMP_SLOTS(max_task / 4)))))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
 #undef CLAMP_SLOTS
     /* without speculation every copy commits: combine straight into ct */

@@ -25,7 +25,7 @@
  *   rate is below half the typical rate (the median of every published rate,
  *   running tasks' and finished ones') AND the runner's estimated time left
  *   exceeds 1.5x what the backup would take at the idle rank's own rate, in
- *   two scans in a row (a one-scan dip, such as a big task's table growing,
+ *   three scans in a row (a short dip, such as a big task's table growing,
  *   is not a straggler).  A task slow only because it is
  *   larger has a normal rate and is never picked.  Backups running at once are
  *   capped by a counter on rank 0; each task gets at most one backup (the
@@ -64,7 +64,8 @@ struct mrf__sched {
     uint64_t mapped_bytes; /* by me, in committed or aborted work */
     double mapped_s;
     double last_scan;
-    long suspect; /* the straggler the last scan picked: a backup needs two in a row */
+    long suspect; /* the straggler the last scans picked ... */
+    int suspect_seen; /* ... in this many scans in a row; a backup needs SUSPECT_SCANS */
     mrf__sched_stats st;
 };
 
@@ -244,8 +245,10 @@ static double my_rate(const mrf__sched *s)
     return s->mapped_s > 0 ? (double)s->mapped_bytes / s->mapped_s : 0;
 }
 
-/* A runner is a straggler when its rate is below typical / SLOW_RATIO. */
+/* A runner is a straggler when its rate is below typical / SLOW_RATIO, with
+ * enough time left, in SUSPECT_SCANS scans in a row. */
 #define SLOW_RATIO 2.0
+#define SUSPECT_SCANS 3
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -345,10 +348,10 @@ int mrf__sched_next(mrf__sched *s, long *task, bool *backup)
         if (s->speculate && now - s->last_scan > 0.005 * (1 + s->size / 16)) {
             s->last_scan = now;
             t = pick_backup(s);
-            /* a dip of one scan (a stall in a big task) is not a straggler */
-            long seen = s->suspect;
+            /* a dip of a scan or two (a stall in a big task) is no straggler */
+            s->suspect_seen = t >= 0 && t == s->suspect ? s->suspect_seen + 1 : 1;
             s->suspect = t;
-            if (t != seen)
+            if (s->suspect_seen < SUSPECT_SCANS)
                 t = -1;
             if (t >= 0 && fetch_add(s, 0, G_BACKUPS, 1) < s->max_backups) {
                 if (first_to(s, (size_t)t, F_BACKUP)) {
