@@ -131,7 +131,8 @@ void mrf__ctable_clear(mrf__ctable *t)
     t->big.len = 0;
 }
 
-int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx)
+int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx,
+                      mrf__bucket_fn bucket_fn, void *bctx, uint64_t *bucket_bytes)
 {
     int rc = MRF_OK;
     size_t n = src->mask + 1, ahead = 0;
@@ -145,6 +146,8 @@ int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combin
             continue;
         size_t klen = e->kf & MRF_CS_KLEN;
         const char *k = slot_key(src, e);
+        if (bucket_fn)
+            bucket_bytes[bucket_fn(bctx, k, klen, e->hash)] += MRF_KV_HDR + klen + e->vlen;
         rc = mrf__ctable_add(dst, e->hash, k, klen, k + klen, e->vlen, combine, ctx);
         e->kf = 0; /* emptied as it is read: no second pass to clear */
     }

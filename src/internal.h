@@ -234,8 +234,10 @@ static inline void mrf__ctable_prefetch(const mrf__ctable *t, uint64_t h)
 }
 /* Empties the table without writing anything out. */
 void mrf__ctable_clear(mrf__ctable *t);
-/* Adds every entry of src to dst and empties src. */
-int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx);
+/* Adds every entry of src to dst and empties src; with bucket_fn, also adds
+ * each src entry's record size to bucket_bytes[its bucket]. */
+int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx,
+                      mrf__bucket_fn bucket_fn, void *bctx, uint64_t *bucket_bytes);
 /* Adds (key, value): folds it into the key's value with combine, or inserts
  * it.  Returns MRF_EINVAL if the key's values differ in length. */
 int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, const void *val,

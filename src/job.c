@@ -82,7 +82,8 @@ typedef struct stage {
     size_t ct_max_keys;
     pending q[EMIT_RING];
     unsigned qhead, nq;
-    uint64_t *bucket_bytes;
+    uint64_t *bucket_bytes; /* bytes per bucket in this rank's map arena */
+    uint64_t *pack_bytes;   /* what buckets are packed by: see keep_task */
     mrf__writer *out;
     /* figures for the summary */
     uint64_t my_input_bytes, records_in, records_out, bytes_out;
@@ -532,7 +533,12 @@ static int keep_task(stage *s)
 {
     if (!s->spec->combine || s->target == &s->ct)
         return MRF_OK; /* already in place */
-    int rc = mrf__ctable_merge(&s->ct, &s->tt, s->spec->combine, s->spec->ctx);
+    /* Packing weights: each committed task's own combined output, bucket by
+     * bucket.  Unlike the rank's combined bytes, these do not depend on which
+     * rank mapped which task, so the bucket -> rank map, and with it every
+     * output part, is the same in every run of the same plan. */
+    int rc = mrf__ctable_merge(&s->ct, &s->tt, s->spec->combine, s->spec->ctx, drain_bucket, s,
+                               s->pack_bytes);
     if (rc)
         return mrf__fail(rc, "combining a task's output failed");
     if (s->ct.used >= s->ct_max_keys && (rc = drain_table(s)))
@@ -541,8 +547,11 @@ static int keep_task(stage *s)
         if (mrf__kvbuf_reserve(&s->kv, s->tkv.len))
             return mrf__fail(MRF_ENOMEM, "out of memory for map output");
         memcpy(s->kv.base + s->kv.len, s->tkv.base, s->tkv.len);
-        for (size_t at = 0; at < s->tkv.len; at += mrf__rec_size(s->tkv.base + at))
-            s->bucket_bytes[mrf__rec_bucket(s->tkv.base + at)] += mrf__rec_size(s->tkv.base + at);
+        for (size_t at = 0; at < s->tkv.len; at += mrf__rec_size(s->tkv.base + at)) {
+            uint32_t b = mrf__rec_bucket(s->tkv.base + at);
+            s->bucket_bytes[b] += mrf__rec_size(s->tkv.base + at);
+            s->pack_bytes[b] += mrf__rec_size(s->tkv.base + at);
+        }
         s->kv.len += s->tkv.len;
         s->tkv.len = 0;
     }
@@ -570,7 +579,8 @@ static int map_tasks(stage *s)
     size_t cap = 0;
     int rc = MRF_OK;
     s->bucket_bytes = mrf__calloc(s->nb, sizeof *s->bucket_bytes);
-    if (!s->bucket_bytes)
+    s->pack_bytes = mrf__calloc(s->nb, sizeof *s->pack_bytes);
+    if (!s->bucket_bytes || !s->pack_bytes)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
     /* MRFLOW_COMBINE_MAX_KEYS (a testing switch) lowers the table's cap */
     const char *cap_env = getenv("MRFLOW_COMBINE_MAX_KEYS");
@@ -667,7 +677,12 @@ static int exchange(stage *s)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
     if ((rc = agree(s, rc)))
         goto out;
-    if (MPI_Allreduce(s->bucket_bytes, global, (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) !=
+    /* pack by the per-task weights where they exist (a combining job with
+     * speculation on); otherwise by the arena's bytes, which for a job
+     * without a combiner are just as placement-independent */
+    const uint64_t *weights =
+        s->spec->combine && s->opt->speculate ? s->pack_bytes : s->bucket_bytes;
+    if (MPI_Allreduce(weights, global, (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) !=
         MPI_SUCCESS) {
         rc = MRF_EMPI;
         goto out;
@@ -924,6 +939,8 @@ out:
     mrf__ctable_destroy(&s->ct);
     mrf__free(s->bucket_bytes);
     s->bucket_bytes = NULL;
+    mrf__free(s->pack_bytes);
+    s->pack_bytes = NULL;
     mrf__splitters_free(&s->sp);
     mrf__plan_free(&s->plan);
     return rc;
