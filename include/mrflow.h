@@ -35,23 +35,18 @@ extern "C" {
 /* Status codes: 0 is success, failures are negative. */
 enum {
     MRF_OK = 0,
-    MRF_EINVAL = -1,    /* a bad argument from the caller or a callback */
-    MRF_ENOMEM = -2,    /* an allocation failed */
-    MRF_EIO = -3,       /* a read or write failed */
-    MRF_EMPI = -4,      /* an MPI call failed */
-    MRF_EUSAGE = -5,    /* bad command line (exit status 2) */
-    MRF_EINPUT = -6,    /* bad or missing input (exit status 2) */
-    MRF_EEXIST = -7,    /* the output exists and --overwrite was not given (exit 2) */
-    MRF_EINTERNAL = -8  /* a broken invariant: a bug in mrflow */
+    MRF_EINVAL = -1,   /* a bad argument from the caller or a callback */
+    MRF_ENOMEM = -2,   /* an allocation failed */
+    MRF_EIO = -3,      /* a read or write failed */
+    MRF_EMPI = -4,     /* an MPI call failed */
+    MRF_EUSAGE = -5,   /* bad command line (exit status 2) */
+    MRF_EINPUT = -6,   /* bad or missing input (exit status 2) */
+    MRF_EEXIST = -7,   /* the output exists and --overwrite was not given (exit 2) */
+    MRF_EINTERNAL = -8 /* a broken invariant: a bug in mrflow */
 };
 
 /* Exit statuses of mrf_main() and of the mrflow command. */
-enum {
-    MRF_EXIT_OK = 0,
-    MRF_EXIT_FAILED = 1,
-    MRF_EXIT_USAGE = 2,
-    MRF_EXIT_CHECKPOINTED = 75
-};
+enum { MRF_EXIT_OK = 0, MRF_EXIT_FAILED = 1, MRF_EXIT_USAGE = 2, MRF_EXIT_CHECKPOINTED = 75 };
 
 /* How input files are cut into records. */
 typedef enum {
@@ -116,17 +111,17 @@ MRF_EXPORT uint64_t mrf_values_count(const mrf_values *vals);
  * common prefix.  Output parts are sorted by it.
  */
 typedef struct mrf_job_spec {
-    const char *name;     /* as in `mrflow run NAME` and the run summary */
-    const char *summary;  /* one line for `mrflow jobs` */
+    const char *name;    /* as in `mrflow run NAME` and the run summary */
+    const char *summary; /* one line for `mrflow jobs` */
     mrf_input_kind input;
-    size_t record_size;   /* for MRF_INPUT_RECORDS */
+    size_t record_size; /* for MRF_INPUT_RECORDS */
     void (*map)(const mrf_record *in, mrf_emitter *out, void *ctx);
     void (*combine)(void *acc, const void *val, size_t len, void *ctx);
     void (*reduce)(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out, void *ctx);
     mrf_partitioning partitioning;
     int (*key_compare)(const void *a, size_t alen, const void *b, size_t blen);
     mrf_output_format output;
-    void *ctx;            /* passed to every callback */
+    void *ctx; /* passed to every callback */
 } mrf_job_spec;
 
 /*

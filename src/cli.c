@@ -30,20 +30,19 @@ static bool first_rank(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: mrflow COMMAND [ARGS]\n"
-            "\n"
-            "  run JOB --input PATH... --output DIR [options]\n"
-            "                    run a job under MPI: mpirun -np N mrflow run ...\n"
-            "                    (mrflow run JOB --help lists the options)\n"
-            "  gen text|terasort --size SIZE --output FILE [--seed N]\n"
-            "                    write deterministic test data\n"
-            "  validate terasort DIR [--input PATH...]\n"
-            "                    check sorted output and compare it with its input\n"
-            "  jobs              list the built-in jobs\n"
-            "  --help, --version\n"
-            "\n"
-            "Exit status: 0 done, 1 failed, 2 usage or input error.\n");
+    fprintf(f, "Usage: mrflow COMMAND [ARGS]\n"
+               "\n"
+               "  run JOB --input PATH... --output DIR [options]\n"
+               "                    run a job under MPI: mpirun -np N mrflow run ...\n"
+               "                    (mrflow run JOB --help lists the options)\n"
+               "  gen text|terasort --size SIZE --output FILE [--seed N]\n"
+               "                    write deterministic test data\n"
+               "  validate terasort DIR [--input PATH...]\n"
+               "                    check sorted output and compare it with its input\n"
+               "  jobs              list the built-in jobs\n"
+               "  --help, --version\n"
+               "\n"
+               "Exit status: 0 done, 1 failed, 2 usage or input error.\n");
 }
 
 int main(int argc, char **argv)
@@ -86,8 +85,7 @@ int main(int argc, char **argv)
             return mrf_main(argc - 2, argv + 2, jobs[i]);
         }
         if (first_rank())
-            fprintf(stderr, "mrflow: error: unknown job '%s'; `mrflow jobs` lists them\n",
-                    argv[2]);
+            fprintf(stderr, "mrflow: error: unknown job '%s'; `mrflow jobs` lists them\n", argv[2]);
         return MRF_EXIT_USAGE;
     }
     if (first_rank())

@@ -14,7 +14,10 @@
 
 #include "internal.h"
 
-uint64_t mrf__key_hash(const void *key, size_t klen) { return XXH3_64bits(key, klen); }
+uint64_t mrf__key_hash(const void *key, size_t klen)
+{
+    return XXH3_64bits(key, klen);
+}
 
 int mrf__ctable_init(mrf__ctable *t, size_t min_slots)
 {

@@ -28,11 +28,24 @@ int mrf__parse_size(const char *s, uint64_t *out)
         return MRF_EINVAL;
     double mult = 1;
     switch (toupper((unsigned char)*end)) {
-    case 'K': mult = 1024.0; end++; break;
-    case 'M': mult = 1024.0 * 1024; end++; break;
-    case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
-    default: break;
+    case 'K':
+        mult = 1024.0;
+        end++;
+        break;
+    case 'M':
+        mult = 1024.0 * 1024;
+        end++;
+        break;
+    case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    case 'T':
+        mult = 1024.0 * 1024 * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
     }
     if (mult > 1 && (*end == 'i' || *end == 'I'))
         end++;
@@ -153,15 +166,15 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
         return MRF_ENOMEM;
     }
 
-#define NEED_VALUE()                                                                   \
-    do {                                                                               \
-        if (!val) {                                                                    \
-            if (i + 1 >= argc) {                                                       \
-                snprintf(err, errlen, "option %s needs a value (see --help)", argv[i]); \
-                goto usage;                                                            \
-            }                                                                          \
-            val = argv[++i];                                                           \
-        }                                                                              \
+#define NEED_VALUE()                                                                               \
+    do {                                                                                           \
+        if (!val) {                                                                                \
+            if (i + 1 >= argc) {                                                                   \
+                snprintf(err, errlen, "option %s needs a value (see --help)", argv[i]);            \
+                goto usage;                                                                        \
+            }                                                                                      \
+            val = argv[++i];                                                                       \
+        }                                                                                          \
     } while (0)
 
     for (int i = 1; i < argc; i++) {

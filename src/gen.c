@@ -151,7 +151,7 @@ static int gen_text(gen_out *o, uint64_t size, uint64_t seed)
         }
     }
     /* word table: 8 bytes per word, length in the last byte */
-    char (*words)[8] = mrf__malloc((size_t)VOCAB * 8);
+    char(*words)[8] = mrf__malloc((size_t)VOCAB * 8);
     if (!words) {
         mrf__free(alias);
         mrf__free(thresh);
@@ -265,13 +265,14 @@ int mrf__cli_gen(int argc, char **argv)
         } else if (a[0] != '-' && !kind) {
             kind = a;
         } else {
-            fprintf(stderr, "mrflow: error: gen: unexpected argument '%s' (see mrflow gen --help)\n",
-                    a);
+            fprintf(stderr,
+                    "mrflow: error: gen: unexpected argument '%s' (see mrflow gen --help)\n", a);
             return MRF_EXIT_USAGE;
         }
     }
     if (!kind || (strcmp(kind, "text") && strcmp(kind, "terasort"))) {
-        fprintf(stderr, "mrflow: error: gen needs a kind: text or terasort (see mrflow gen --help)\n");
+        fprintf(stderr,
+                "mrflow: error: gen needs a kind: text or terasort (see mrflow gen --help)\n");
         return MRF_EXIT_USAGE;
     }
     if (!size_s || mrf__parse_size(size_s, &size)) {

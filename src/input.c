@@ -239,8 +239,8 @@ int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint6
         while (pos < size) {
             uint64_t end = size;
             if (size - pos > task_size && mrf__line_boundary(fd, size, pos + task_size, &end)) {
-                snprintf(err, errlen, "input '%s': read failed while splitting: %s",
-                         plan->paths[f], strerror(errno ? errno : EIO));
+                snprintf(err, errlen, "input '%s': read failed while splitting: %s", plan->paths[f],
+                         strerror(errno ? errno : EIO));
                 close(fd);
                 return MRF_EIO;
             }
@@ -315,8 +315,7 @@ int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan)
         goto fail;
     for (uint64_t i = 0; i < nf; i++) {
         uint32_t pl;
-        if (!take(&p, end, &plan->sizes[i], 8) || !take(&p, end, &pl, 4) ||
-            (size_t)(end - p) < pl)
+        if (!take(&p, end, &plan->sizes[i], 8) || !take(&p, end, &pl, 4) || (size_t)(end - p) < pl)
             goto fail;
         if (!(plan->paths[i] = mrf__malloc(pl + 1u)))
             goto fail;
@@ -356,8 +355,8 @@ int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return mrf__fail(MRF_EIO, "input '%s': %s (it was readable when the job started)",
-                         path, strerror(errno));
+        return mrf__fail(MRF_EIO, "input '%s': %s (it was readable when the job started)", path,
+                         strerror(errno));
     (void)posix_fadvise(fd, (off_t)t->off, (off_t)t->len, POSIX_FADV_SEQUENTIAL);
     uint64_t done = 0;
     while (done < t->len) {

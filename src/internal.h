@@ -51,9 +51,9 @@ int mrf__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* ------------------------------------------------------------- config.c -- */
 typedef struct mrf__options {
-    char **inputs;        /* --input PATH... (borrowed from argv) */
+    char **inputs; /* --input PATH... (borrowed from argv) */
     size_t n_inputs;
-    const char *output;   /* --output DIR */
+    const char *output; /* --output DIR */
     bool overwrite;
     uint64_t task_size;   /* --task-size */
     bool task_size_set;   /* given explicitly; else sized from the input */
@@ -113,11 +113,11 @@ int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t
 #define MRF_SCHED_HIST 16 /* task durations: [0,1) ms, [1,2), [2,4) ... ms */
 
 typedef struct mrf__sched_stats {
-    uint64_t tasks_run;        /* tasks this rank committed */
-    uint64_t stolen;           /* of which claimed from another rank's share */
+    uint64_t tasks_run; /* tasks this rank committed */
+    uint64_t stolen;    /* of which claimed from another rank's share */
     uint64_t backups_launched;
     uint64_t backups_won;
-    uint64_t discarded;        /* copies that lost the commit or were stopped */
+    uint64_t discarded; /* copies that lost the commit or were stopped */
     uint64_t hist[MRF_SCHED_HIST];
 } mrf__sched_stats;
 
@@ -177,12 +177,30 @@ static inline uint32_t mrf__rd32(const char *p)
     memcpy(&v, p, 4);
     return v;
 }
-static inline void mrf__wr32(char *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline uint32_t mrf__rec_bucket(const char *r) { return mrf__rd32(r); }
-static inline uint32_t mrf__rec_klen(const char *r) { return mrf__rd32(r + 4); }
-static inline uint32_t mrf__rec_vlen(const char *r) { return mrf__rd32(r + 8); }
-static inline const char *mrf__rec_key(const char *r) { return r + MRF_KV_HDR; }
-static inline const char *mrf__rec_val(const char *r) { return r + MRF_KV_HDR + mrf__rec_klen(r); }
+static inline void mrf__wr32(char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static inline uint32_t mrf__rec_bucket(const char *r)
+{
+    return mrf__rd32(r);
+}
+static inline uint32_t mrf__rec_klen(const char *r)
+{
+    return mrf__rd32(r + 4);
+}
+static inline uint32_t mrf__rec_vlen(const char *r)
+{
+    return mrf__rd32(r + 8);
+}
+static inline const char *mrf__rec_key(const char *r)
+{
+    return r + MRF_KV_HDR;
+}
+static inline const char *mrf__rec_val(const char *r)
+{
+    return r + MRF_KV_HDR + mrf__rec_klen(r);
+}
 static inline size_t mrf__rec_size(const char *r)
 {
     return (size_t)MRF_KV_HDR + mrf__rec_klen(r) + mrf__rec_vlen(r);
@@ -206,7 +224,7 @@ int mrf__kvbuf_check(const char *p, size_t len, size_t *n);
 
 typedef struct mrf__cslot {
     uint64_t hash;
-    uint32_t kf;   /* klen | MRF_CS_USED | MRF_CS_BIG */
+    uint32_t kf; /* klen | MRF_CS_USED | MRF_CS_BIG */
     uint32_t vlen;
     char data[MRF_CS_INLINE];
 } mrf__cslot;
@@ -265,11 +283,11 @@ int mrf__pack_lpt(const uint64_t *bytes, uint32_t nb, int nranks, int32_t *owner
 void mrf__pack_contiguous(const uint64_t *bytes, uint32_t nb, int nranks, int32_t *owner);
 
 typedef struct mrf__splitters {
-    uint32_t n;         /* number of splitters; buckets = n + 1 */
-    char *keys;         /* concatenated key bytes */
-    size_t *off;        /* n + 1 offsets into keys */
-    uint64_t *prefix;   /* big-endian 8-byte prefix per splitter */
-    uint32_t *top;      /* 65537 entries: first splitter whose prefix >> 48 >= v */
+    uint32_t n;       /* number of splitters; buckets = n + 1 */
+    char *keys;       /* concatenated key bytes */
+    size_t *off;      /* n + 1 offsets into keys */
+    uint64_t *prefix; /* big-endian 8-byte prefix per splitter */
+    uint32_t *top;    /* 65537 entries: first splitter whose prefix >> 48 >= v */
 } mrf__splitters;
 
 /* Picks up to max_buckets-1 splitters from sorted sample keys. */

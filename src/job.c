@@ -112,7 +112,10 @@ int mrf_values_next(mrf_values *vals, const void **val, size_t *len)
     return 1;
 }
 
-uint64_t mrf_values_count(const mrf_values *vals) { return vals ? vals->count : 0; }
+uint64_t mrf_values_count(const mrf_values *vals)
+{
+    return vals ? vals->count : 0;
+}
 
 const char *mrf_version(void)
 {
@@ -126,11 +129,14 @@ const char *mrf_version(void)
 int mrf__exit_status(int rc)
 {
     switch (rc) {
-    case MRF_OK: return MRF_EXIT_OK;
+    case MRF_OK:
+        return MRF_EXIT_OK;
     case MRF_EUSAGE:
     case MRF_EINPUT:
-    case MRF_EEXIST: return MRF_EXIT_USAGE;
-    default: return MRF_EXIT_FAILED;
+    case MRF_EEXIST:
+        return MRF_EXIT_USAGE;
+    default:
+        return MRF_EXIT_FAILED;
     }
 }
 
@@ -346,8 +352,7 @@ static int choose_splitters(stage *s)
         }
         if (mrf__splitters_from_sorted(keys, lens, n, s->opt->buckets, &s->sp))
             MPI_Abort(s->comm, 1);
-        mrf__log(MRF_LOG_INFO, "range partitioning: %zu sampled keys, %u buckets", n,
-                 s->sp.n + 1);
+        mrf__log(MRF_LOG_INFO, "range partitioning: %zu sampled keys, %u buckets", n, s->sp.n + 1);
         mrf__free(ents);
         mrf__free(tmp);
         mrf__free(keys);
@@ -461,8 +466,8 @@ typedef struct task_run {
     long index;
     bool backup;
     double t0, chunk0;
-    double rate_t0;        /* the rate is measured from the first checkpoint on, */
-    uint64_t rate_bytes0;  /* past start-up effects */
+    double rate_t0;       /* the rate is measured from the first checkpoint on, */
+    uint64_t rate_bytes0; /* past start-up effects */
     uint64_t records;
     bool aborted;
 } task_run;
@@ -596,7 +601,8 @@ static int map_tasks(stage *s)
         if (s->plan.tasks[i].len > max_task)
             max_task = s->plan.tasks[i].len;
     }
-#define CLAMP_SLOTS(b) ((b) / 16 < (1u << 16) ? (1u << 16) : (b) / 16 > (1u << 21) ? (1u << 21) : (size_t)((b) / 16))
+#define CLAMP_SLOTS(b)                                                                             \
+    ((b) / 16 < (1u << 16) ? (1u << 16) : (b) / 16 > (1u << 21) ? (1u << 21) : (size_t)((b) / 16))
     if (rc == MRF_OK && spec->combine &&
         (mrf__ctable_init(&s->ct, CLAMP_SLOTS(my_bytes)) ||
          (s->opt->speculate && mrf__ctable_init(&s->tt, CLAMP_SLOTS(max_task / 4)))))
@@ -682,8 +688,7 @@ static int exchange(stage *s)
      * without a combiner are just as placement-independent */
     const uint64_t *weights =
         s->spec->combine && s->opt->speculate ? s->pack_bytes : s->bucket_bytes;
-    if (MPI_Allreduce(weights, global, (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) !=
-        MPI_SUCCESS) {
+    if (MPI_Allreduce(weights, global, (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) != MPI_SUCCESS) {
         rc = MRF_EMPI;
         goto out;
     }
@@ -818,9 +823,10 @@ enum { SST_RUN, SST_STOLEN, SST_LAUNCHED, SST_WON, SST_DISCARDED, SST_N };
 
 static void summary(stage *s, double elapsed)
 {
-    uint64_t sum[5 + SST_N] = {s->my_input_bytes, s->records_in, s->records_out, s->bytes_out,
-                               s->shuf.bytes_sent, s->sst.tasks_run, s->sst.stolen,
-                               s->sst.backups_launched, s->sst.backups_won, s->sst.discarded};
+    uint64_t sum[5 + SST_N] = {s->my_input_bytes, s->records_in,           s->records_out,
+                               s->bytes_out,      s->shuf.bytes_sent,      s->sst.tasks_run,
+                               s->sst.stolen,     s->sst.backups_launched, s->sst.backups_won,
+                               s->sst.discarded};
     uint64_t max[2] = {peak_rss_bytes(), s->shuf.rounds};
     uint64_t gsum[5 + SST_N], gmax[2];
     MPI_Reduce(sum, gsum, 5 + SST_N, MPI_UINT64_T, MPI_SUM, 0, s->comm);
@@ -859,9 +865,8 @@ static void summary(stage *s, double elapsed)
                 n += (size_t)snprintf(hist + n, sizeof hist - n, " %llu",
                                       (unsigned long long)e[SST_N + b]);
             fprintf(stderr, "mrflow: %4d %6llu %6llu %7llu %3llu %9llu |%s\n", r,
-                    (unsigned long long)e[0], (unsigned long long)e[1],
-                    (unsigned long long)e[2], (unsigned long long)e[3],
-                    (unsigned long long)e[4], hist);
+                    (unsigned long long)e[0], (unsigned long long)e[1], (unsigned long long)e[2],
+                    (unsigned long long)e[3], (unsigned long long)e[4], hist);
         }
     }
     mrf__free(all);
@@ -892,8 +897,7 @@ static int run_stage(stage *s)
     make_run_id(s);
     if ((rc = plan_and_share(s)))
         goto out;
-    if ((rc = mrf__output_begin(s->comm, s->opt->output, s->opt->overwrite, s->run_id,
-                                &s->tmpdir)))
+    if ((rc = mrf__output_begin(s->comm, s->opt->output, s->opt->overwrite, s->run_id, &s->tmpdir)))
         goto out;
     s->range = s->spec->partitioning == MRF_PART_RANGE;
     s->nb = s->opt->buckets;
@@ -950,7 +954,8 @@ static int check_spec(const mrf_job_spec *spec)
 {
     if (!spec || !spec->name || !spec->map || !spec->reduce)
         return mrf__fail(MRF_EINVAL, "job spec lacks a name, map or reduce");
-    if (spec->input == MRF_INPUT_RECORDS && (spec->record_size == 0 || spec->record_size > INT32_MAX))
+    if (spec->input == MRF_INPUT_RECORDS &&
+        (spec->record_size == 0 || spec->record_size > INT32_MAX))
         return mrf__fail(MRF_EINVAL, "job '%s': record_size must be 1 to 2^31-1", spec->name);
     if (spec->input != MRF_INPUT_LINES && spec->input != MRF_INPUT_RECORDS)
         return mrf__fail(MRF_EINVAL, "job '%s': unknown input kind", spec->name);

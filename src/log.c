@@ -18,7 +18,10 @@ void mrf__log_init(int rank, int level)
     log_level = level;
 }
 
-int mrf__log_rank(void) { return log_rank; }
+int mrf__log_rank(void)
+{
+    return log_rank;
+}
 
 static void vlog(int level, const char *fmt, va_list ap)
 {
@@ -58,15 +61,25 @@ int mrf__fail(int code, const char *fmt, ...)
 const char *mrf_strerror(int code)
 {
     switch (code) {
-    case MRF_OK: return "success";
-    case MRF_EINVAL: return "invalid argument";
-    case MRF_ENOMEM: return "out of memory";
-    case MRF_EIO: return "I/O error";
-    case MRF_EMPI: return "MPI error";
-    case MRF_EUSAGE: return "usage error";
-    case MRF_EINPUT: return "bad input";
-    case MRF_EEXIST: return "output exists";
-    case MRF_EINTERNAL: return "internal error";
-    default: return "unknown error";
+    case MRF_OK:
+        return "success";
+    case MRF_EINVAL:
+        return "invalid argument";
+    case MRF_ENOMEM:
+        return "out of memory";
+    case MRF_EIO:
+        return "I/O error";
+    case MRF_EMPI:
+        return "MPI error";
+    case MRF_EUSAGE:
+        return "usage error";
+    case MRF_EINPUT:
+        return "bad input";
+    case MRF_EEXIST:
+        return "output exists";
+    case MRF_EINTERNAL:
+        return "internal error";
+    default:
+        return "unknown error";
     }
 }

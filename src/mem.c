@@ -38,9 +38,18 @@ static bool should_fail(void)
     return atomic_fetch_sub(&fail_countdown, 1) == 1;
 }
 
-void mrf__mem_fail_after(uint64_t n) { atomic_store(&fail_countdown, n); }
-size_t mrf__mem_in_use(void) { return atomic_load(&in_use); }
-size_t mrf__mem_peak(void) { return atomic_load(&peak); }
+void mrf__mem_fail_after(uint64_t n)
+{
+    atomic_store(&fail_countdown, n);
+}
+size_t mrf__mem_in_use(void)
+{
+    return atomic_load(&in_use);
+}
+size_t mrf__mem_peak(void)
+{
+    return atomic_load(&peak);
+}
 
 void *mrf__malloc(size_t n)
 {

@@ -148,8 +148,7 @@ int mrf__writer_open(const char *dir, int part, mrf_output_format fmt, mrf__writ
     x->fmt = fmt;
     x->fd = open(x->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (x->fd < 0) {
-        int rc = mrf__fail(MRF_EIO, "cannot create output part '%s': %s", x->path,
-                           strerror(errno));
+        int rc = mrf__fail(MRF_EIO, "cannot create output part '%s': %s", x->path, strerror(errno));
         mrf__free(x->path);
         mrf__free(x->buf);
         mrf__free(x);
@@ -301,8 +300,8 @@ int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, c
         if (e == EINVAL || e == ENOSYS) /* a file system without RENAME_NOREPLACE */
             e = (lstat(output, &st) == 0) ? EEXIST : (rename(tmpdir, output) ? errno : 0);
         if (e) {
-            rc = mrf__fail(e == EEXIST ? MRF_EEXIST : MRF_EIO,
-                           "cannot rename '%s' to '%s': %s%s", tmpdir, output, strerror(e),
+            rc = mrf__fail(e == EEXIST ? MRF_EEXIST : MRF_EIO, "cannot rename '%s' to '%s': %s%s",
+                           tmpdir, output, strerror(e),
                            e == EEXIST ? " (it was created while the job ran)" : "");
             if (old)
                 (void)rename(old, output);
@@ -326,8 +325,7 @@ int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, c
     fsync_dir(output);
     fsync_dir(dir);
     if (old && mrf__remove_tree(old) != MRF_OK)
-        mrf__log(MRF_LOG_WARN, "could not remove the replaced output '%s'; remove it by hand",
-                 old);
+        mrf__log(MRF_LOG_WARN, "could not remove the replaced output '%s'; remove it by hand", old);
 out:
     mrf__free(old);
     mrf__free(dir);

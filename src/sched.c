@@ -56,15 +56,15 @@ struct mrf__sched {
     int rank, size;
     const mrf__plan *plan;
     size_t ntasks;
-    size_t *first;   /* size + 1: home tasks of rank r are [first[r], first[r+1]) */
-    bool own_empty;  /* my home tasks are all claimed */
-    bool *drained;   /* per victim: nothing left to steal there */
+    size_t *first;  /* size + 1: home tasks of rank r are [first[r], first[r+1]) */
+    bool own_empty; /* my home tasks are all claimed */
+    bool *drained;  /* per victim: nothing left to steal there */
     bool speculate;
     int max_backups;
     uint64_t mapped_bytes; /* by me, in committed or aborted work */
     double mapped_s;
     double last_scan;
-    long suspect; /* the straggler the last scans picked ... */
+    long suspect;     /* the straggler the last scans picked ... */
     int suspect_seen; /* ... in this many scans in a row; a backup needs SUSPECT_SCANS */
     mrf__sched_stats st;
 };
@@ -210,7 +210,10 @@ void mrf__sched_destroy(mrf__sched *s)
     mrf__free(s);
 }
 
-const mrf__sched_stats *mrf__sched_get_stats(const mrf__sched *s) { return &s->st; }
+const mrf__sched_stats *mrf__sched_get_stats(const mrf__sched *s)
+{
+    return &s->st;
+}
 
 /* A rank's own share front to back, then the others' tails. */
 static long claim_next(mrf__sched *s)
@@ -392,8 +395,7 @@ bool mrf__sched_progress(mrf__sched *s, long task, bool backup, uint64_t bytes_d
      * about whether the task itself is late */
     if (!backup && rate_bps > 0) {
         int64_t bd = (int64_t)bytes_done, rate = (int64_t)rate_bps + 1, old;
-        MPI_Fetch_and_op(&bd, &old, MPI_INT64_T, h, disp(s, t, F_BYTES), MPI_REPLACE,
-                         s->win);
+        MPI_Fetch_and_op(&bd, &old, MPI_INT64_T, h, disp(s, t, F_BYTES), MPI_REPLACE, s->win);
         MPI_Fetch_and_op(&rate, &old, MPI_INT64_T, h, disp(s, t, F_RATE), MPI_REPLACE, s->win);
     }
     done = read_field(s, t, F_DONE);
@@ -424,7 +426,10 @@ bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, do
     return won;
 }
 
-void mrf__sched_fail(mrf__sched *s) { fetch_add(s, 0, G_FAILED, 1); }
+void mrf__sched_fail(mrf__sched *s)
+{
+    fetch_add(s, 0, G_FAILED, 1);
+}
 
 void mrf__sched_abandon(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds)
 {

@@ -51,8 +51,8 @@ int mrf__shuffle(MPI_Comm comm, const char *send, const uint64_t *scount, const 
     int *rcnt = mrf__calloc(P, sizeof *rcnt), *rd = mrf__calloc(P, sizeof *rd);
     char *stage = NULL;
     size_t stage_cap = 0;
-    bool force_stage = getenv("MRFLOW_SHUFFLE_STAGE") &&
-                       strcmp(getenv("MRFLOW_SHUFFLE_STAGE"), "always") == 0;
+    bool force_stage =
+        getenv("MRFLOW_SHUFFLE_STAGE") && strcmp(getenv("MRFLOW_SHUFFLE_STAGE"), "always") == 0;
     mrf__shuffle_stats st = {0};
     int local_err = 0;
 
@@ -72,8 +72,7 @@ int mrf__shuffle(MPI_Comm comm, const char *send, const uint64_t *scount, const 
         goto out;
     }
     if (flags[0]) {
-        rc = local_err ? mrf__fail(MRF_ENOMEM, "out of memory setting up the shuffle")
-                       : MRF_ENOMEM;
+        rc = local_err ? mrf__fail(MRF_ENOMEM, "out of memory setting up the shuffle") : MRF_ENOMEM;
         goto out;
     }
     if (MPI_Alltoall(scount, 1, MPI_UINT64_T, rtotal, 1, MPI_UINT64_T, comm) != MPI_SUCCESS) {

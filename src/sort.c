@@ -52,7 +52,7 @@ static int cmp_records(const void *x, const void *y, void *arg)
 
 static void radix_prefix(mrf__sort_ent *ents, mrf__sort_ent *tmp, size_t n)
 {
-    size_t (*hist)[256] = mrf__calloc(8, sizeof *hist);
+    size_t(*hist)[256] = mrf__calloc(8, sizeof *hist);
     if (!hist) {
         /* no memory for 16 KiB: fall back to a comparison sort on prefixes */
         for (size_t i = 1; i < n; i++) {

@@ -67,8 +67,8 @@ static int scan_file(const char *path, vsum *v, bool check_order, char *buf)
             if (check_order) {
                 if (v->have_last && memcmp(v->last, r, KEY) > 0) {
                     if (v->disorder++ == 0)
-                        fprintf(stderr, "mrflow: '%s': record at byte %llu is out of order\n",
-                                path, (unsigned long long)(off + at));
+                        fprintf(stderr, "mrflow: '%s': record at byte %llu is out of order\n", path,
+                                (unsigned long long)(off + at));
                 }
                 memcpy(v->last, r, KEY);
                 v->have_last = true;
@@ -144,8 +144,7 @@ int mrf__cli_validate(int argc, char **argv)
     int rc = scan_dir_parts(dir, &out, buf);
     if (rc == MRF_OK)
         printf("output: %llu records, checksum %016llx, %s\n", (unsigned long long)out.records,
-               (unsigned long long)out.checksum,
-               out.disorder ? "NOT sorted" : "sorted");
+               (unsigned long long)out.checksum, out.disorder ? "NOT sorted" : "sorted");
     if (rc == MRF_OK && first_input > 0) {
         mrf__plan plan;
         char err[MRF_ERRLEN];

@@ -39,9 +39,9 @@ static void test_table(void)
     CU_ASSERT_TRUE(t.used * 10 <= (t.mask + 1) * 7);
     /* a value of another length for an existing key is refused */
     uint32_t four = 4;
-    CU_ASSERT_EQUAL(mrf__ctable_add(&t, mrf__key_hash("k1", 2), "k1", 2, &four, 4, sum_combine,
-                                    NULL),
-                    MRF_EINVAL);
+    CU_ASSERT_EQUAL(
+        mrf__ctable_add(&t, mrf__key_hash("k1", 2), "k1", 2, &four, 4, sum_combine, NULL),
+        MRF_EINVAL);
     mrf__kvbuf out = {0};
     uint64_t bytes[2] = {0};
     CU_ASSERT_EQUAL_FATAL(mrf__ctable_drain(&t, &out, NULL, NULL, bytes), MRF_OK);
@@ -53,8 +53,8 @@ static void test_table(void)
         char buf[64] = {0};
         memcpy(buf, mrf__rec_key(r), mrf__rec_klen(r));
         size_t i;
-        CU_ASSERT_FATAL(sscanf(buf, buf[0] == 'k' ? "k%zu" : "a-much-longer-key-number-%zu",
-                               &i) == 1);
+        CU_ASSERT_FATAL(sscanf(buf, buf[0] == 'k' ? "k%zu" : "a-much-longer-key-number-%zu", &i) ==
+                        1);
         uint64_t v;
         memcpy(&v, mrf__rec_val(r), 8);
         CU_ASSERT_EQUAL(v, i % 3 == 0 ? 2u : 3u);
@@ -122,7 +122,10 @@ static void test_combine_records(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {{"table", test_table},
-                              {"combine_records", test_combine_records}, CU_TEST_INFO_NULL};
+static CU_TestInfo tests[] = {
+    {"table", test_table}, {"combine_records", test_combine_records}, CU_TEST_INFO_NULL};
 
-int main(void) { return unit_main("combine", tests); }
+int main(void)
+{
+    return unit_main("combine", tests);
+}

@@ -4,18 +4,30 @@
 
 static void test_sizes(void)
 {
-    struct { const char *s; uint64_t v; } ok[] = {
-        {"0", 0}, {"123", 123}, {"4K", 4096}, {"4k", 4096}, {"64M", 64ull << 20},
-        {"1G", 1ull << 30}, {"1.5G", 3ull << 29}, {"2GiB", 2ull << 30}, {"10MB", 10ull << 20},
-        {"1T", 1ull << 40}, {"100B", 100},
+    struct {
+        const char *s;
+        uint64_t v;
+    } ok[] = {
+        {"0", 0},
+        {"123", 123},
+        {"4K", 4096},
+        {"4k", 4096},
+        {"64M", 64ull << 20},
+        {"1G", 1ull << 30},
+        {"1.5G", 3ull << 29},
+        {"2GiB", 2ull << 30},
+        {"10MB", 10ull << 20},
+        {"1T", 1ull << 40},
+        {"100B", 100},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t v = 7;
         CU_ASSERT_EQUAL(mrf__parse_size(ok[i].s, &v), MRF_OK);
         CU_ASSERT_EQUAL(v, ok[i].v);
     }
-    const char *bad[] = {"", "G", "abc", "-1", "+5", " 5", "5 ", "1.5", "12Q", "1GG", "1e400",
-                         "99999999999999999999T", "nan", "inf"};
+    const char *bad[] = {"",    "G",   "abc", "-1",  "+5",    " 5",
+                         "5 ",  "1.5", "12Q", "1GG", "1e400", "99999999999999999999T",
+                         "nan", "inf"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = 7;
         CU_ASSERT_NOT_EQUAL(mrf__parse_size(bad[i], &v), MRF_OK);
@@ -32,8 +44,9 @@ static int parse(int argc, char **argv, mrf__options *o)
 static void test_options(void)
 {
     mrf__options o;
-    char *a1[] = {"p", "--input", "a", "b", "--output", "o", "--input=c", "--task-size", "2M",
-                  "--buckets=16", "--overwrite"};
+    char *a1[] = {"p",          "--input",   "a",           "b",  "--output",
+                  "o",          "--input=c", "--task-size", "2M", "--buckets=16",
+                  "--overwrite"};
     CU_ASSERT_EQUAL_FATAL(parse(11, a1, &o), MRF_OK);
     CU_ASSERT_EQUAL(o.n_inputs, 3);
     CU_ASSERT_STRING_EQUAL(o.inputs[2], "c");
@@ -63,7 +76,9 @@ static void test_options(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {
-    {"sizes", test_sizes}, {"options", test_options}, CU_TEST_INFO_NULL};
+static CU_TestInfo tests[] = {{"sizes", test_sizes}, {"options", test_options}, CU_TEST_INFO_NULL};
 
-int main(void) { return unit_main("config", tests); }
+int main(void)
+{
+    return unit_main("config", tests);
+}

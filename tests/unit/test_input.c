@@ -51,8 +51,8 @@ static void check_content(const char *data, size_t size)
         uint64_t at = 0;
         for (size_t i = 0; i < plan.n_tasks; i++) {
             const mrf__task *t = &plan.tasks[i];
-            CU_ASSERT_EQUAL(t->off, at);                   /* contiguous */
-            CU_ASSERT(t->len > 0);                         /* never empty */
+            CU_ASSERT_EQUAL(t->off, at); /* contiguous */
+            CU_ASSERT(t->len > 0);       /* never empty */
             uint64_t end = t->off + t->len;
             CU_ASSERT(end == size || data[end - 1] == '\n'); /* ends on a line end */
             CU_ASSERT(t->len >= ts || end == size || data[end - 1] == '\n');

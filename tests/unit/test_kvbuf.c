@@ -50,6 +50,10 @@ static void test_alloc_failure(void)
 }
 
 static CU_TestInfo tests[] = {{"append_and_walk", test_append_and_walk},
-                              {"alloc_failure", test_alloc_failure}, CU_TEST_INFO_NULL};
+                              {"alloc_failure", test_alloc_failure},
+                              CU_TEST_INFO_NULL};
 
-int main(void) { return unit_main("kvbuf", tests); }
+int main(void)
+{
+    return unit_main("kvbuf", tests);
+}

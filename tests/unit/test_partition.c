@@ -108,8 +108,8 @@ static void test_range(void)
     for (int i = 0; i < N; i++) {
         uint32_t want = 0;
         for (uint32_t j = 0; j < sp.n; j++)
-            if (mrf__bytes_cmp(sp.keys + sp.off[j], sp.off[j + 1] - sp.off[j], keys[i],
-                               lens[i]) < 0)
+            if (mrf__bytes_cmp(sp.keys + sp.off[j], sp.off[j + 1] - sp.off[j], keys[i], lens[i]) <
+                0)
                 want++;
         CU_ASSERT_EQUAL(mrf__range_bucket(&sp, keys[i], lens[i], NULL), want);
         if (i)
@@ -134,4 +134,7 @@ static CU_TestInfo tests[] = {{"hash_bucket", test_hash_bucket},
                               {"range", test_range},
                               CU_TEST_INFO_NULL};
 
-int main(void) { return unit_main("partition", tests); }
+int main(void)
+{
+    return unit_main("partition", tests);
+}

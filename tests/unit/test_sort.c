@@ -130,4 +130,7 @@ static CU_TestInfo tests[] = {{"prefix", test_prefix},
                               {"custom_compare", test_custom_compare},
                               CU_TEST_INFO_NULL};
 
-int main(void) { return unit_main("sort", tests); }
+int main(void)
+{
+    return unit_main("sort", tests);
+}
