@@ -37,14 +37,12 @@ void *mrf__big_alloc_populated(size_t n);
 void *mrf__big_resize(void *p, size_t old_n, size_t new_n);
 void mrf__big_free(void *p, size_t n);
 size_t mrf__mem_in_use(void);
-size_t mrf__mem_peak(void);
 /* Testing: make the Nth allocation from now fail (0 = never). */
 void mrf__mem_fail_after(uint64_t n);
 
 /* ---------------------------------------------------------------- log.c -- */
 enum { MRF_LOG_ERROR = 0, MRF_LOG_WARN = 1, MRF_LOG_INFO = 2, MRF_LOG_DEBUG = 3 };
 void mrf__log_init(int rank, int level);
-int mrf__log_rank(void);
 void mrf__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Log an error (always, from the rank that found it) and return code. */
 int mrf__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,11 +18,6 @@ void mrf__log_init(int rank, int level)
     log_level = level;
 }
 
-int mrf__log_rank(void)
-{
-    return log_rank;
-}
-
 static void vlog(int level, const char *fmt, va_list ap)
 {
     static const char *names[] = {"error", "warning", "info", "debug"};

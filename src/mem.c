@@ -17,17 +17,12 @@
 #define HDR 16u
 
 static atomic_size_t in_use;
-static atomic_size_t peak;
 static atomic_uint_fast64_t fail_countdown;
 
 static void account(size_t add, size_t sub)
 {
-    size_t now = atomic_fetch_add(&in_use, add) + add;
+    atomic_fetch_add(&in_use, add);
     atomic_fetch_sub(&in_use, sub);
-    now -= sub;
-    size_t p = atomic_load(&peak);
-    while (now > p && !atomic_compare_exchange_weak(&peak, &p, now)) {
-    }
 }
 
 static bool should_fail(void)
@@ -45,10 +40,6 @@ void mrf__mem_fail_after(uint64_t n)
 size_t mrf__mem_in_use(void)
 {
     return atomic_load(&in_use);
-}
-size_t mrf__mem_peak(void)
-{
-    return atomic_load(&peak);
 }
 
 void *mrf__malloc(size_t n)
