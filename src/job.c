@@ -590,9 +590,10 @@ static int map_tasks(stage *s)
     /* MRFLOW_COMBINE_MAX_KEYS (a testing switch) lowers the table's cap */
     const char *cap_env = getenv("MRFLOW_COMBINE_MAX_KEYS");
     s->ct_max_keys = cap_env && atol(cap_env) > 0 ? (size_t)atol(cap_env) : CTABLE_MAX_KEYS;
-    /* size the tables from the input (a key per 16 bytes at most matters
-     * here: Zipf text has far fewer), 64 Ki to 2 Mi slots, so they rarely
-     * grow and small jobs do not touch 64 MiB */
+    /* size the tables from the input: one slot per 16 bytes of this rank's
+     * share (the rank table) or per 64 bytes of the largest task (a task's
+     * table), within 64 Ki to 2 Mi slots.  Text has far fewer distinct keys
+     * than that, so they rarely grow, and small jobs do not touch 64 MiB */
     uint64_t my_bytes = 0, seen = 0, max_task = 0;
     for (size_t i = 0; i < s->plan.n_tasks; i++) {
         if (my_task(s, seen, s->plan.tasks[i].len))
@@ -614,8 +615,10 @@ static int map_tasks(stage *s)
     if (max_backups < 1)
         max_backups = 1;
     int crc = mrf__sched_create(s->comm, &s->plan, s->opt->speculate, max_backups, &s->sched);
-    if (crc) /* every rank got the same answer: no scheduler, no tasks */
+    if (crc) { /* every rank got the same answer: no scheduler, no tasks */
+        mrf__ctable_destroy(&s->tt);
         return rc ? rc : crc;
+    }
     s->map_t0 = MPI_Wtime();
     for (;;) {
         long ti;
