@@ -90,11 +90,14 @@ MRF_EXPORT int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const vo
 /*
  * Steps through the values of the key being reduced.  Returns 1 and sets *val
  * and *len to the next value, or 0 when there are no more.  The value bytes
- * stay valid until reduce returns.  Not collective.
+ * stay valid until the next call (a key's values may be streamed from disk:
+ * copy what you keep).  Not collective.
  */
 MRF_EXPORT int mrf_values_next(mrf_values *vals, const void **val, size_t *len);
 
-/* Number of values of the key being reduced. */
+/* Number of values of the key being reduced, or MRF_COUNT_UNKNOWN when they
+ * are streamed from spilled runs and not counted ahead. */
+#define MRF_COUNT_UNKNOWN UINT64_MAX
 MRF_EXPORT uint64_t mrf_values_count(const mrf_values *vals);
 
 /*

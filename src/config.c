@@ -76,18 +76,27 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return MRF_OK;
 }
 
-/* slow:rank=R[:factor=F][:after=S] or fail:rank=R */
+static int parse_rank(const char *v, int *rank)
+{
+    char *end;
+    errno = 0;
+    long r = strtol(v, &end, 10);
+    if (errno || *end || end == v || r < 0 || r > INT32_MAX)
+        return MRF_EINVAL;
+    *rank = (int)r;
+    return MRF_OK;
+}
+
+/* slow:rank=R[:factor=F][:after=S], fail:rank=R, corrupt:rank=R or
+ * corrupt-spill:rank=R */
 static int parse_fault(const char *v, mrf__options *opt)
 {
-    if (strncmp(v, "fail:rank=", 10) == 0) {
-        char *end;
-        errno = 0;
-        long r = strtol(v + 10, &end, 10);
-        if (errno || *end || end == v + 10 || r < 0 || r > INT32_MAX)
-            return MRF_EINVAL;
-        opt->fail_rank = (int)r;
-        return MRF_OK;
-    }
+    if (strncmp(v, "fail:rank=", 10) == 0)
+        return parse_rank(v + 10, &opt->fail_rank);
+    if (strncmp(v, "corrupt:rank=", 13) == 0)
+        return parse_rank(v + 13, &opt->corrupt_rank);
+    if (strncmp(v, "corrupt-spill:rank=", 19) == 0)
+        return parse_rank(v + 19, &opt->corrupt_spill_rank);
     if (strncmp(v, "slow:", 5) != 0)
         return MRF_EINVAL;
     char buf[256];
@@ -159,7 +168,11 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->speculate = true;
     opt->fault_rank = -1;
     opt->fail_rank = -1;
+    opt->corrupt_rank = -1;
+    opt->corrupt_spill_rank = -1;
     opt->fault_factor = 5.0;
+    opt->compress = MRF__COMPRESS_AUTO;
+    opt->compress_level = 1;
     opt->inputs = mrf__calloc((size_t)argc + 1, sizeof *opt->inputs);
     if (!opt->inputs) {
         snprintf(err, errlen, "out of memory parsing options");
@@ -216,6 +229,36 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 snprintf(err, errlen, "--round-bytes '%s' is not a size of at least 1K", val);
                 goto usage;
             }
+        } else if (opt_is(a, "--memory", &val)) {
+            NEED_VALUE();
+            if (mrf__parse_size(val, &opt->memory) || opt->memory < MRF__MIN_MEMORY) {
+                snprintf(err, errlen, "--memory '%s' is not a size of at least 16M (per rank)",
+                         val);
+                goto usage;
+            }
+        } else if (opt_is(a, "--spill-dir", &val)) {
+            NEED_VALUE();
+            if (!*val) {
+                snprintf(err, errlen, "option --spill-dir needs a directory name");
+                goto usage;
+            }
+            opt->spill_dir = val;
+        } else if (opt_is(a, "--compress", &val)) {
+            NEED_VALUE();
+            uint64_t lv = 1;
+            if (strcmp(val, "off") == 0) {
+                opt->compress = MRF__COMPRESS_OFF;
+            } else if (strcmp(val, "auto") == 0) {
+                opt->compress = MRF__COMPRESS_AUTO;
+            } else if (strcmp(val, "zstd") == 0 || (strncmp(val, "zstd:", 5) == 0 &&
+                                                    parse_uint(val + 5, 19, &lv) == 0 && lv >= 1)) {
+                opt->compress = MRF__COMPRESS_ZSTD;
+                opt->compress_level = (int)lv;
+            } else {
+                snprintf(err, errlen, "--compress '%s': use off, zstd, zstd:LEVEL (1-19) or auto",
+                         val);
+                goto usage;
+            }
         } else if (opt_is(a, "--buckets", &val)) {
             NEED_VALUE();
             uint64_t b;
@@ -243,8 +286,8 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
             NEED_VALUE();
             if (parse_fault(val, opt)) {
                 snprintf(err, errlen,
-                         "--fault '%s': use slow:rank=R[:factor=F][:after=SECONDS] (F >= 1) "
-                         "or fail:rank=R",
+                         "--fault '%s': use slow:rank=R[:factor=F][:after=SECONDS] (F >= 1), "
+                         "fail:rank=R, corrupt:rank=R or corrupt-spill:rank=R",
                          val);
                 goto usage;
             }
@@ -302,7 +345,16 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "  --task-size SIZE    bytes of input per map task; tasks hold whole records\n"
            "                      only (default: input / (8 x ranks), from 1M to 64M)\n"
            "  --buckets N         virtual buckets keys are partitioned into (default 4096)\n"
-           "  --round-bytes SIZE  most bytes a rank sends in one shuffle round (default 256M)\n"
+           "  --memory SIZE       memory budget per rank for the engine's buffers (default:\n"
+           "                      half the node's RAM shared among its ranks, at most 64G);\n"
+           "                      data beyond it is spilled to --spill-dir\n"
+           "  --spill-dir DIR     where spilled runs go (default $TMPDIR, else /tmp); the\n"
+           "                      files are unlinked on creation, so none outlive the job\n"
+           "  --compress MODE     shuffle and spill blocks: off, zstd[:LEVEL] (default\n"
+           "                      level 1) or auto (default: zstd only where the measured\n"
+           "                      link is slower than compressing pays for)\n"
+           "  --round-bytes SIZE  most bytes a rank sends in one shuffle round (default 256M,\n"
+           "                      at most 1/16 of --memory)\n"
            "  --speculate on|off  back up straggling map tasks on idle ranks (default on)\n"
            "  --max-backups N     backup tasks running at once, job-wide (default: ranks/4,\n"
            "                      at least 1)\n"
@@ -310,6 +362,9 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      testing switch: rank R maps F times slower (default 5),\n"
            "                      from S seconds into the map phase (default 0)\n"
            "  --fault fail:rank=R testing switch: rank R fails in its first map task\n"
+           "  --fault corrupt:rank=R | corrupt-spill:rank=R\n"
+           "                      testing switch: rank R damages one shuffle (or spill)\n"
+           "                      block it writes; the job must fail naming it\n"
            "  --log-level LEVEL   error, warn (default), info or debug\n"
            "  --quiet             no run summary on stderr\n"
            "  --help, --version\n"

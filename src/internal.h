@@ -37,6 +37,8 @@ void *mrf__big_alloc_populated(size_t n);
 void *mrf__big_resize(void *p, size_t old_n, size_t new_n);
 void mrf__big_free(void *p, size_t n);
 size_t mrf__mem_in_use(void);
+/* The most bytes ever in use at once (as accounted here). */
+size_t mrf__mem_peak(void);
 /* Testing: make the Nth allocation from now fail (0 = never). */
 void mrf__mem_fail_after(uint64_t n);
 
@@ -48,19 +50,28 @@ void mrf__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 int mrf__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------- config.c -- */
+enum { MRF__COMPRESS_AUTO, MRF__COMPRESS_OFF, MRF__COMPRESS_ZSTD };
+#define MRF__MIN_MEMORY (16ull << 20)
+
 typedef struct mrf__options {
     char **inputs; /* --input PATH... (borrowed from argv) */
     size_t n_inputs;
     const char *output; /* --output DIR */
     bool overwrite;
-    uint64_t task_size;   /* --task-size */
-    bool task_size_set;   /* given explicitly; else sized from the input */
-    uint32_t buckets;     /* --buckets */
-    uint64_t round_bytes; /* --round-bytes: shuffle bytes a rank sends per round */
-    bool speculate;       /* --speculate on|off */
-    int max_backups;      /* --max-backups; 0 = max(1, ranks / 4) */
-    int fault_rank;       /* --fault slow:rank=R:factor=F:after=S (testing); -1 = none */
-    int fail_rank;        /* --fault fail:rank=R (testing): R fails its first task */
+    uint64_t task_size;     /* --task-size */
+    bool task_size_set;     /* given explicitly; else sized from the input */
+    uint32_t buckets;       /* --buckets */
+    uint64_t round_bytes;   /* --round-bytes: shuffle bytes a rank sends per round */
+    bool speculate;         /* --speculate on|off */
+    int max_backups;        /* --max-backups; 0 = max(1, ranks / 4) */
+    int fault_rank;         /* --fault slow:rank=R:factor=F:after=S (testing); -1 = none */
+    int fail_rank;          /* --fault fail:rank=R (testing): R fails its first task */
+    int corrupt_rank;       /* --fault corrupt:rank=R: R damages a shuffle block it sends */
+    int corrupt_spill_rank; /* --fault corrupt-spill:rank=R: R damages a spill block */
+    uint64_t memory;        /* --memory per rank; 0 = the node's fair share */
+    const char *spill_dir;  /* --spill-dir; NULL = $TMPDIR, else /tmp */
+    int compress;           /* MRF__COMPRESS_* */
+    int compress_level;
     double fault_factor;
     double fault_after;
     int log_level;
@@ -161,6 +172,7 @@ typedef struct mrf__kvbuf {
     char *base;
     size_t len;
     size_t cap;
+    size_t limit; /* capacity growth stops here unless one append needs more (0: none) */
 } mrf__kvbuf;
 
 int mrf__kvbuf_reserve(mrf__kvbuf *kv, size_t extra);
@@ -310,18 +322,160 @@ int mrf__bytes_cmp(const void *a, size_t alen, const void *b, size_t blen);
 void mrf__sort_records(mrf__sort_ent *ents, mrf__sort_ent *tmp, size_t n, const char *base,
                        int (*cmp)(const void *, size_t, const void *, size_t));
 
+/* -------------------------------------------------------------- codec.c --
+ * Blocks of record bytes: zstd (or stored) with an XXH3 checksum. */
+#define MRF_BLOCK_HDR 24u
+typedef struct mrf__codec mrf__codec;
+/* level 0: store only (decoding still works). */
+int mrf__codec_create(int level, mrf__codec **out);
+void mrf__codec_destroy(mrf__codec *z);
+int mrf__codec_level(const mrf__codec *z);
+uint64_t mrf__checksum(const void *p, size_t n);
+/* Bare payloads (the shuffle's chunks): pack returns the stored length,
+ * < n when compressed, n when stored as is, 0 when it did not fit in cap. */
+size_t mrf__pack_bound(size_t raw);
+size_t mrf__pack(mrf__codec *z, const void *raw, size_t n, void *out, size_t cap);
+int mrf__unpack(mrf__codec *z, const void *stored, size_t stored_len, void *raw, size_t raw_len);
+/* Framed blocks (spill runs): header + payload. */
+size_t mrf__block_bound(size_t raw);
+size_t mrf__block_encode(mrf__codec *z, const void *raw, size_t n, void *out);
+int mrf__block_header(const void *hdr, uint32_t *raw_len, uint32_t *stored_len);
+int mrf__block_decode(mrf__codec *z, const void *hdr, const void *payload, void *raw);
+
+/* -------------------------------------------------------------- spill.c -- */
+typedef struct mrf__spill {
+    int fd;
+    char *dir;
+    uint64_t end;                   /* bytes in the file: where the next block goes */
+    uint64_t bytes_raw, bytes_disk; /* totals written */
+    uint32_t runs;
+    mrf__codec *z;
+    char *enc, *rd;
+    size_t enc_cap, rd_cap;
+    bool corrupt; /* --fault corrupt-spill: damage the next block */
+} mrf__spill;
+
+typedef struct mrf__run {
+    uint64_t off, len, records;
+} mrf__run;
+
+typedef struct mrf__run_writer {
+    mrf__spill *sp;
+    char *buf;
+    size_t len, cap;
+    mrf__run run;
+} mrf__run_writer;
+
+typedef struct mrf__run_reader {
+    mrf__spill *sp;
+    uint64_t pos, end;
+    char *raw;
+    size_t cap, at, len;
+} mrf__run_reader;
+
+typedef struct mrf__bdir_ent {
+    uint32_t bucket, pad;
+    uint64_t off, len; /* the bucket's blocks in the spill file */
+    uint64_t raw;      /* and the record bytes they hold */
+} mrf__bdir_ent;
+
+typedef struct mrf__brun {
+    mrf__bdir_ent *ents; /* ascending by bucket */
+    size_t n;
+    long task; /* -1: committed; else the running task it belongs to */
+} mrf__brun;
+
+const char *mrf__spill_dir(const char *opt_dir);
+int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool corrupt);
+void mrf__spill_close(mrf__spill *sp);
+/* The block at `at`: its lengths; then its raw bytes (checked) and the next offset. */
+int mrf__spill_peek(mrf__spill *sp, uint64_t at, uint32_t *raw_len, uint32_t *stored_len);
+int mrf__spill_read(mrf__spill *sp, uint64_t at, char *raw, uint64_t *next);
+void mrf__spill_release(mrf__spill *sp, uint64_t off, uint64_t len);
+int mrf__runw_begin(mrf__run_writer *w, mrf__spill *sp);
+int mrf__runw_add(mrf__run_writer *w, const char *rec);
+int mrf__runw_end(mrf__run_writer *w, mrf__run *out);
+void mrf__runw_abort(mrf__run_writer *w);
+int mrf__runr_open(mrf__run_reader *r, mrf__spill *sp, const mrf__run *run);
+/* 1 and the next record (valid until the next call), 0 at the end, or < 0. */
+int mrf__runr_next(mrf__run_reader *r, const char **rec);
+void mrf__runr_close(mrf__run_reader *r);
+/* Writes the records base+offs[i] (grouped by bucket, ascending) as a bucket run. */
+int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs, size_t n,
+                          mrf__brun *out);
+const mrf__bdir_ent *mrf__brun_find(const mrf__brun *r, uint32_t bucket);
+
+/* k-way merge of sorted record streams, in the order mrf__sort_records gives. */
+typedef struct mrf__merge_src {
+    /* 1 and the next record, 0 at the end, < 0 on error */
+    int (*next)(void *ctx, const char **rec);
+    void *ctx;
+    const char *cur;
+} mrf__merge_src;
+
+typedef struct mrf__merge {
+    mrf__merge_src *src;
+    size_t *heap, n;
+    int (*cmp)(const void *, size_t, const void *, size_t);
+} mrf__merge;
+
+int mrf__merge_init(mrf__merge *m, mrf__merge_src *src, size_t n,
+                    int (*cmp)(const void *, size_t, const void *, size_t));
+/* The smallest record (NULL when all are done); valid until the next pop. */
+static inline const char *mrf__merge_top(const mrf__merge *m)
+{
+    return m->n ? m->src[m->heap[0]].cur : NULL;
+}
+/* Advances past the smallest record. */
+int mrf__merge_pop(mrf__merge *m);
+void mrf__merge_free(mrf__merge *m);
+int mrf__rec_cmp(const char *a, const char *b,
+                 int (*cmp)(const void *, size_t, const void *, size_t));
+
 /* ------------------------------------------------------------ shuffle.c -- */
 typedef struct mrf__shuffle_stats {
-    uint64_t bytes_sent;
+    uint64_t bytes_sent; /* raw record bytes */
+    uint64_t wire_sent;  /* after compression */
     uint64_t bytes_recv;
     uint32_t rounds;
+    double t_mpi, t_codec;
 } mrf__shuffle_stats;
 
-/* Sends, for each rank d, the records in send[sdisp[d], sdisp[d]+scount[d]) and
- * appends what arrives to recv.  Whole records only cross in each round; no
- * MPI count exceeds INT_MAX.  Collective over comm. */
-int mrf__shuffle(MPI_Comm comm, const char *send, const uint64_t *scount, const uint64_t *sdisp,
-                 uint64_t round_bytes, mrf__kvbuf *recv, mrf__shuffle_stats *stats);
+/* Where a shuffle's data comes from and goes to (job.c). */
+typedef struct mrf__shuffle_io {
+    /* Appends to out whole records bound for rank d until the next would
+     * take the chunk past cap bytes (at least one record when any remain);
+     * *more says records for d remain. */
+    int (*fill)(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more);
+    /* A buffer of at least n bytes for one round's records (NULL: no memory). */
+    char *(*space)(void *ctx, size_t n);
+    /* The round's n bytes of whole records are at p (from space). */
+    int (*deliver)(void *ctx, char *p, size_t n);
+    void *ctx;
+} mrf__shuffle_io;
+
+typedef struct mrf__shuffle_opts {
+    uint64_t round_bytes; /* most bytes a rank sends (and receives) per round */
+    int level;            /* zstd level; 0 = uncompressed */
+    bool corrupt;         /* --fault corrupt: damage one chunk this rank sends */
+} mrf__shuffle_opts;
+
+/* Runs rounds until no rank has records left.  Collective over comm. */
+int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_opts *o,
+                 mrf__shuffle_stats *stats);
+
+typedef struct mrf__compress_choice {
+    bool on;
+    double link_bps, comp_bps, decomp_bps, ratio;
+    double cost_off, cost_on; /* seconds per GB moved by one rank */
+} mrf__compress_choice;
+
+/* Bytes per second one rank moves to the others in an MPI_Alltoall of about
+ * bytes_per_rank (fastest of three, slowest rank of each).  Collective. */
+double mrf__link_probe(MPI_Comm comm, size_t bytes_per_rank);
+/* Measures zstd at level on this rank's sample and the link; decides.  Collective. */
+int mrf__compress_choose(MPI_Comm comm, const char *sample, size_t n, int level, size_t probe_bytes,
+                         mrf__compress_choice *out);
 
 /* ------------------------------------------------------------- output.c -- */
 typedef struct mrf__writer mrf__writer;

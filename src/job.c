@@ -58,7 +58,23 @@ struct mrf_values {
     const mrf__sort_ent *ents;
     size_t i, end; /* next entry, one past the last of this key */
     uint64_t count;
+    /* streamed from a k-way merge (the key's values may not fit in memory) */
+    mrf__merge *m;
+    const char *key;
+    size_t klen;
+    int (*cmp)(const void *, size_t, const void *, size_t);
+    char *vbuf;
+    size_t vcap;
+    bool done;
+    int rc;
 };
+
+/* A send cursor: where the records bound for one rank continue. */
+typedef struct cursor {
+    uint32_t bi;  /* index into order[] (this rank's buckets) */
+    uint32_t src; /* 0: the map arena; 1 + i: bucket run i */
+    uint64_t pos; /* arena: index into moff; run: file offset (0: not started) */
+} cursor;
 
 typedef struct stage {
     MPI_Comm comm;
@@ -85,8 +101,38 @@ typedef struct stage {
     uint64_t *bucket_bytes; /* bytes per bucket in this rank's map arena */
     uint64_t *pack_bytes;   /* what buckets are packed by: see keep_task */
     mrf__writer *out;
+    /* the memory budget (see set_budget) */
+    uint64_t budget;
+    size_t map_cap, map_rec_cap, map_recs; /* map arena: bytes, records before a spill */
+    size_t big_cap;                        /* combining table's side arena, bytes */
+    size_t task_kv_start;                  /* the running task's records in kv */
+    long cur_task;
+    mrf__spill spill;
+    bool spill_open;
+    mrf__brun *bruns; /* map-side bucket runs */
+    size_t n_bruns, bruns_cap;
+    /* the exchange */
+    int32_t *owner;
+    uint32_t *order;  /* buckets by owning rank */
+    uint64_t *dstart; /* order[dstart[d] .. dstart[d+1]) are rank d's */
+    cursor *cur;
+    uint64_t *moff, *bstart; /* the arena's records by bucket */
+    size_t moff_bytes;
+    uint64_t map_spill_end; /* the map side's runs lie in [0, this) of the spill file */
+    mrf__kvbuf rkv;         /* reducing side: received records */
+    size_t rkv_recs, red_cap, red_rec_cap;
+    char *scratch;
+    size_t scratch_cap;
+    mrf__run *runs; /* reducing side: sorted runs */
+    size_t n_runs, runs_cap;
+    bool combined; /* kv's records are already combined */
+    uint64_t round_bytes;
+    int level; /* zstd level for the shuffle; 0 = off */
+    mrf__compress_choice cc;
+    const char *cwhy;
     /* figures for the summary */
     uint64_t my_input_bytes, records_in, records_out, bytes_out;
+    uint64_t map_spilled, red_spilled, merge_passes;
     mrf__shuffle_stats shuf;
     double t_map, t_shuffle, t_reduce;
 } stage;
@@ -102,8 +148,44 @@ int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const void *val, si
     return out->rc = out->fn(out, key, klen, val, vlen);
 }
 
+static bool rec_has_key(const char *r, const void *key, size_t klen,
+                        int (*cmp)(const void *, size_t, const void *, size_t))
+{
+    if (cmp)
+        return cmp(mrf__rec_key(r), mrf__rec_klen(r), key, klen) == 0;
+    return mrf__rec_klen(r) == klen && memcmp(mrf__rec_key(r), key, klen) == 0;
+}
+
 int mrf_values_next(mrf_values *vals, const void **val, size_t *len)
 {
+    if (vals && vals->m) {
+        const char *r = vals->done ? NULL : mrf__merge_top(vals->m);
+        if (!r || !rec_has_key(r, vals->key, vals->klen, vals->cmp)) {
+            vals->done = true;
+            return 0;
+        }
+        size_t n = mrf__rec_vlen(r);
+        if (n > vals->vcap) {
+            char *b = mrf__realloc(vals->vbuf, n);
+            if (!b) {
+                vals->rc = mrf__fail(MRF_ENOMEM, "out of memory for a value of %zu bytes", n);
+                vals->done = true;
+                return 0;
+            }
+            vals->vbuf = b;
+            vals->vcap = n;
+        }
+        if (n)
+            memcpy(vals->vbuf, mrf__rec_val(r), n);
+        *val = vals->vbuf;
+        *len = n;
+        int rc = mrf__merge_pop(vals->m);
+        if (rc) {
+            vals->rc = rc;
+            vals->done = true;
+        }
+        return 1;
+    }
     if (!vals || vals->i >= vals->end)
         return 0;
     const char *r = vals->base + vals->ents[vals->i++].off;
@@ -114,6 +196,8 @@ int mrf_values_next(mrf_values *vals, const void **val, size_t *len)
 
 uint64_t mrf_values_count(const mrf_values *vals)
 {
+    if (vals && vals->m)
+        return MRF_COUNT_UNKNOWN;
     return vals ? vals->count : 0;
 }
 
@@ -148,6 +232,79 @@ static int agree(stage *s, int rc)
     return all;
 }
 
+/* --------------------------------------------------------------- budget -- */
+
+/* Bytes of memory this process may use: RAM, or less under a cgroup limit
+ * (Slurm's task/cgroup plugin, containers). */
+static uint64_t node_memory(void)
+{
+    uint64_t total = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+                total = (uint64_t)kb * 1024;
+        fclose(f);
+    }
+    if (!total) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        total = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : (8ull << 30);
+    }
+    static const char *limits[] = {"/sys/fs/cgroup/memory.max",
+                                   "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        unsigned long long lim;
+        if ((f = fopen(limits[i], "r"))) {
+            if (fscanf(f, "%llu", &lim) == 1 && lim > 0 && lim < total)
+                total = lim;
+            fclose(f);
+        }
+    }
+    return total;
+}
+
+/* The per-rank budget and the shares carved from it (README, "Memory"):
+ *   map arena 1/4 and its spill index (8 bytes a record) 1/8;
+ *   combining table slots 1/8 and its side arena 1/8; a task's input <= 1/8;
+ *   shuffle rounds: round_bytes <= 1/16, four such buffers;
+ *   reducing side: what is left (records and their sort index, half each);
+ *   merge: a quarter, in 128 KiB per open run. */
+static int set_budget(stage *s)
+{
+    uint64_t b = s->opt->memory;
+    if (!b) {
+        MPI_Comm local;
+        int nlocal = 1;
+        if (MPI_Comm_split_type(s->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
+            MPI_SUCCESS) {
+            MPI_Comm_size(local, &nlocal);
+            MPI_Comm_free(&local);
+        }
+        b = node_memory() / 2 / (uint64_t)nlocal;
+        if (b > (64ull << 30))
+            b = 64ull << 30;
+        if (b < MRF__MIN_MEMORY)
+            b = MRF__MIN_MEMORY;
+    }
+    s->budget = b;
+    s->map_cap = (size_t)(b / 4);
+    s->map_rec_cap = (size_t)(b / 64);
+    s->big_cap = (size_t)(b / 8);
+    s->round_bytes = s->opt->round_bytes < b / 16 ? s->opt->round_bytes : b / 16;
+    if (s->opt->task_size_set && s->opt->task_size > b / 4)
+        return s->rank == 0
+                   ? mrf__fail(MRF_EUSAGE,
+                               "--task-size %llu is more than a quarter of --memory "
+                               "%llu: lower it or raise --memory",
+                               (unsigned long long)s->opt->task_size, (unsigned long long)b)
+                   : MRF_EUSAGE;
+    mrf__log(MRF_LOG_DEBUG, "memory budget %llu bytes%s", (unsigned long long)b,
+             s->opt->memory ? "" : " (half the node's memory shared among its ranks)");
+    return MRF_OK;
+}
+
 /* ------------------------------------------------------------- planning -- */
 
 static int plan_and_share(stage *s)
@@ -167,6 +324,8 @@ static int plan_and_share(stage *s)
                 task_size = 1u << 20;
             if (task_size > s->opt->task_size)
                 task_size = s->opt->task_size;
+            if (task_size > s->budget / 8) /* a task's input is read whole */
+                task_size = s->budget / 8;
         }
         if (rc == MRF_OK)
             rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, task_size, err,
@@ -377,11 +536,87 @@ static uint32_t drain_bucket(void *ctx, const void *key, size_t klen, uint64_t h
     return mrf__hash_bucket(h, s->nb);
 }
 
-/* Moves the combining table's entries into the map arena. */
+/* Writes the records [from, to) of kv (the map arena or a task's) to disk as a bucket run that
+ * belongs to task (-1: committed output), and closes the gap in the arena. */
+static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long task)
+{
+    if (from == to)
+        return MRF_OK;
+    int rc = MRF_OK;
+    size_t n = 0;
+    for (size_t at = from; at < to; at += mrf__rec_size(kv->base + at))
+        n++;
+    uint64_t *cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt);
+    uint64_t *offs = mrf__big_alloc(n * sizeof *offs);
+    if (cnt && offs && s->n_bruns == s->bruns_cap) {
+        size_t nc = s->bruns_cap ? s->bruns_cap * 2 : 16;
+        mrf__brun *nr = mrf__realloc(s->bruns, nc * sizeof *nr);
+        if (nr) {
+            s->bruns = nr;
+            s->bruns_cap = nc;
+        }
+    }
+    if (!cnt || !offs || s->n_bruns == s->bruns_cap) {
+        rc = mrf__fail(MRF_ENOMEM, "out of memory spilling map output");
+        goto out;
+    }
+    /* counting sort by bucket; records keep their order within a bucket */
+    for (size_t at = from; at < to; at += mrf__rec_size(kv->base + at))
+        cnt[mrf__rec_bucket(kv->base + at) + 1]++;
+    for (uint32_t b = 0; b < s->nb; b++)
+        cnt[b + 1] += cnt[b];
+    for (size_t at = from; at < to; at += mrf__rec_size(kv->base + at))
+        offs[cnt[mrf__rec_bucket(kv->base + at)]++] = at;
+    mrf__brun *r = &s->bruns[s->n_bruns];
+    if ((rc = mrf__spill_bucket_run(&s->spill, kv->base, offs, n, r)))
+        goto out;
+    r->task = task;
+    s->n_bruns++;
+    s->map_spilled += to - from;
+    mrf__log(MRF_LOG_DEBUG,
+             "spilled %zu bytes of map output (%zu records) as run %zu; %zu bytes in use "
+             "(arena %zu, table %zu+%zu, task table %zu+%zu)",
+             to - from, n, s->n_bruns - 1, mrf__mem_in_use(), kv->cap,
+             (s->ct.mask + 1) * sizeof(mrf__cslot), s->ct.big.cap,
+             s->tt.slots ? (s->tt.mask + 1) * sizeof(mrf__cslot) : 0, s->tkv.cap);
+    memmove(kv->base + from, kv->base + to, kv->len - to);
+    kv->len -= to - from;
+    if (kv == &s->kv)
+        s->map_recs = s->map_recs > n ? s->map_recs - n : 0;
+out:
+    mrf__free(cnt);
+    mrf__big_free(offs, n * sizeof *offs);
+    return rc;
+}
+
+/* The map arena is full: spill it (the running task's records, when its copy
+ * may yet lose, as a run of their own that is dropped with the task). */
+static int spill_map(stage *s)
+{
+    int rc;
+    bool uncommitted = s->opt->speculate && !s->spec->combine && s->cur_task >= 0;
+    size_t split = uncommitted ? s->task_kv_start : s->kv.len;
+    if ((rc = spill_range(s, &s->kv, split, s->kv.len, uncommitted ? s->cur_task : -1)))
+        return rc;
+    if ((rc = spill_range(s, &s->kv, 0, split, -1)))
+        return rc;
+    s->task_kv_start = 0;
+    s->map_recs = 0;
+    return MRF_OK;
+}
+
+/* Moves the combining table's entries into the map arena (spilling the arena
+ * first when they would not fit in its share of the budget). */
 static int drain_table(stage *s)
 {
+    int rc;
+    size_t est = s->ct.used * (MRF_KV_HDR + MRF_CS_INLINE) + s->ct.big.len;
+    if (s->kv.len && s->kv.len + est > s->map_cap && (rc = spill_map(s)))
+        return rc;
     if (mrf__ctable_drain(&s->ct, &s->kv, drain_bucket, s, s->bucket_bytes))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
+    if (s->kv.len > s->map_cap && (rc = spill_map(s)))
+        return rc;
     return MRF_OK;
 }
 
@@ -395,13 +630,17 @@ static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const voi
                          s->spec->name);
     if (rc)
         return mrf__fail(rc, "out of memory in the combining table");
-    if (s->target->used < s->ct_max_keys)
+    if (s->target->used < (s->target == &s->ct ? s->ct_max_keys : s->ct_max_keys / 2) &&
+        s->target->big.len < s->big_cap)
         return MRF_OK;
     if (s->target == &s->ct)
         return drain_table(s);
-    /* a task's own table overflows into the task's arena */
+    /* a task's own table overflows into the task's arena, and that to disk
+     * as runs that are the rank's only if the task commits */
     if (mrf__ctable_drain(&s->tt, &s->tkv, drain_bucket, s, NULL))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
+    if (s->tkv.len >= s->budget / 8)
+        return spill_range(s, &s->tkv, 0, s->tkv.len, s->cur_task);
     return MRF_OK;
 }
 
@@ -448,6 +687,13 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
     }
     uint32_t b = s->range ? mrf__range_bucket(&s->sp, k, kl, spec->key_compare)
                           : mrf__hash_bucket(mrf__key_hash(k, kl), s->nb);
+    if (s->kv.len &&
+        (s->kv.len + MRF_KV_HDR + kl + vl > s->map_cap || s->map_recs >= s->map_rec_cap)) {
+        int rc = spill_map(s);
+        if (rc)
+            return rc;
+    }
+    s->map_recs++;
     if (mrf__kvbuf_append(&s->kv, b, k, kl, v, vl, NULL))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
     s->bucket_bytes[b] += MRF_KV_HDR + kl + vl;
@@ -536,17 +782,33 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
 /* The task's copy won: its output becomes the rank's. */
 static int keep_task(stage *s)
 {
+    for (size_t i = 0; i < s->n_bruns; i++) {
+        mrf__brun *r = &s->bruns[i];
+        if (r->task != s->cur_task)
+            continue;
+        r->task = -1; /* its spilled runs are the rank's now */
+        for (size_t j = 0; s->spec->combine && j < r->n; j++) {
+            /* spilled from the task's own arena: not yet counted */
+            s->bucket_bytes[r->ents[j].bucket] += r->ents[j].raw;
+            s->pack_bytes[r->ents[j].bucket] += r->ents[j].raw;
+        }
+    }
     if (!s->spec->combine || s->target == &s->ct)
         return MRF_OK; /* already in place */
     /* Packing weights: each committed task's own combined output, bucket by
      * bucket.  Unlike the rank's combined bytes, these do not depend on which
      * rank mapped which task, so the bucket -> rank map, and with it every
      * output part, is the same in every run of the same plan. */
-    int rc = mrf__ctable_merge(&s->ct, &s->tt, s->spec->combine, s->spec->ctx, drain_bucket, s,
-                               s->pack_bytes);
+    int rc;
+    if (s->ct.used + s->tt.used > s->ct_max_keys && (rc = drain_table(s)))
+        return rc; /* the merge must not grow the table past its share */
+    rc = mrf__ctable_merge(&s->ct, &s->tt, s->spec->combine, s->spec->ctx, drain_bucket, s,
+                           s->pack_bytes);
     if (rc)
         return mrf__fail(rc, "combining a task's output failed");
-    if (s->ct.used >= s->ct_max_keys && (rc = drain_table(s)))
+    if ((s->ct.used >= s->ct_max_keys || s->ct.big.len >= s->big_cap) && (rc = drain_table(s)))
+        return rc;
+    if (s->tkv.len && s->kv.len && s->kv.len + s->tkv.len > s->map_cap && (rc = spill_map(s)))
         return rc;
     if (s->tkv.len) {
         if (mrf__kvbuf_reserve(&s->kv, s->tkv.len))
@@ -566,14 +828,31 @@ static int keep_task(stage *s)
 /* The task's copy lost or stopped: forget its output. */
 static void drop_task(stage *s, size_t kv_start)
 {
+    size_t keep = 0;
+    for (size_t i = 0; i < s->n_bruns; i++) {
+        mrf__brun *r = &s->bruns[i];
+        if (r->task != s->cur_task) {
+            s->bruns[keep++] = *r;
+            continue;
+        }
+        for (size_t j = 0; j < r->n; j++) {
+            if (!s->spec->combine) /* counted as emitted */
+                s->bucket_bytes[r->ents[j].bucket] -= r->ents[j].raw;
+            mrf__spill_release(&s->spill, r->ents[j].off, r->ents[j].len);
+        }
+        mrf__free(r->ents);
+    }
+    s->n_bruns = keep;
     if (s->spec->combine) {
         s->nq = 0;
         mrf__ctable_clear(&s->tt);
         s->tkv.len = 0;
         return;
     }
-    for (size_t at = kv_start; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+    for (size_t at = kv_start; at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
         s->bucket_bytes[mrf__rec_bucket(s->kv.base + at)] -= mrf__rec_size(s->kv.base + at);
+        s->map_recs--;
+    }
     s->kv.len = kv_start;
 }
 
@@ -590,6 +869,16 @@ static int map_tasks(stage *s)
     /* MRFLOW_COMBINE_MAX_KEYS (a testing switch) lowers the table's cap */
     const char *cap_env = getenv("MRFLOW_COMBINE_MAX_KEYS");
     s->ct_max_keys = cap_env && atol(cap_env) > 0 ? (size_t)atol(cap_env) : CTABLE_MAX_KEYS;
+    /* the budget's share for slots (1/8) bounds the table: it never grows
+     * past max_slots, as it is drained at load 0.7 */
+    size_t max_slots = 1u << 16;
+    while ((uint64_t)max_slots * 2 * sizeof(mrf__cslot) <= s->budget / 8)
+        max_slots *= 2;
+    if (s->ct_max_keys > max_slots / 10 * 7)
+        s->ct_max_keys = max_slots / 10 * 7;
+    s->cur_task = -1;
+    s->kv.limit = s->map_cap;
+    s->tkv.limit = (size_t)(s->budget / 8);
     /* size the tables from the input: one slot per 16 bytes of this rank's
      * share (the rank table) or per 64 bytes of the largest task (a task's
      * table), within 64 Ki to 2 Mi slots.  Text has far fewer distinct keys
@@ -604,11 +893,14 @@ static int map_tasks(stage *s)
     }
 #define CLAMP_SLOTS(b)                                                                             \
     ((b) / 16 < (1u << 16) ? (1u << 16) : (b) / 16 > (1u << 21) ? (1u << 21) : (size_t)((b) / 16))
+#define MIN_SLOTS(a, b) ((a) < (b) ? (a) : (b))
     if (rc == MRF_OK && spec->combine &&
-        (mrf__ctable_init(&s->ct, CLAMP_SLOTS(my_bytes)) ||
-         (s->opt->speculate && mrf__ctable_init(&s->tt, CLAMP_SLOTS(max_task / 4)))))
+        (mrf__ctable_init(&s->ct, MIN_SLOTS(CLAMP_SLOTS(my_bytes), max_slots)) ||
+         (s->opt->speculate &&
+          mrf__ctable_init(&s->tt, MIN_SLOTS(CLAMP_SLOTS(max_task / 4), max_slots / 2)))))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
 #undef CLAMP_SLOTS
+#undef MIN_SLOTS
     /* without speculation every copy commits: combine straight into ct */
     s->target = s->opt->speculate ? &s->tt : &s->ct;
     int max_backups = s->opt->max_backups ? s->opt->max_backups : s->size / 4;
@@ -639,7 +931,8 @@ static int map_tasks(stage *s)
             continue;
         double t0 = MPI_Wtime();
         task_run tr = {.index = ti, .backup = backup, .t0 = t0, .chunk0 = t0};
-        size_t kv_start = s->kv.len;
+        s->task_kv_start = s->kv.len;
+        s->cur_task = ti;
         if ((rc = map_one(s, t, buf, &tr)))
             continue;
         double took = MPI_Wtime() - t0;
@@ -647,15 +940,16 @@ static int map_tasks(stage *s)
                  backup ? " (backup)" : "", t0 - s->map_t0, t0 + took - s->map_t0,
                  tr.aborted ? ", stopped: another copy committed" : "");
         if (tr.aborted) {
-            drop_task(s, kv_start);
+            drop_task(s, s->task_kv_start);
             mrf__sched_abandon(s->sched, ti, backup, t->len, took);
         } else if (mrf__sched_commit(s->sched, ti, backup, t->len, took)) {
             rc = keep_task(s);
             s->my_input_bytes += t->len;
             s->records_in += tr.records;
         } else {
-            drop_task(s, kv_start);
+            drop_task(s, s->task_kv_start);
         }
+        s->cur_task = -1;
     }
     s->sst = *mrf__sched_get_stats(s->sched);
     mrf__sched_destroy(s->sched);
@@ -663,6 +957,13 @@ static int map_tasks(stage *s)
     if (rc == MRF_OK && spec->combine)
         rc = drain_table(s);
     mrf__big_free(buf, cap);
+    buf = NULL;
+    /* a rank that spilled spills the rest too: the shuffle then reads only
+     * runs, and the arena's memory goes to the reducing side */
+    if (rc == MRF_OK && s->n_bruns && s->kv.len)
+        rc = spill_map(s);
+    if (s->n_bruns)
+        mrf__kvbuf_destroy(&s->kv);
     mrf__ctable_destroy(&s->tt);
     mrf__kvbuf_destroy(&s->tkv);
     /* the drained (empty) table stays for the reducing side's combine */
@@ -671,18 +972,279 @@ static int map_tasks(stage *s)
 
 /* -------------------------------------------------------------- shuffle -- */
 
+/* Reducing side: sorts the received records in rkv and writes them to disk
+ * as one sorted run. */
+static int spill_sorted(stage *s)
+{
+    size_t n = 0;
+    int rc = MRF_OK;
+    if (!s->rkv.len)
+        return MRF_OK;
+    if (mrf__kvbuf_check(s->rkv.base, s->rkv.len, &n))
+        return mrf__fail(MRF_EINTERNAL, "malformed records on the reducing side");
+    size_t bytes = n * sizeof(mrf__sort_ent);
+    mrf__sort_ent *ents = mrf__big_alloc(bytes), *tmp = mrf__big_alloc(bytes);
+    if (s->n_runs == s->runs_cap) {
+        size_t nc = s->runs_cap ? s->runs_cap * 2 : 16;
+        mrf__run *nr = mrf__realloc(s->runs, nc * sizeof *nr);
+        if (nr) {
+            s->runs = nr;
+            s->runs_cap = nc;
+        }
+    }
+    if (!ents || !tmp || s->n_runs == s->runs_cap) {
+        rc = mrf__fail(MRF_ENOMEM, "out of memory sorting %zu records to spill", n);
+        goto out;
+    }
+    size_t i = 0;
+    for (size_t at = 0; at < s->rkv.len; at += mrf__rec_size(s->rkv.base + at), i++) {
+        ents[i].off = at;
+        ents[i].prefix =
+            mrf__key_prefix(mrf__rec_key(s->rkv.base + at), mrf__rec_klen(s->rkv.base + at));
+    }
+    mrf__sort_records(ents, tmp, n, s->rkv.base, s->spec->key_compare);
+    mrf__big_free(tmp, bytes);
+    tmp = NULL;
+    mrf__run_writer w;
+    if ((rc = mrf__runw_begin(&w, &s->spill)))
+        goto out;
+    for (i = 0; i < n && rc == MRF_OK; i++)
+        rc = mrf__runw_add(&w, s->rkv.base + ents[i].off);
+    if (rc == MRF_OK)
+        rc = mrf__runw_end(&w, &s->runs[s->n_runs]);
+    else
+        mrf__runw_abort(&w);
+    if (rc == MRF_OK) {
+        s->n_runs++;
+        s->red_spilled += s->rkv.len;
+        mrf__log(MRF_LOG_DEBUG, "spilled %zu received bytes (%zu records) as sorted run %zu",
+                 s->rkv.len, n, s->n_runs - 1);
+        s->rkv.len = 0;
+        s->rkv_recs = 0;
+    }
+out:
+    mrf__big_free(ents, bytes);
+    mrf__big_free(tmp, bytes);
+    return rc;
+}
+
+static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more)
+{
+    stage *s = ctx;
+    cursor *c = &s->cur[d];
+    size_t start = out->len;
+    int rc;
+    *more = true;
+    while (c->bi < s->dstart[d + 1]) {
+        uint32_t b = s->order[c->bi];
+        if (c->src == 0) {
+            if (s->moff) {
+                uint64_t i = c->pos > s->bstart[b] ? c->pos : s->bstart[b];
+                for (; i < s->bstart[b + 1]; i++) {
+                    const char *r = s->kv.base + s->moff[i];
+                    size_t n = mrf__rec_size(r);
+                    if (out->len > start && out->len - start + n > cap) {
+                        c->pos = i;
+                        return MRF_OK;
+                    }
+                    if (mrf__kvbuf_reserve(out, n < cap ? cap : n))
+                        return mrf__fail(MRF_ENOMEM, "out of memory for a shuffle round");
+                    memcpy(out->base + out->len, r, n);
+                    out->len += n;
+                }
+            }
+            c->src = 1;
+            c->pos = 0;
+        }
+        if (c->src - 1 >= s->n_bruns) {
+            c->bi++;
+            c->src = 0;
+            c->pos = 0;
+            continue;
+        }
+        const mrf__bdir_ent *e = mrf__brun_find(&s->bruns[c->src - 1], b);
+        if (e) {
+            if (c->pos == 0)
+                c->pos = e->off;
+            while (c->pos < e->off + e->len) {
+                uint32_t raw, stored;
+                if ((rc = mrf__spill_peek(&s->spill, c->pos, &raw, &stored)))
+                    return rc;
+                if (out->len > start && out->len - start + raw > cap)
+                    return MRF_OK;
+                if (mrf__kvbuf_reserve(out, raw < cap ? cap : raw))
+                    return mrf__fail(MRF_ENOMEM, "out of memory for a shuffle round");
+                if ((rc = mrf__spill_read(&s->spill, c->pos, out->base + out->len, &c->pos)))
+                    return rc;
+                out->len += raw;
+            }
+        }
+        c->src++;
+        c->pos = 0;
+    }
+    *more = false;
+    return MRF_OK;
+}
+
+static char *space(void *ctx, size_t n)
+{
+    stage *s = ctx;
+    if (s->spec->combine) {
+        if (n > s->scratch_cap) {
+            char *b = mrf__big_resize(s->scratch, s->scratch_cap, n);
+            if (!b)
+                return NULL;
+            s->scratch = b;
+            s->scratch_cap = n;
+        }
+        return s->scratch ? s->scratch : (char *)s;
+    }
+    if (s->rkv.len && (s->rkv.len + n > s->red_cap || s->rkv_recs >= s->red_rec_cap) &&
+        spill_sorted(s))
+        return NULL;
+    if (mrf__kvbuf_reserve(&s->rkv, n ? n : 1))
+        return NULL;
+    return s->rkv.base + s->rkv.len;
+}
+
+/* The combining table is full: its entries become one sorted run. */
+static int spill_table(stage *s)
+{
+    if (mrf__ctable_drain(&s->ct, &s->rkv, NULL, NULL, NULL))
+        return mrf__fail(MRF_ENOMEM, "out of memory draining the combining table");
+    return spill_sorted(s);
+}
+
+static int deliver(void *ctx, char *p, size_t n)
+{
+    stage *s = ctx;
+    size_t cnt;
+    if (mrf__kvbuf_check(p, n, &cnt))
+        return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
+    if (!s->spec->combine) {
+        s->rkv.len += n;
+        s->rkv_recs += cnt;
+        return MRF_OK;
+    }
+    for (size_t at = 0; at < n;) {
+        const char *r = p + at;
+        size_t kl = mrf__rec_klen(r), vl = mrf__rec_vlen(r);
+        int rc = mrf__ctable_add(&s->ct, mrf__key_hash(mrf__rec_key(r), kl), mrf__rec_key(r), kl,
+                                 mrf__rec_val(r), vl, s->spec->combine, s->spec->ctx);
+        if (rc == MRF_EINVAL)
+            return mrf__fail(rc,
+                             "job '%s': values of one key have different lengths; a job with a "
+                             "combiner must emit values of one length per key",
+                             s->spec->name);
+        if (rc)
+            return mrf__fail(rc, "out of memory in the combining table");
+        if ((s->ct.used >= s->ct_max_keys || s->ct.big.len >= s->big_cap) && (rc = spill_table(s)))
+            return rc;
+        at += mrf__rec_size(r);
+    }
+    return MRF_OK;
+}
+
+/* A sample of this rank's map output for the compression measurement: the
+ * arena's first bytes, or the first blocks of its first spilled run. */
+static int map_sample(stage *s, char **buf, size_t *len, size_t *cap)
+{
+    size_t want = 2u << 20;
+    *buf = NULL;
+    *len = *cap = 0;
+    if (s->kv.len) {
+        *buf = s->kv.base;
+        *len = s->kv.len < want ? s->kv.len : want;
+        return MRF_OK;
+    }
+    if (!s->n_bruns || !s->bruns[0].n)
+        return MRF_OK;
+    uint64_t pos = s->bruns[0].ents[0].off, end = s->spill.end;
+    while (*len < want && pos < end) {
+        uint32_t raw, stored;
+        int rc = mrf__spill_peek(&s->spill, pos, &raw, &stored);
+        if (rc)
+            return rc;
+        if (*len + raw > *cap) {
+            size_t nc = *len + raw > want ? *len + raw : want;
+            char *b = mrf__big_resize(*buf, *cap, nc);
+            if (!b)
+                return mrf__fail(MRF_ENOMEM, "out of memory");
+            *buf = b;
+            *cap = nc;
+        }
+        if ((rc = mrf__spill_read(&s->spill, pos, *buf + *len, &pos)))
+            return rc;
+        *len += raw;
+    }
+    return MRF_OK;
+}
+
+static int choose_compression(stage *s)
+{
+    const mrf__options *o = s->opt;
+    s->level = 0;
+    if (o->compress == MRF__COMPRESS_OFF) {
+        s->cwhy = "off (--compress off)";
+        return MRF_OK;
+    }
+    if (o->compress == MRF__COMPRESS_ZSTD) {
+        s->level = o->compress_level;
+        s->cwhy = "zstd (--compress zstd)";
+        return MRF_OK;
+    }
+    if (s->size == 1) {
+        s->cwhy = "off (auto: one rank, nothing crosses a link)";
+        return MRF_OK;
+    }
+    char *buf;
+    size_t len, cap;
+    int rc = map_sample(s, &buf, &len, &cap);
+    rc = agree(s, rc);
+    if (rc == MRF_OK) {
+        size_t probe = s->round_bytes < (16u << 20) ? s->round_bytes : (16u << 20);
+        rc = mrf__compress_choose(s->comm, buf, len, o->compress_level, probe, &s->cc);
+    }
+    if (cap)
+        mrf__big_free(buf, cap);
+    s->level = s->cc.on ? o->compress_level : 0;
+    s->cwhy = s->cc.on ? "zstd (auto: measured to pay)" : "off (auto: measured not to pay)";
+    if (s->rank == 0)
+        mrf__log(MRF_LOG_INFO,
+                 "compression %s: link %.0f MB/s per rank, zstd-%d %.0f MB/s, unzstd %.0f "
+                 "MB/s, ratio %.2f: %.2f s per GB raw vs %.2f s compressed",
+                 s->cc.on ? "on" : "off", s->cc.link_bps / 1e6, o->compress_level,
+                 s->cc.comp_bps / 1e6, s->cc.decomp_bps / 1e6, s->cc.ratio, s->cc.cost_off,
+                 s->cc.cost_on);
+    return agree(s, rc);
+}
+
+/* Sets the reducing side's shares from what is free of the budget now. */
+static void size_reduce_side(stage *s)
+{
+    uint64_t used = mrf__mem_in_use();
+    uint64_t rounds = 4 * s->round_bytes;
+    uint64_t free = s->budget > used + rounds ? s->budget - used - rounds : 0;
+    if (free < s->budget / 8)
+        free = s->budget / 8;
+    /* half for records, half for the sort index (32 bytes a record) */
+    s->red_cap = (size_t)(free / 2);
+    s->rkv.limit = s->red_cap;
+    s->red_rec_cap = (size_t)(free / 2 / (2 * sizeof(mrf__sort_ent)));
+    if (s->red_rec_cap < 1024)
+        s->red_rec_cap = 1024;
+}
+
 static int exchange(stage *s)
 {
     int rc = MRF_OK;
     size_t P = (size_t)s->size;
-    int32_t *owner = mrf__malloc((size_t)s->nb * sizeof *owner);
     uint64_t *global = mrf__malloc((size_t)s->nb * sizeof *global);
-    uint64_t *scount = mrf__calloc(P, sizeof *scount);
-    uint64_t *sdisp = mrf__calloc(P, sizeof *sdisp);
-    uint64_t *pos = mrf__calloc(P, sizeof *pos);
-    char *send = NULL;
-    size_t send_len = s->kv.len;
-    if (!owner || !global || !scount || !sdisp || !pos)
+    s->owner = mrf__malloc((size_t)s->nb * sizeof *s->owner);
+    s->order = mrf__malloc((size_t)s->nb * sizeof *s->order);
+    s->dstart = mrf__calloc(P + 1, sizeof *s->dstart);
+    s->cur = mrf__calloc(P, sizeof *s->cur);
+    if (!global || !s->owner || !s->order || !s->dstart || !s->cur)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
     if ((rc = agree(s, rc)))
         goto out;
@@ -696,39 +1258,89 @@ static int exchange(stage *s)
         goto out;
     }
     if (s->range)
-        mrf__pack_contiguous(global, s->nb, s->size, owner);
-    else if (mrf__pack_lpt(global, s->nb, s->size, owner))
+        mrf__pack_contiguous(global, s->nb, s->size, s->owner);
+    else if (mrf__pack_lpt(global, s->nb, s->size, s->owner))
         rc = mrf__fail(MRF_ENOMEM, "out of memory packing buckets");
+    int spilled = s->n_bruns > 0, any_spilled = 0;
+    MPI_Allreduce(&spilled, &any_spilled, 1, MPI_INT, MPI_MAX, s->comm);
+    if ((rc = agree(s, rc)) || (s->size == 1 && !any_spilled))
+        goto out; /* one rank, all in memory: the arena is the reduce input */
 
-    if (rc == MRF_OK && s->size > 1) {
-        for (uint32_t b = 0; b < s->nb; b++)
-            scount[owner[b]] += s->bucket_bytes[b];
-        for (size_t d = 1; d < P; d++)
-            sdisp[d] = sdisp[d - 1] + scount[d - 1];
-        memcpy(pos, sdisp, P * sizeof *pos);
-        if (!(send = mrf__big_alloc(send_len)))
-            rc = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle output", send_len);
-        for (size_t at = 0; rc == MRF_OK && at < s->kv.len;) {
-            const char *r = s->kv.base + at;
-            size_t n = mrf__rec_size(r);
-            int32_t d = owner[mrf__rec_bucket(r)];
-            memcpy(send + pos[d], r, n);
-            pos[d] += n;
-            at += n;
+    /* each rank's buckets in ascending order */
+    for (uint32_t b = 0; b < s->nb; b++)
+        s->dstart[s->owner[b] + 1]++;
+    for (size_t d = 0; d < P; d++)
+        s->dstart[d + 1] += s->dstart[d];
+    for (size_t d = 0; d < P; d++)
+        s->cur[d].bi = (uint32_t)s->dstart[d];
+    {
+        uint64_t *at = mrf__malloc(P * sizeof *at);
+        if (!at) {
+            rc = mrf__fail(MRF_ENOMEM, "out of memory");
+        } else {
+            memcpy(at, s->dstart, P * sizeof *at);
+            for (uint32_t b = 0; b < s->nb; b++)
+                s->order[at[s->owner[b]]++] = b;
+            mrf__free(at);
         }
     }
-    if ((rc = agree(s, rc)) || s->size == 1)
+    /* the arena's records by bucket (a counting sort of offsets) */
+    if (rc == MRF_OK && s->kv.len) {
+        size_t n = 0;
+        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+            n++;
+        s->bstart = mrf__calloc((size_t)s->nb + 1, sizeof *s->bstart);
+        s->moff_bytes = n * sizeof *s->moff;
+        s->moff = mrf__big_alloc(s->moff_bytes);
+        if (!s->bstart || !s->moff) {
+            rc = mrf__fail(MRF_ENOMEM, "out of memory indexing %zu records for the shuffle", n);
+        } else {
+            uint64_t *at = mrf__calloc((size_t)s->nb + 1, sizeof *at);
+            if (!at) {
+                rc = mrf__fail(MRF_ENOMEM, "out of memory");
+            } else {
+                for (size_t o = 0; o < s->kv.len; o += mrf__rec_size(s->kv.base + o))
+                    s->bstart[mrf__rec_bucket(s->kv.base + o) + 1]++;
+                for (uint32_t b = 0; b < s->nb; b++)
+                    s->bstart[b + 1] += s->bstart[b];
+                memcpy(at, s->bstart, ((size_t)s->nb + 1) * sizeof *at);
+                for (size_t o = 0; o < s->kv.len; o += mrf__rec_size(s->kv.base + o))
+                    s->moff[at[mrf__rec_bucket(s->kv.base + o)]++] = o;
+                mrf__free(at);
+            }
+        }
+    }
+    if ((rc = agree(s, rc)))
         goto out;
-    /* the map arena is free now: it becomes the receive arena */
-    s->kv.len = 0;
-    rc = mrf__shuffle(s->comm, send, scount, sdisp, s->opt->round_bytes, &s->kv, &s->shuf);
+    if ((rc = choose_compression(s)))
+        goto out;
+    size_reduce_side(s);
+    s->map_spill_end = s->spill.end;
+    mrf__shuffle_io io = {.fill = fill, .space = space, .deliver = deliver, .ctx = s};
+    mrf__shuffle_opts so = {.round_bytes = s->round_bytes,
+                            .level = s->level,
+                            .corrupt = s->opt->corrupt_rank == s->rank};
+    rc = mrf__shuffle(s->comm, &io, &so, &s->shuf);
+    /* the map side's data is spent */
+    mrf__big_free(s->moff, s->moff_bytes);
+    s->moff = NULL;
+    mrf__kvbuf_destroy(&s->kv);
+    for (size_t i = 0; i < s->n_bruns; i++)
+        mrf__free(s->bruns[i].ents);
+    if (s->n_bruns)
+        mrf__spill_release(&s->spill, 0, s->map_spill_end);
+    s->n_bruns = 0;
+    if (rc == MRF_OK && s->spec->combine) {
+        /* what the table holds joins the reduce input, sorted if there are runs */
+        if (mrf__ctable_drain(&s->ct, &s->rkv, NULL, NULL, NULL))
+            rc = mrf__fail(MRF_ENOMEM, "out of memory draining the combining table");
+        s->combined = true;
+    }
+    /* the received records become the reduce input */
+    s->kv = s->rkv;
+    memset(&s->rkv, 0, sizeof s->rkv);
 out:
-    mrf__big_free(send, send_len);
-    mrf__free(owner);
     mrf__free(global);
-    mrf__free(scount);
-    mrf__free(sdisp);
-    mrf__free(pos);
     return rc;
 }
 
@@ -751,15 +1363,177 @@ static bool same_key(const stage *s, const mrf__sort_ent *a, const mrf__sort_ent
            memcmp(mrf__rec_key(x), mrf__rec_key(y), mrf__rec_klen(x)) == 0;
 }
 
+/* Merge sources: a sorted run on disk, or the sorted in-memory remainder. */
+static int next_run(void *ctx, const char **rec)
+{
+    return mrf__runr_next(ctx, rec);
+}
+
+typedef struct mem_src {
+    const char *base;
+    const mrf__sort_ent *ents;
+    size_t i, n;
+} mem_src;
+
+static int next_mem(void *ctx, const char **rec)
+{
+    mem_src *m = ctx;
+    if (m->i >= m->n)
+        return 0;
+    *rec = m->base + m->ents[m->i++].off;
+    return 1;
+}
+
+/* How many runs one merge pass reads at once: each open run holds a block
+ * (64 KiB raw, one at a time); a quarter of the budget goes to them. */
+static size_t merge_fan_in(const stage *s)
+{
+    size_t f = (size_t)(s->budget / 4 / (128u << 10));
+    return f < 4 ? 4 : f;
+}
+
+/* Merges runs[first, first+k) into one new run, while there are too many. */
+static int merge_pass(stage *s, size_t first, size_t k)
+{
+    mrf__run_reader *rd = mrf__calloc(k, sizeof *rd);
+    mrf__merge_src *src = mrf__calloc(k, sizeof *src);
+    mrf__merge m = {0};
+    mrf__run_writer w;
+    mrf__run out;
+    int rc = MRF_OK;
+    if (!rd || !src)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a merge pass");
+    for (size_t i = 0; i < k && rc == MRF_OK; i++) {
+        mrf__runr_open(&rd[i], &s->spill, &s->runs[first + i]);
+        src[i] = (mrf__merge_src){.next = next_run, .ctx = &rd[i]};
+    }
+    if (rc == MRF_OK && (rc = mrf__runw_begin(&w, &s->spill)) == MRF_OK) {
+        if ((rc = mrf__merge_init(&m, src, k, s->spec->key_compare)) == MRF_OK) {
+            const char *r;
+            while (rc == MRF_OK && (r = mrf__merge_top(&m)))
+                if ((rc = mrf__runw_add(&w, r)) == MRF_OK)
+                    rc = mrf__merge_pop(&m);
+        }
+        if (rc == MRF_OK)
+            rc = mrf__runw_end(&w, &out);
+        else
+            mrf__runw_abort(&w);
+    }
+    mrf__merge_free(&m);
+    for (size_t i = 0; rd && i < k; i++)
+        mrf__runr_close(&rd[i]);
+    mrf__free(rd);
+    mrf__free(src);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < k; i++)
+        mrf__spill_release(&s->spill, s->runs[first + i].off, s->runs[first + i].len);
+    s->runs[first] = out;
+    memmove(&s->runs[first + 1], &s->runs[first + k], (s->n_runs - first - k) * sizeof *s->runs);
+    s->n_runs -= k - 1;
+    s->merge_passes++;
+    return MRF_OK;
+}
+
+/* Reduce over a k-way merge of the sorted runs and the in-memory remainder;
+ * each key's values stream through mrf_values_next. */
+static int reduce_merge(stage *s)
+{
+    const mrf_job_spec *spec = s->spec;
+    int rc = MRF_OK;
+    size_t n = 0, fan = merge_fan_in(s);
+    if (mrf__kvbuf_check(s->kv.base, s->kv.len, &n))
+        return mrf__fail(MRF_EINTERNAL, "malformed records on the reducing side");
+    while (rc == MRF_OK && s->n_runs + 1 > fan)
+        rc = merge_pass(s, 0, fan);
+    if (rc)
+        return rc;
+    size_t bytes = (n ? n : 1) * sizeof(mrf__sort_ent);
+    mrf__sort_ent *ents = mrf__big_alloc(bytes), *tmp = mrf__big_alloc(bytes);
+    size_t k = s->n_runs + 1;
+    mrf__run_reader *rd = mrf__calloc(k, sizeof *rd);
+    mrf__merge_src *src = mrf__calloc(k, sizeof *src);
+    mrf__merge m = {0};
+    mrf_values vals = {.cmp = spec->key_compare};
+    char *kbuf = NULL;
+    size_t kcap = 0;
+    if (!ents || !tmp || !rd || !src) {
+        rc = mrf__fail(MRF_ENOMEM, "out of memory setting up the merge of %zu runs", k - 1);
+        goto out;
+    }
+    size_t i = 0;
+    for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at), i++) {
+        ents[i].off = at;
+        ents[i].prefix =
+            mrf__key_prefix(mrf__rec_key(s->kv.base + at), mrf__rec_klen(s->kv.base + at));
+    }
+    mrf__sort_records(ents, tmp, n, s->kv.base, spec->key_compare);
+    mem_src ms = {.base = s->kv.base, .ents = ents, .n = n};
+    for (i = 0; i + 1 < k; i++) {
+        mrf__runr_open(&rd[i], &s->spill, &s->runs[i]);
+        src[i] = (mrf__merge_src){.next = next_run, .ctx = &rd[i]};
+    }
+    src[k - 1] = (mrf__merge_src){.next = next_mem, .ctx = &ms};
+    if ((rc = mrf__merge_init(&m, src, k, spec->key_compare)))
+        goto out;
+    if ((rc = mrf__writer_open(s->tmpdir, s->rank, spec->output, &s->out)))
+        goto out;
+    mrf_emitter em = {.fn = reduce_emit, .state = s};
+    const char *r;
+    while (em.rc == MRF_OK && vals.rc == MRF_OK && (r = mrf__merge_top(&m))) {
+        size_t kl = mrf__rec_klen(r);
+        if (kl > kcap) {
+            char *b = mrf__realloc(kbuf, kl);
+            if (!b) {
+                rc = mrf__fail(MRF_ENOMEM, "out of memory for a key of %zu bytes", kl);
+                break;
+            }
+            kbuf = b;
+            kcap = kl;
+        }
+        if (kl)
+            memcpy(kbuf, mrf__rec_key(r), kl);
+        vals.m = &m;
+        vals.key = kbuf;
+        vals.klen = kl;
+        vals.done = false;
+        spec->reduce(kbuf, kl, &vals, &em, spec->ctx);
+        /* values the reduce did not read */
+        while (vals.rc == MRF_OK && (r = mrf__merge_top(&m)) &&
+               rec_has_key(r, kbuf, kl, spec->key_compare))
+            vals.rc = mrf__merge_pop(&m);
+    }
+    if (rc == MRF_OK)
+        rc = vals.rc ? vals.rc : em.rc;
+    if (rc == MRF_OK)
+        rc = mrf__writer_close(s->out, &s->bytes_out);
+    else
+        mrf__writer_abort(s->out);
+    s->out = NULL;
+out:
+    mrf__merge_free(&m);
+    for (i = 0; rd && i + 1 < k; i++)
+        mrf__runr_close(&rd[i]);
+    mrf__free(rd);
+    mrf__free(src);
+    mrf__free(kbuf);
+    mrf__free(vals.vbuf);
+    mrf__big_free(ents, bytes);
+    mrf__big_free(tmp, bytes);
+    return rc;
+}
+
 static int reduce_local(stage *s)
 {
     const mrf_job_spec *spec = s->spec;
     int rc;
     size_t n = 0;
     mrf__sort_ent *ents = NULL, *tmp = NULL;
+    if (s->n_runs)
+        return reduce_merge(s);
     if (mrf__kvbuf_check(s->kv.base, s->kv.len, &n))
         return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
-    if (spec->combine) {
+    if (spec->combine && !s->combined) {
         mrf__kvbuf combined = {0};
         if ((rc = mrf__combine_records(&s->ct, s->kv.base, s->kv.len, spec, &combined))) {
             mrf__kvbuf_destroy(&combined);
@@ -824,16 +1598,33 @@ static uint64_t peak_rss_bytes(void)
 
 enum { SST_RUN, SST_STOLEN, SST_LAUNCHED, SST_WON, SST_DISCARDED, SST_N };
 
+enum { X_MAP_SPILL, X_RED_SPILL, X_DISK, X_RUNS, X_WIRE, X_PASSES, X_N };
+
 static void summary(stage *s, double elapsed)
 {
-    uint64_t sum[5 + SST_N] = {s->my_input_bytes, s->records_in,           s->records_out,
-                               s->bytes_out,      s->shuf.bytes_sent,      s->sst.tasks_run,
-                               s->sst.stolen,     s->sst.backups_launched, s->sst.backups_won,
-                               s->sst.discarded};
-    uint64_t max[2] = {peak_rss_bytes(), s->shuf.rounds};
-    uint64_t gsum[5 + SST_N], gmax[2];
-    MPI_Reduce(sum, gsum, 5 + SST_N, MPI_UINT64_T, MPI_SUM, 0, s->comm);
-    MPI_Reduce(max, gmax, 2, MPI_UINT64_T, MPI_MAX, 0, s->comm);
+    uint64_t sum[5 + SST_N + X_N] = {
+        s->my_input_bytes,   s->records_in,    s->records_out,    s->bytes_out,
+        s->shuf.bytes_sent,  s->sst.tasks_run, s->sst.stolen,     s->sst.backups_launched,
+        s->sst.backups_won,  s->sst.discarded, s->map_spilled,    s->red_spilled,
+        s->spill.bytes_disk, s->spill.runs,    s->shuf.wire_sent, s->merge_passes};
+    uint64_t max[4] = {peak_rss_bytes(), s->shuf.rounds, mrf__mem_peak(), s->budget};
+    uint64_t gsum[5 + SST_N + X_N], gmax[4];
+    MPI_Reduce(sum, gsum, 5 + SST_N + X_N, MPI_UINT64_T, MPI_SUM, 0, s->comm);
+    MPI_Reduce(max, gmax, 4, MPI_UINT64_T, MPI_MAX, 0, s->comm);
+    const uint64_t *x = gsum + 5 + SST_N;
+    if (s->rank == 0 && !s->opt->quiet) {
+        double mib = 1024.0 * 1024.0;
+        fprintf(stderr,
+                "mrflow: memory: budget %.1f MiB per rank, engine peak %.1f MiB, peak RSS %.1f "
+                "MiB (max over ranks); spilled %.1f MiB from map, %.1f MiB from shuffle, %.1f "
+                "MiB on disk in %llu runs, %llu merge passes; shuffle compression %s, %.1f MiB "
+                "on the wire for %.1f MiB of records\n",
+                (double)gmax[3] / mib, (double)gmax[2] / mib, (double)gmax[0] / mib,
+                (double)x[X_MAP_SPILL] / mib, (double)x[X_RED_SPILL] / mib, (double)x[X_DISK] / mib,
+                (unsigned long long)x[X_RUNS], (unsigned long long)x[X_PASSES],
+                s->cwhy ? s->cwhy : "off (no shuffle)", (double)x[X_WIRE] / mib,
+                (double)gsum[4] / mib);
+    }
     /* per rank: tasks, stolen, backups launched/won, discarded, histogram */
     enum { W = SST_N + MRF_SCHED_HIST };
     uint64_t mine[W] = {s->sst.tasks_run, s->sst.stolen, s->sst.backups_launched,
@@ -898,7 +1689,15 @@ static int run_stage(stage *s)
     double t0 = MPI_Wtime(), t;
     int rc;
     make_run_id(s);
+    if ((rc = agree(s, set_budget(s))))
+        goto out;
     if ((rc = plan_and_share(s)))
+        goto out;
+    rc = mrf__spill_open(&s->spill, mrf__spill_dir(s->opt->spill_dir),
+                         s->opt->compress == MRF__COMPRESS_OFF ? 0 : 1,
+                         s->opt->corrupt_spill_rank == s->rank);
+    s->spill_open = rc == MRF_OK;
+    if ((rc = agree(s, rc)))
         goto out;
     if ((rc = mrf__output_begin(s->comm, s->opt->output, s->opt->overwrite, s->run_id, &s->tmpdir)))
         goto out;
@@ -910,18 +1709,24 @@ static int run_stage(stage *s)
     t = MPI_Wtime();
     rc = map_tasks(s);
     s->t_map = MPI_Wtime() - t;
+    mrf__log(MRF_LOG_DEBUG, "after map: %zu bytes in use, peak %zu", mrf__mem_in_use(),
+             mrf__mem_peak());
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
 
     t = MPI_Wtime();
     rc = exchange(s);
     s->t_shuffle = MPI_Wtime() - t;
+    mrf__log(MRF_LOG_DEBUG, "after shuffle: %zu bytes in use, peak %zu", mrf__mem_in_use(),
+             mrf__mem_peak());
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
 
     t = MPI_Wtime();
     rc = reduce_local(s);
     s->t_reduce = MPI_Wtime() - t;
+    mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
+             mrf__mem_peak());
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
 
@@ -942,6 +1747,31 @@ out_with_tmpdir:
 out:
     mrf__free(s->tmpdir);
     s->tmpdir = NULL;
+    if (s->spill_open)
+        mrf__spill_close(&s->spill);
+    s->spill_open = false;
+    for (size_t i = 0; i < s->n_bruns; i++)
+        mrf__free(s->bruns[i].ents);
+    mrf__free(s->bruns);
+    s->bruns = NULL;
+    s->n_bruns = 0;
+    mrf__free(s->runs);
+    s->runs = NULL;
+    mrf__free(s->owner);
+    mrf__free(s->order);
+    mrf__free(s->dstart);
+    mrf__free(s->cur);
+    mrf__free(s->bstart);
+    mrf__big_free(s->moff, s->moff_bytes);
+    mrf__big_free(s->scratch, s->scratch_cap);
+    s->owner = NULL;
+    s->order = NULL;
+    s->dstart = NULL;
+    s->cur = NULL;
+    s->bstart = NULL;
+    s->moff = NULL;
+    s->scratch = NULL;
+    mrf__kvbuf_destroy(&s->rkv);
     mrf__kvbuf_destroy(&s->kv);
     mrf__ctable_destroy(&s->ct);
     mrf__free(s->bucket_bytes);

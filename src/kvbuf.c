@@ -12,7 +12,9 @@ int mrf__kvbuf_reserve(mrf__kvbuf *kv, size_t extra)
         return MRF_OK;
     if (extra > SIZE_MAX / 4 - kv->len)
         return MRF_ENOMEM;
-    size_t ncap = kv->cap ? kv->cap * 2 : (4u << 20);
+    size_t ncap = kv->cap ? kv->cap * 2 : (64u << 10);
+    if (kv->limit && ncap > kv->limit)
+        ncap = kv->limit; /* the budget's share: grow to it, not past it */
     if (ncap < kv->len + extra)
         ncap = kv->len + extra;
     char *nb = mrf__big_resize(kv->base, kv->cap, ncap);

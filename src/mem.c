@@ -16,13 +16,21 @@
 
 #define HDR 16u
 
-static atomic_size_t in_use;
+static atomic_size_t in_use, peak;
 static atomic_uint_fast64_t fail_countdown;
 
 static void account(size_t add, size_t sub)
 {
-    atomic_fetch_add(&in_use, add);
+    size_t now = atomic_fetch_add(&in_use, add) + add;
+    size_t p = atomic_load(&peak);
+    while (now > p && !atomic_compare_exchange_weak(&peak, &p, now))
+        ;
     atomic_fetch_sub(&in_use, sub);
+}
+
+size_t mrf__mem_peak(void)
+{
+    return atomic_load(&peak);
 }
 
 static bool should_fail(void)

@@ -1,197 +1,325 @@
 /*
  * shuffle.c -- the MPI exchange of records between ranks, in bounded rounds.
  *
- * Before the rounds, one MPI_Alltoall of 64-bit totals tells every rank how
- * much it will receive, so the receive arena is sized once.  Each round then
- * moves at most cap = round_bytes / nranks bytes from each sender to each
- * receiver (never more than INT_MAX / nranks), cut at record boundaries, so
- * what lands in the receive arena is always a sequence of whole records, and
- * no count or displacement handed to MPI can overflow an int: a 100 GiB
- * exchange simply takes more rounds.
+ * Each round every rank asks its source (io->fill) for at most cap =
+ * round_bytes / nranks bytes of whole records per destination, so a round
+ * moves at most round_bytes out of and (from all senders together) into a
+ * rank, whatever the data size: a 100 GiB exchange simply takes more rounds.
+ * No count or displacement handed to MPI can overflow an int (cap is kept
+ * below INT_MAX / nranks).
  *
- * Send displacements are ints relative to one base pointer, so when a round's
- * chunks lie more than INT_MAX bytes apart in the send buffer they are first
- * copied into a staging buffer (MRFLOW_SHUFFLE_STAGE=always forces this path,
- * for tests).  Every rank calls the same collectives in the same order; an
- * error found locally is agreed on in the per-round allreduce.
+ * A round is:
+ *   fill chunks -> [zstd each chunk] -> checksum (XXH3 of the raw bytes)
+ *   -> MPI_Allreduce(error, more) -> MPI_Alltoall of 16-byte chunk headers
+ *   {checksum, raw length, stored length} -> MPI_Alltoallv of the payloads
+ *   -> [decompress] -> verify -> io->deliver.
+ * Uncompressed payloads land straight in the space the sink provides.  A
+ * chunk that cannot be decompressed or fails its checksum is an error naming
+ * the rank that sent it; the next round's allreduce stops every rank.
  *
- * Per-rank state: a few arrays of nranks entries.
+ * mrf__compress_choose measures, in the same run, the link (a timed
+ * MPI_Alltoall) and zstd on a sample of the data, and turns compression on
+ * only where it shortens the exchange.
+ *
+ * Per-rank state: a few arrays of nranks entries and the round buffers.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
-/* Bytes of whole records starting at p, at most cap (but at least one record). */
-static uint64_t whole_records(const char *p, uint64_t avail, uint64_t cap)
+typedef struct chunk_hdr {
+    uint64_t sum;
+    uint32_t raw, stored;
+} chunk_hdr;
+
+static int grow_big(char **buf, size_t *cap, size_t need)
 {
-    if (avail <= cap)
-        return avail;
-    uint64_t acc = 0;
-    while (acc < avail) {
-        uint64_t r = mrf__rec_size(p + acc);
-        if (acc + r > cap)
-            break;
-        acc += r;
-    }
-    if (acc == 0)
-        acc = mrf__rec_size(p);
-    return acc;
+    if (need <= *cap)
+        return MRF_OK;
+    size_t n = *cap ? *cap : (64u << 10);
+    while (n < need)
+        n *= 2;
+    char *b = mrf__big_resize(*buf, *cap, n);
+    if (!b)
+        return MRF_ENOMEM;
+    *buf = b;
+    *cap = n;
+    return MRF_OK;
 }
 
-int mrf__shuffle(MPI_Comm comm, const char *send, const uint64_t *scount, const uint64_t *sdisp,
-                 uint64_t round_bytes, mrf__kvbuf *recv, mrf__shuffle_stats *stats)
+int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_opts *o,
+                 mrf__shuffle_stats *stats)
 {
-    int rc = MRF_OK, nranks;
+    int rc = MRF_OK, nranks, me;
     MPI_Comm_size(comm, &nranks);
+    MPI_Comm_rank(comm, &me);
     size_t P = (size_t)nranks;
-    uint64_t *rtotal = mrf__calloc(P, sizeof *rtotal);
-    uint64_t *sent = mrf__calloc(P, sizeof *sent);
+    chunk_hdr *hout = mrf__calloc(P, sizeof *hout), *hin = mrf__calloc(P, sizeof *hin);
+    uint64_t *start = mrf__calloc(P + 1, sizeof *start);
     int *sc = mrf__calloc(P, sizeof *sc), *sd = mrf__calloc(P, sizeof *sd);
     int *rcnt = mrf__calloc(P, sizeof *rcnt), *rd = mrf__calloc(P, sizeof *rd);
-    char *stage = NULL;
-    size_t stage_cap = 0;
-    bool force_stage =
-        getenv("MRFLOW_SHUFFLE_STAGE") && strcmp(getenv("MRFLOW_SHUFFLE_STAGE"), "always") == 0;
+    uint64_t *rraw = mrf__calloc(P, sizeof *rraw);
+    bool *done = mrf__calloc(P, sizeof *done);
+    mrf__kvbuf stage = {0};
+    char *comp = NULL, *rbuf = NULL;
+    size_t comp_cap = 0, rbuf_cap = 0;
+    mrf__codec *z = NULL;
     mrf__shuffle_stats st = {0};
     int local_err = 0;
+    bool corrupt = o->corrupt;
 
-    if (!rtotal || !sent || !sc || !sd || !rcnt || !rd)
-        local_err = 1;
-    uint64_t cap = round_bytes / P;
-    uint64_t max_cap = (uint64_t)(INT_MAX - 1) / P;
+    if (!hout || !hin || !start || !sc || !sd || !rcnt || !rd || !rraw || !done ||
+        mrf__codec_create(o->level, &z))
+        local_err = mrf__fail(MRF_ENOMEM, "out of memory setting up the shuffle");
+    uint64_t cap = o->round_bytes / P;
+    uint64_t max_cap = (uint64_t)(INT_MAX / 2) / P;
     if (cap < 4096)
         cap = 4096;
     if (cap > max_cap)
         cap = max_cap;
 
-    /* agree on allocation failure before the first collective that needs them */
-    int flags[2] = {local_err, 0};
-    if (MPI_Allreduce(MPI_IN_PLACE, flags, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) {
-        rc = MRF_EMPI;
-        goto out;
-    }
-    if (flags[0]) {
-        rc = local_err ? mrf__fail(MRF_ENOMEM, "out of memory setting up the shuffle") : MRF_ENOMEM;
-        goto out;
-    }
-    if (MPI_Alltoall(scount, 1, MPI_UINT64_T, rtotal, 1, MPI_UINT64_T, comm) != MPI_SUCCESS) {
-        rc = mrf__fail(MRF_EMPI, "MPI_Alltoall of shuffle sizes failed");
-        goto out;
-    }
-    uint64_t in_total = 0;
-    for (size_t s = 0; s < P; s++)
-        in_total += rtotal[s];
-    if (mrf__kvbuf_reserve(recv, in_total)) {
-        mrf__log(MRF_LOG_ERROR, "out of memory for %llu bytes of shuffle input",
-                 (unsigned long long)in_total);
-        local_err = 1;
-    }
-
     for (;;) {
-        uint64_t lo = UINT64_MAX, hi = 0, round_out = 0;
+        stage.len = 0;
         bool more = false;
         for (size_t d = 0; d < P && !local_err; d++) {
-            uint64_t avail = scount[d] - sent[d];
-            uint64_t chunk = avail ? whole_records(send + sdisp[d] + sent[d], avail, cap) : 0;
-            if (!avail)
-                sc[d] = 0;
-            if (chunk > max_cap) {
-                mrf__log(MRF_LOG_ERROR,
-                         "a record of %llu bytes is larger than one shuffle round can carry "
-                         "(%llu bytes with %d ranks)",
-                         (unsigned long long)chunk, (unsigned long long)max_cap, nranks);
-                local_err = 1;
+            start[d] = stage.len;
+            if (!done[d]) {
+                bool left = false;
+                int frc = io->fill(io->ctx, (int)d, &stage, (size_t)cap, &left);
+                if (frc) {
+                    local_err = frc;
+                    break;
+                }
+                done[d] = !left;
+                more |= left;
+            }
+            uint64_t n = stage.len - start[d];
+            if (n > max_cap) {
+                local_err = mrf__fail(MRF_EINVAL,
+                                      "a record of %llu bytes is larger than one shuffle round "
+                                      "can carry (%llu bytes with %d ranks)",
+                                      (unsigned long long)n, (unsigned long long)max_cap, nranks);
                 break;
             }
-            sc[d] = (int)chunk;
-            if (chunk) {
-                more = true;
-                uint64_t a = sdisp[d] + sent[d];
-                if (a < lo)
-                    lo = a;
-                if (a + chunk > hi)
-                    hi = a + chunk;
-                round_out += chunk;
-            }
+            more |= n > 0;
         }
-        flags[0] = local_err;
-        flags[1] = more;
+        start[P] = stage.len;
+        int flags[2] = {local_err ? 1 : 0, more};
         if (MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) {
             rc = MRF_EMPI;
             goto out;
         }
         if (flags[0]) {
-            rc = local_err ? MRF_ENOMEM : MRF_EIO;
+            rc = local_err ? local_err : MRF__PEER_FAILED;
             goto out;
         }
         if (!flags[1])
             break;
 
-        const char *sbase = send;
-        if (round_out == 0) {
+        /* pack: compress each chunk, or send the raw bytes from the stage */
+        double t0 = MPI_Wtime();
+        const char *sbase = stage.base;
+        uint64_t wire = 0;
+        if (o->level > 0) {
+            size_t need = 0;
             for (size_t d = 0; d < P; d++)
-                sd[d] = 0;
-        } else if (!force_stage && hi - lo <= (uint64_t)INT_MAX) {
-            sbase = send + lo;
-            for (size_t d = 0; d < P; d++)
-                sd[d] = sc[d] ? (int)(sdisp[d] + sent[d] - lo) : 0;
-        } else {
-            if (round_out > stage_cap) {
-                char *ns = mrf__big_resize(stage, stage_cap, round_out);
-                if (!ns) {
-                    /* all ranks are inside the round's collectives now: fail loudly */
-                    rc = mrf__fail(MRF_ENOMEM, "out of memory for a shuffle staging buffer");
-                    MPI_Abort(comm, 1);
-                    goto out;
-                }
-                stage = ns;
-                stage_cap = round_out;
+                need += mrf__pack_bound((size_t)(start[d + 1] - start[d]));
+            if (grow_big(&comp, &comp_cap, need ? need : 1)) {
+                mrf__fail(MRF_ENOMEM, "out of memory for a compressed shuffle round");
+                MPI_Abort(comm, 1); /* the others are already in this round's collectives */
             }
-            uint64_t at = 0;
-            for (size_t d = 0; d < P; d++) {
-                memcpy(stage + at, send + sdisp[d] + sent[d], (size_t)sc[d]);
-                sd[d] = (int)at;
-                at += (uint64_t)sc[d];
-            }
-            sbase = stage;
+            sbase = comp;
         }
-        if (MPI_Alltoall(sc, 1, MPI_INT, rcnt, 1, MPI_INT, comm) != MPI_SUCCESS) {
-            rc = mrf__fail(MRF_EMPI, "MPI_Alltoall of round counts failed");
+        for (size_t d = 0; d < P; d++) {
+            size_t n = (size_t)(start[d + 1] - start[d]);
+            const char *raw = stage.base ? stage.base + start[d] : NULL;
+            hout[d].raw = (uint32_t)n;
+            hout[d].sum = n ? mrf__checksum(raw, n) : 0;
+            size_t stored = n;
+            if (o->level > 0 && n) {
+                stored = mrf__pack(z, raw, n, comp + wire, mrf__pack_bound(n));
+                sd[d] = (int)wire;
+            } else {
+                sd[d] = (int)start[d];
+            }
+            hout[d].stored = (uint32_t)stored;
+            sc[d] = (int)stored;
+            if (corrupt && n && (int)d != me) { /* --fault corrupt:rank=R */
+                char *p = (char *)sbase + sd[d] + stored / 2;
+                *p ^= 0x5a;
+                corrupt = false;
+            }
+            wire += stored;
+        }
+        double t1 = MPI_Wtime();
+        if (MPI_Alltoall(hout, (int)sizeof *hout, MPI_BYTE, hin, (int)sizeof *hin, MPI_BYTE,
+                         comm) != MPI_SUCCESS) {
+            rc = mrf__fail(MRF_EMPI, "MPI_Alltoall of shuffle chunk headers failed");
             goto out;
         }
-        uint64_t rsum = 0;
+        uint64_t rsum = 0, rawsum = 0;
         for (size_t s = 0; s < P; s++) {
+            if (hin[s].stored > hin[s].raw) {
+                local_err = mrf__fail(MRF_EIO, "shuffle chunk header from rank %zu is damaged", s);
+                hin[s].stored = 0; /* still join the exchange below, receiving nothing */
+            }
             rd[s] = (int)rsum;
-            rsum += (uint64_t)rcnt[s];
+            rcnt[s] = (int)hin[s].stored;
+            rsum += hin[s].stored;
+            rraw[s] = rawsum;
+            rawsum += hin[s].raw;
         }
-        if (recv->cap - recv->len < rsum) {
-            rc = mrf__fail(MRF_EINTERNAL, "shuffle received more than announced");
+        char *space = io->space(io->ctx, (size_t)rawsum);
+        if (!space) {
+            mrf__fail(MRF_ENOMEM, "out of memory for %llu bytes of shuffle input",
+                      (unsigned long long)rawsum);
             MPI_Abort(comm, 1);
-            goto out;
         }
-        char *rbase = recv->base ? recv->base + recv->len : NULL;
+        char *rbase = space;
+        if (o->level > 0) {
+            if (grow_big(&rbuf, &rbuf_cap, rsum ? rsum : 1)) {
+                mrf__fail(MRF_ENOMEM, "out of memory for a compressed shuffle round");
+                MPI_Abort(comm, 1);
+            }
+            rbase = rbuf;
+        } else {
+            for (size_t s = 0; s < P; s++)
+                rd[s] = (int)rraw[s]; /* stored == raw: land in place */
+        }
         if (MPI_Alltoallv(sbase, sc, sd, MPI_BYTE, rbase, rcnt, rd, MPI_BYTE, comm) !=
             MPI_SUCCESS) {
             rc = mrf__fail(MRF_EMPI, "MPI_Alltoallv failed in shuffle round %u", st.rounds);
             goto out;
         }
-        recv->len += rsum;
-        for (size_t d = 0; d < P; d++)
-            sent[d] += (uint64_t)sc[d];
-        st.bytes_sent += round_out;
-        st.bytes_recv += rsum;
+        double t2 = MPI_Wtime();
+        for (size_t s = 0; s < P && !local_err; s++) {
+            char *raw = space + rraw[s];
+            if (o->level > 0 &&
+                mrf__unpack(z, rbuf + rd[s], hin[s].stored, raw, hin[s].raw) != MRF_OK) {
+                local_err = mrf__fail(MRF_EIO,
+                                      "shuffle chunk from rank %zu (round %u, %u bytes) could "
+                                      "not be decompressed: damaged in transit or in memory",
+                                      s, st.rounds, hin[s].stored);
+                break;
+            }
+            if (hin[s].raw && mrf__checksum(raw, hin[s].raw) != hin[s].sum) {
+                local_err = mrf__fail(MRF_EIO,
+                                      "shuffle chunk from rank %zu (round %u, %u bytes) failed "
+                                      "its checksum: damaged in transit or in memory",
+                                      s, st.rounds, hin[s].raw);
+                break;
+            }
+        }
+        double t3 = MPI_Wtime();
+        if (!local_err)
+            local_err = io->deliver(io->ctx, space, (size_t)rawsum);
+        st.t_codec += (t1 - t0) + (t3 - t2);
+        st.t_mpi += t2 - t1;
+        st.bytes_sent += stage.len;
+        st.wire_sent += wire;
+        st.bytes_recv += rawsum;
         st.rounds++;
     }
+out:
     if (stats)
         *stats = st;
-out:
-    mrf__big_free(stage, stage_cap);
-    mrf__free(rtotal);
-    mrf__free(sent);
+    mrf__codec_destroy(z);
+    mrf__kvbuf_destroy(&stage);
+    mrf__big_free(comp, comp_cap);
+    mrf__big_free(rbuf, rbuf_cap);
+    mrf__free(hout);
+    mrf__free(hin);
+    mrf__free(start);
     mrf__free(sc);
     mrf__free(sd);
     mrf__free(rcnt);
     mrf__free(rd);
+    mrf__free(rraw);
+    mrf__free(done);
+    return rc;
+}
+
+/* ------------------------------------------------------ compression choice -- */
+
+double mrf__link_probe(MPI_Comm comm, size_t bytes_per_rank)
+{
+    int nranks;
+    MPI_Comm_size(comm, &nranks);
+    if (nranks < 2)
+        return 0;
+    size_t per = bytes_per_rank / (size_t)nranks;
+    if (per > (size_t)INT_MAX / 2)
+        per = (size_t)INT_MAX / 2;
+    if (per < 4096)
+        per = 4096;
+    size_t n = per * (size_t)nranks;
+    char *s = mrf__big_alloc_populated(n), *r = mrf__big_alloc_populated(n);
+    int ok = s && r, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+    double best = 0;
+    if (all) {
+        /* one warm-up, then the fastest of three (slowest rank of each) */
+        for (int rep = 0; rep < 4; rep++) {
+            MPI_Barrier(comm);
+            double t = MPI_Wtime();
+            MPI_Alltoall(s, (int)per, MPI_BYTE, r, (int)per, MPI_BYTE, comm);
+            t = MPI_Wtime() - t;
+            MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm);
+            double bw = t > 0 ? (double)(per * (size_t)(nranks - 1)) / t : 0;
+            if (rep > 0 && bw > best)
+                best = bw;
+        }
+    }
+    mrf__big_free(s, n);
+    mrf__big_free(r, n);
+    return best;
+}
+
+int mrf__compress_choose(MPI_Comm comm, const char *sample, size_t n, int level, size_t probe_bytes,
+                         mrf__compress_choice *out)
+{
+    memset(out, 0, sizeof *out);
+    /* zstd on this rank's sample: speed both ways and ratio */
+    double mine[4] = {0, 0, 0, 0}; /* raw bytes, stored bytes, compress s, decompress s */
+    mrf__codec *z = NULL;
+    char *c = NULL, *d = NULL;
+    size_t cb = mrf__pack_bound(n);
+    int rc = MRF_OK;
+    if (n &&
+        (mrf__codec_create(level, &z) || !(c = mrf__big_alloc(cb)) || !(d = mrf__big_alloc(n))))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory measuring compression");
+    if (rc == MRF_OK && n) {
+        double t0 = MPI_Wtime();
+        size_t stored = mrf__pack(z, sample, n, c, cb);
+        double t1 = MPI_Wtime();
+        if (stored < n && mrf__unpack(z, c, stored, d, n))
+            rc = mrf__fail(MRF_EINTERNAL, "zstd could not decode its own output");
+        double t2 = MPI_Wtime();
+        mine[0] = (double)n;
+        mine[1] = (double)stored;
+        mine[2] = t1 - t0;
+        mine[3] = stored < n ? t2 - t1 : 0;
+    }
+    mrf__codec_destroy(z);
+    mrf__big_free(c, cb);
+    mrf__big_free(d, n);
+    double sum[4];
+    MPI_Allreduce(mine, sum, 4, MPI_DOUBLE, MPI_SUM, comm);
+    out->link_bps = mrf__link_probe(comm, probe_bytes);
+    out->ratio = sum[1] > 0 ? sum[0] / sum[1] : 1;
+    out->comp_bps = sum[2] > 0 ? sum[0] / sum[2] : 0;
+    out->decomp_bps = sum[3] > 0 ? sum[0] / sum[3] : 0;
+    /* seconds per raw byte moved by one rank: raw over the link, against
+     * compress + smaller transfer + decompress */
+    double t_off = out->link_bps > 0 ? 1.0 / out->link_bps : 0;
+    double t_on =
+        out->comp_bps > 0 && out->decomp_bps > 0 && out->link_bps > 0
+            ? 1.0 / out->comp_bps + 1.0 / (out->ratio * out->link_bps) + 1.0 / out->decomp_bps
+            : 0;
+    out->on = t_on > 0 && t_on < 0.9 * t_off;
+    out->cost_off = t_off * 1e9;
+    out->cost_on = t_on * 1e9;
     return rc;
 }

@@ -119,3 +119,80 @@ void mrf__sort_records(mrf__sort_ent *ents, mrf__sort_ent *tmp, size_t n, const 
         i = j;
     }
 }
+
+/* ------------------------------------------------------------ k-way merge -- */
+
+int mrf__rec_cmp(const char *a, const char *b,
+                 int (*cmp)(const void *, size_t, const void *, size_t))
+{
+    int r =
+        cmp ? cmp(mrf__rec_key(a), mrf__rec_klen(a), mrf__rec_key(b), mrf__rec_klen(b))
+            : mrf__bytes_cmp(mrf__rec_key(a), mrf__rec_klen(a), mrf__rec_key(b), mrf__rec_klen(b));
+    if (r)
+        return r;
+    return mrf__bytes_cmp(mrf__rec_val(a), mrf__rec_vlen(a), mrf__rec_val(b), mrf__rec_vlen(b));
+}
+
+static bool less(const mrf__merge *m, size_t x, size_t y)
+{
+    return mrf__rec_cmp(m->src[x].cur, m->src[y].cur, m->cmp) < 0;
+}
+
+static void sift_down(mrf__merge *m, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, s = i;
+        if (l < m->n && less(m, m->heap[l], m->heap[s]))
+            s = l;
+        if (r < m->n && less(m, m->heap[r], m->heap[s]))
+            s = r;
+        if (s == i)
+            return;
+        size_t t = m->heap[i];
+        m->heap[i] = m->heap[s];
+        m->heap[s] = t;
+        i = s;
+    }
+}
+
+int mrf__merge_init(mrf__merge *m, mrf__merge_src *src, size_t n,
+                    int (*cmp)(const void *, size_t, const void *, size_t))
+{
+    memset(m, 0, sizeof *m);
+    m->src = src;
+    m->cmp = cmp;
+    if (!(m->heap = mrf__malloc((n ? n : 1) * sizeof *m->heap)))
+        return MRF_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int rc = src[i].next(src[i].ctx, &src[i].cur);
+        if (rc < 0)
+            return rc;
+        if (rc)
+            m->heap[m->n++] = i;
+    }
+    for (size_t i = m->n / 2; i-- > 0;)
+        sift_down(m, i);
+    return MRF_OK;
+}
+
+int mrf__merge_pop(mrf__merge *m)
+{
+    if (!m->n)
+        return MRF_OK;
+    mrf__merge_src *s = &m->src[m->heap[0]];
+    int rc = s->next(s->ctx, &s->cur);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        m->heap[0] = m->heap[--m->n];
+    if (m->n)
+        sift_down(m, 0);
+    return MRF_OK;
+}
+
+void mrf__merge_free(mrf__merge *m)
+{
+    mrf__free(m->heap);
+    m->heap = NULL;
+    m->n = 0;
+}

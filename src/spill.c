@@ -1,0 +1,363 @@
+/*
+ * spill.c -- out-of-core runs on local disk.
+ *
+ * Each rank has one spill file in --spill-dir, created unlinked (O_TMPFILE,
+ * or mkstemp + unlink where the file system lacks it), so no exit -- clean,
+ * failed, signalled or killed -- can leave one behind.  Runs are appended to
+ * it as sequences of blocks (codec.c: zstd + XXH3 checksum, at most
+ * BLOCK_RAW raw bytes each unless one record is larger):
+ *
+ *  - a sorted run (reducing side) is records in (key, value) order, read
+ *    back front to back by a run reader during the k-way merge;
+ *  - a bucket run (mapping side) is records grouped by bucket, every block
+ *    holding one bucket only, with a directory of (bucket, offset, length)
+ *    for the buckets present, so the shuffle reads each bucket's blocks
+ *    straight into the chunk bound for that bucket's rank.
+ *
+ * Space of runs merged into another is given back with FALLOC_FL_PUNCH_HOLE
+ * where the file system allows it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BLOCK_RAW (64u << 10)
+
+const char *mrf__spill_dir(const char *opt_dir)
+{
+    if (opt_dir)
+        return opt_dir;
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
+int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool corrupt)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->fd = -1;
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return mrf__fail(MRF_EUSAGE,
+                         "spill directory '%s': %s (set --spill-dir or TMPDIR to "
+                         "an existing local directory)",
+                         dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return mrf__fail(MRF_EUSAGE, "spill directory '%s' is not a directory (set --spill-dir)",
+                         dir);
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        size_t n = strlen(dir) + 32;
+        char *path = mrf__malloc(n);
+        if (!path)
+            return mrf__fail(MRF_ENOMEM, "out of memory");
+        snprintf(path, n, "%s/.mrflow-spill-XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+        mrf__free(path);
+    }
+    if (fd < 0)
+        return mrf__fail(MRF_EUSAGE,
+                         "spill directory '%s': cannot create a file: %s (set "
+                         "--spill-dir to a writable local directory)",
+                         dir, strerror(errno));
+    sp->fd = fd;
+    sp->corrupt = corrupt;
+    if (!(sp->dir = mrf__strdup(dir)) || mrf__codec_create(level, &sp->z)) {
+        mrf__spill_close(sp);
+        return mrf__fail(MRF_ENOMEM, "out of memory for the spill codec");
+    }
+    return MRF_OK;
+}
+
+void mrf__spill_close(mrf__spill *sp)
+{
+    if (sp->fd >= 0)
+        close(sp->fd);
+    sp->fd = -1;
+    mrf__codec_destroy(sp->z);
+    sp->z = NULL;
+    mrf__free(sp->dir);
+    sp->dir = NULL;
+    mrf__big_free(sp->enc, sp->enc_cap);
+    sp->enc = NULL;
+    sp->enc_cap = 0;
+    mrf__big_free(sp->rd, sp->rd_cap);
+    sp->rd = NULL;
+    sp->rd_cap = 0;
+}
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return MRF_OK;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need)
+        n *= 2;
+    char *b = mrf__big_resize(*buf, *cap, n);
+    if (!b)
+        return MRF_ENOMEM;
+    *buf = b;
+    *cap = n;
+    return MRF_OK;
+}
+
+static int write_all(mrf__spill *sp, const char *p, size_t n)
+{
+    uint64_t at = sp->end;
+    while (n) {
+        ssize_t w = pwrite(sp->fd, p, n, (off_t)at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return mrf__fail(MRF_EIO,
+                             "spill file in '%s': write failed after %llu bytes: %s (free space "
+                             "there, raise --memory, or set --spill-dir to a larger local disk)",
+                             sp->dir, (unsigned long long)sp->end,
+                             w < 0 ? strerror(errno) : "no progress");
+        p += w;
+        n -= (size_t)w;
+        at += (uint64_t)w;
+    }
+    sp->end = at;
+    return MRF_OK;
+}
+
+/* Appends one block holding raw[0, n). */
+static int put_block(mrf__spill *sp, const char *raw, size_t n)
+{
+    if (grow(&sp->enc, &sp->enc_cap, mrf__block_bound(n)))
+        return mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
+    size_t len = mrf__block_encode(sp->z, raw, n, sp->enc);
+    if (sp->corrupt && len > MRF_BLOCK_HDR) {
+        sp->enc[MRF_BLOCK_HDR + (len - MRF_BLOCK_HDR) / 2] ^= 0x5a; /* --fault corrupt-spill */
+        sp->corrupt = false;
+    }
+    sp->bytes_raw += n;
+    sp->bytes_disk += len;
+    return write_all(sp, sp->enc, len);
+}
+
+static int read_at(mrf__spill *sp, uint64_t at, char *p, size_t n)
+{
+    while (n) {
+        ssize_t r = pread(sp->fd, p, n, (off_t)at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return mrf__fail(MRF_EIO, "spill file in '%s': read at offset %llu failed: %s", sp->dir,
+                             (unsigned long long)at, r < 0 ? strerror(errno) : "short");
+        p += r;
+        n -= (size_t)r;
+        at += (uint64_t)r;
+    }
+    return MRF_OK;
+}
+
+int mrf__spill_peek(mrf__spill *sp, uint64_t at, uint32_t *raw_len, uint32_t *stored_len)
+{
+    char hdr[MRF_BLOCK_HDR];
+    int rc = read_at(sp, at, hdr, sizeof hdr);
+    if (rc == MRF_OK && mrf__block_header(hdr, raw_len, stored_len))
+        rc = mrf__fail(MRF_EIO, "spill file in '%s': damaged block header at offset %llu", sp->dir,
+                       (unsigned long long)at);
+    return rc;
+}
+
+int mrf__spill_read(mrf__spill *sp, uint64_t at, char *raw, uint64_t *next)
+{
+    uint32_t raw_len, stored_len;
+    int rc = mrf__spill_peek(sp, at, &raw_len, &stored_len);
+    if (rc)
+        return rc;
+    size_t n = MRF_BLOCK_HDR + (size_t)stored_len;
+    if (grow(&sp->rd, &sp->rd_cap, n))
+        return mrf__fail(MRF_ENOMEM, "out of memory reading a spill block");
+    if ((rc = read_at(sp, at, sp->rd, n)))
+        return rc;
+    if (mrf__block_decode(sp->z, sp->rd, sp->rd + MRF_BLOCK_HDR, raw))
+        return mrf__fail(MRF_EIO,
+                         "spill file in '%s': block at offset %llu failed its checksum or "
+                         "could not be decompressed (disk or memory corruption)",
+                         sp->dir, (unsigned long long)at);
+    *next = at + n;
+    return MRF_OK;
+}
+
+void mrf__spill_release(mrf__spill *sp, uint64_t off, uint64_t len)
+{
+    /* best effort: a file system without hole punching keeps the bytes */
+    (void)fallocate(sp->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+}
+
+/* ----------------------------------------------------------- sorted runs -- */
+
+int mrf__runw_begin(mrf__run_writer *w, mrf__spill *sp)
+{
+    memset(w, 0, sizeof *w);
+    w->sp = sp;
+    w->run.off = sp->end;
+    if (grow(&w->buf, &w->cap, BLOCK_RAW))
+        return mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
+    return MRF_OK;
+}
+
+static int runw_flush(mrf__run_writer *w)
+{
+    if (!w->len)
+        return MRF_OK;
+    int rc = put_block(w->sp, w->buf, w->len);
+    w->len = 0;
+    return rc;
+}
+
+int mrf__runw_add(mrf__run_writer *w, const char *rec)
+{
+    size_t n = mrf__rec_size(rec);
+    int rc;
+    if (w->len + n > BLOCK_RAW && (rc = runw_flush(w)))
+        return rc;
+    if (grow(&w->buf, &w->cap, n))
+        return mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
+    memcpy(w->buf + w->len, rec, n);
+    w->len += n;
+    w->run.records++;
+    return MRF_OK;
+}
+
+int mrf__runw_end(mrf__run_writer *w, mrf__run *out)
+{
+    int rc = runw_flush(w);
+    mrf__big_free(w->buf, w->cap);
+    w->buf = NULL;
+    w->cap = 0;
+    w->run.len = w->sp->end - w->run.off;
+    if (out)
+        *out = w->run;
+    if (rc == MRF_OK)
+        w->sp->runs++;
+    return rc;
+}
+
+void mrf__runw_abort(mrf__run_writer *w)
+{
+    mrf__big_free(w->buf, w->cap);
+    w->buf = NULL;
+    w->cap = 0;
+}
+
+int mrf__runr_open(mrf__run_reader *r, mrf__spill *sp, const mrf__run *run)
+{
+    memset(r, 0, sizeof *r);
+    r->sp = sp;
+    r->pos = run->off;
+    r->end = run->off + run->len;
+    return MRF_OK;
+}
+
+int mrf__runr_next(mrf__run_reader *r, const char **rec)
+{
+    if (r->at >= r->len) {
+        if (r->pos >= r->end)
+            return 0;
+        uint32_t raw_len, stored_len;
+        int rc = mrf__spill_peek(r->sp, r->pos, &raw_len, &stored_len);
+        if (rc)
+            return rc;
+        if (grow(&r->raw, &r->cap, raw_len ? raw_len : 1))
+            return mrf__fail(MRF_ENOMEM, "out of memory reading a spilled run");
+        if ((rc = mrf__spill_read(r->sp, r->pos, r->raw, &r->pos)))
+            return rc;
+        size_t n;
+        if (mrf__kvbuf_check(r->raw, raw_len, &n) || n == 0)
+            return mrf__fail(MRF_EIO, "spill file in '%s': a block holds malformed records",
+                             r->sp->dir);
+        r->at = 0;
+        r->len = raw_len;
+    }
+    *rec = r->raw + r->at;
+    r->at += mrf__rec_size(*rec);
+    return 1;
+}
+
+void mrf__runr_close(mrf__run_reader *r)
+{
+    mrf__big_free(r->raw, r->cap);
+    r->raw = NULL;
+    r->cap = 0;
+}
+
+/* ----------------------------------------------------------- bucket runs -- */
+
+int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs, size_t n,
+                          mrf__brun *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = MRF_OK;
+    size_t nb = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || mrf__rec_bucket(base + offs[i]) != mrf__rec_bucket(base + offs[i - 1]))
+            nb++;
+    if (nb && !(out->ents = mrf__malloc(nb * sizeof *out->ents)))
+        return mrf__fail(MRF_ENOMEM, "out of memory for a spilled run's bucket directory");
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    if (grow(&buf, &cap, BLOCK_RAW))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
+    for (size_t i = 0; i < n && rc == MRF_OK; i++) {
+        const char *r = base + offs[i];
+        uint32_t b = mrf__rec_bucket(r);
+        size_t sz = mrf__rec_size(r);
+        bool new_bucket = i == 0 || b != out->ents[out->n - 1].bucket;
+        if (len && (new_bucket || len + sz > BLOCK_RAW)) {
+            rc = put_block(sp, buf, len);
+            len = 0;
+            if (rc)
+                break;
+        }
+        if (new_bucket) {
+            if (out->n)
+                out->ents[out->n - 1].len = sp->end - out->ents[out->n - 1].off;
+            out->ents[out->n++] = (mrf__bdir_ent){.bucket = b, .off = sp->end};
+        }
+        if (grow(&buf, &cap, sz)) {
+            rc = mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
+            break;
+        }
+        memcpy(buf + len, r, sz);
+        len += sz;
+        out->ents[out->n - 1].raw += sz;
+    }
+    if (rc == MRF_OK && len)
+        rc = put_block(sp, buf, len);
+    if (rc == MRF_OK && out->n)
+        out->ents[out->n - 1].len = sp->end - out->ents[out->n - 1].off;
+    mrf__big_free(buf, cap);
+    if (rc) {
+        mrf__free(out->ents);
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    sp->runs++;
+    return MRF_OK;
+}
+
+const mrf__bdir_ent *mrf__brun_find(const mrf__brun *r, uint32_t bucket)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->ents[mid].bucket < bucket)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->n && r->ents[lo].bucket == bucket ? &r->ents[lo] : NULL;
+}
