@@ -444,9 +444,11 @@ typedef struct mrf__shuffle_stats {
 /* Where a shuffle's data comes from and goes to (job.c). */
 typedef struct mrf__shuffle_io {
     /* Appends to out whole records bound for rank d until the next would
-     * take the chunk past cap bytes (at least one record when any remain);
-     * *more says records for d remain. */
-    int (*fill)(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more);
+     * take the chunk past cap bytes (at least one record when any remain),
+     * or instead points *direct at *dlen such bytes already in memory (they
+     * must stay put until the next call); *more says records for d remain. */
+    int (*fill)(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const char **direct,
+                size_t *dlen);
     /* A buffer of at least n bytes for one round's records (NULL: no memory). */
     char *(*space)(void *ctx, size_t n);
     /* The round's n bytes of whole records are at p (from space). */

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -71,9 +72,10 @@ struct mrf_values {
 
 /* A send cursor: where the records bound for one rank continue. */
 typedef struct cursor {
-    uint32_t bi;  /* index into order[] (this rank's buckets) */
-    uint32_t src; /* 0: the map arena; 1 + i: bucket run i */
-    uint64_t pos; /* arena: index into moff; run: file offset (0: not started) */
+    uint32_t bi;   /* index into order[] (this rank's buckets) */
+    uint32_t src;  /* 0: the map arena; 1 + i: bucket run i */
+    uint64_t pos;  /* runs: file offset (0: not started) */
+    uint64_t sent; /* bytes of send[sdisp[d] ...] handed over */
 } cursor;
 
 typedef struct stage {
@@ -116,8 +118,9 @@ typedef struct stage {
     uint32_t *order;  /* buckets by owning rank */
     uint64_t *dstart; /* order[dstart[d] .. dstart[d+1]) are rank d's */
     cursor *cur;
-    uint64_t *moff, *bstart; /* the arena's records by bucket */
-    size_t moff_bytes;
+    char *send; /* the arena's records grouped by destination rank */
+    size_t send_bytes;
+    uint64_t *sdisp, *scount;
     uint64_t map_spill_end; /* the map side's runs lie in [0, this) of the spill file */
     mrf__kvbuf rkv;         /* reducing side: received records */
     size_t rkv_recs, red_cap, red_rec_cap;
@@ -1028,41 +1031,49 @@ out:
     return rc;
 }
 
-static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more)
+/* Bytes of whole records starting at p, at most cap (but at least one record). */
+static uint64_t whole_records(const char *p, uint64_t avail, uint64_t cap)
+{
+    if (avail <= cap)
+        return avail;
+    uint64_t acc = 0;
+    while (acc < avail) {
+        uint64_t r = mrf__rec_size(p + acc);
+        if (acc + r > cap)
+            break;
+        acc += r;
+    }
+    return acc ? acc : mrf__rec_size(p);
+}
+
+static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const char **direct,
+                size_t *dlen)
 {
     stage *s = ctx;
     cursor *c = &s->cur[d];
     size_t start = out->len;
     int rc;
     *more = true;
+    /* records still in memory go first, straight from the send buffer */
+    if (s->send && c->sent < s->scount[d]) {
+        const char *p = s->send + s->sdisp[d] + c->sent;
+        uint64_t n = whole_records(p, s->scount[d] - c->sent, cap);
+        c->sent += n;
+        *direct = p;
+        *dlen = (size_t)n;
+        *more = c->sent < s->scount[d] || s->n_bruns > 0;
+        return MRF_OK;
+    }
+    /* then the spilled runs, bucket by bucket, a block at a time */
     while (c->bi < s->dstart[d + 1]) {
         uint32_t b = s->order[c->bi];
-        if (c->src == 0) {
-            if (s->moff) {
-                uint64_t i = c->pos > s->bstart[b] ? c->pos : s->bstart[b];
-                for (; i < s->bstart[b + 1]; i++) {
-                    const char *r = s->kv.base + s->moff[i];
-                    size_t n = mrf__rec_size(r);
-                    if (out->len > start && out->len - start + n > cap) {
-                        c->pos = i;
-                        return MRF_OK;
-                    }
-                    if (mrf__kvbuf_reserve(out, n < cap ? cap : n))
-                        return mrf__fail(MRF_ENOMEM, "out of memory for a shuffle round");
-                    memcpy(out->base + out->len, r, n);
-                    out->len += n;
-                }
-            }
-            c->src = 1;
-            c->pos = 0;
-        }
-        if (c->src - 1 >= s->n_bruns) {
+        if (c->src >= s->n_bruns) {
             c->bi++;
             c->src = 0;
             c->pos = 0;
             continue;
         }
-        const mrf__bdir_ent *e = mrf__brun_find(&s->bruns[c->src - 1], b);
+        const mrf__bdir_ent *e = mrf__brun_find(&s->bruns[c->src], b);
         if (e) {
             if (c->pos == 0)
                 c->pos = e->off;
@@ -1223,7 +1234,10 @@ static int choose_compression(stage *s)
 static void size_reduce_side(stage *s)
 {
     uint64_t used = mrf__mem_in_use();
-    uint64_t rounds = 4 * s->round_bytes;
+    /* the shuffle's own: stage, compressed send and receive buffers (each
+     * at most round_bytes, the stage up to twice while growing), the zstd
+     * contexts (~2 MiB at level 1) */
+    uint64_t rounds = 5 * s->round_bytes + (s->level ? (2u << 20) : (256u << 10));
     uint64_t free = s->budget > used + rounds ? s->budget - used - rounds : 0;
     if (free < s->budget / 8)
         free = s->budget / 8;
@@ -1284,29 +1298,40 @@ static int exchange(stage *s)
             mrf__free(at);
         }
     }
-    /* the arena's records by bucket (a counting sort of offsets) */
+    /* the arena's records grouped by destination (one pass); the arena
+     * then becomes the receive arena */
+    s->sdisp = mrf__calloc(P + 1, sizeof *s->sdisp);
+    s->scount = mrf__calloc(P, sizeof *s->scount);
+    if (!s->sdisp || !s->scount)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
     if (rc == MRF_OK && s->kv.len) {
-        size_t n = 0;
-        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
-            n++;
-        s->bstart = mrf__calloc((size_t)s->nb + 1, sizeof *s->bstart);
-        s->moff_bytes = n * sizeof *s->moff;
-        s->moff = mrf__big_alloc(s->moff_bytes);
-        if (!s->bstart || !s->moff) {
-            rc = mrf__fail(MRF_ENOMEM, "out of memory indexing %zu records for the shuffle", n);
+        s->send_bytes = s->kv.len;
+        if (!(s->send = mrf__big_alloc(s->send_bytes))) {
+            rc = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle output",
+                           s->send_bytes);
         } else {
-            uint64_t *at = mrf__calloc((size_t)s->nb + 1, sizeof *at);
-            if (!at) {
+            uint64_t *pos = mrf__malloc(P * sizeof *pos);
+            if (!pos) {
                 rc = mrf__fail(MRF_ENOMEM, "out of memory");
             } else {
-                for (size_t o = 0; o < s->kv.len; o += mrf__rec_size(s->kv.base + o))
-                    s->bstart[mrf__rec_bucket(s->kv.base + o) + 1]++;
-                for (uint32_t b = 0; b < s->nb; b++)
-                    s->bstart[b + 1] += s->bstart[b];
-                memcpy(at, s->bstart, ((size_t)s->nb + 1) * sizeof *at);
-                for (size_t o = 0; o < s->kv.len; o += mrf__rec_size(s->kv.base + o))
-                    s->moff[at[mrf__rec_bucket(s->kv.base + o)]++] = o;
-                mrf__free(at);
+                for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+                    s->scount[s->owner[mrf__rec_bucket(s->kv.base + at)]] +=
+                        mrf__rec_size(s->kv.base + at);
+                for (size_t d = 0; d < P; d++)
+                    s->sdisp[d + 1] = s->sdisp[d] + s->scount[d];
+                memcpy(pos, s->sdisp, P * sizeof *pos);
+                for (size_t at = 0; at < s->kv.len;) {
+                    const char *r = s->kv.base + at;
+                    size_t n = mrf__rec_size(r);
+                    int32_t d = s->owner[mrf__rec_bucket(r)];
+                    memcpy(s->send + pos[d], r, n);
+                    pos[d] += n;
+                    at += n;
+                }
+                mrf__free(pos);
+                s->rkv = s->kv; /* keeps its pages: touched once, used twice */
+                s->rkv.len = 0;
+                memset(&s->kv, 0, sizeof s->kv);
             }
         }
     }
@@ -1322,8 +1347,8 @@ static int exchange(stage *s)
                             .corrupt = s->opt->corrupt_rank == s->rank};
     rc = mrf__shuffle(s->comm, &io, &so, &s->shuf);
     /* the map side's data is spent */
-    mrf__big_free(s->moff, s->moff_bytes);
-    s->moff = NULL;
+    mrf__big_free(s->send, s->send_bytes);
+    s->send = NULL;
     mrf__kvbuf_destroy(&s->kv);
     for (size_t i = 0; i < s->n_bruns; i++)
         mrf__free(s->bruns[i].ents);
@@ -1761,15 +1786,17 @@ out:
     mrf__free(s->order);
     mrf__free(s->dstart);
     mrf__free(s->cur);
-    mrf__free(s->bstart);
-    mrf__big_free(s->moff, s->moff_bytes);
+    mrf__free(s->sdisp);
+    mrf__free(s->scount);
+    mrf__big_free(s->send, s->send_bytes);
     mrf__big_free(s->scratch, s->scratch_cap);
     s->owner = NULL;
     s->order = NULL;
     s->dstart = NULL;
     s->cur = NULL;
-    s->bstart = NULL;
-    s->moff = NULL;
+    s->sdisp = NULL;
+    s->scount = NULL;
+    s->send = NULL;
     s->scratch = NULL;
     mrf__kvbuf_destroy(&s->rkv);
     mrf__kvbuf_destroy(&s->kv);
@@ -1805,6 +1832,9 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     mrf__log_init(rank, MRF_LOG_WARN);
+    /* a write past RLIMIT_FSIZE (a full quota) is then an error we report,
+     * not a signal that kills the rank */
+    signal(SIGXFSZ, SIG_IGN);
 
     mrf__options opt;
     char err[MRF_ERRLEN];

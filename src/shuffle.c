@@ -62,6 +62,11 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
     int *rcnt = mrf__calloc(P, sizeof *rcnt), *rd = mrf__calloc(P, sizeof *rd);
     uint64_t *rraw = mrf__calloc(P, sizeof *rraw);
     bool *done = mrf__calloc(P, sizeof *done);
+    const char **dptr = mrf__calloc(P, sizeof *dptr);
+    size_t *dlen = mrf__calloc(P, sizeof *dlen);
+    bool *isdirect = mrf__calloc(P, sizeof *isdirect);
+    bool force_stage =
+        getenv("MRFLOW_SHUFFLE_STAGE") && strcmp(getenv("MRFLOW_SHUFFLE_STAGE"), "always") == 0;
     mrf__kvbuf stage = {0};
     char *comp = NULL, *rbuf = NULL;
     size_t comp_cap = 0, rbuf_cap = 0;
@@ -70,10 +75,11 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
     int local_err = 0;
     bool corrupt = o->corrupt;
 
-    if (!hout || !hin || !start || !sc || !sd || !rcnt || !rd || !rraw || !done ||
-        mrf__codec_create(o->level, &z))
+    if (!hout || !hin || !start || !sc || !sd || !rcnt || !rd || !rraw || !done || !dptr || !dlen ||
+        !isdirect || mrf__codec_create(o->level, &z))
         local_err = mrf__fail(MRF_ENOMEM, "out of memory setting up the shuffle");
     uint64_t cap = o->round_bytes / P;
+    stage.limit = (size_t)o->round_bytes;
     uint64_t max_cap = (uint64_t)(INT_MAX / 2) / P;
     if (cap < 4096)
         cap = 4096;
@@ -82,12 +88,14 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
 
     for (;;) {
         stage.len = 0;
-        bool more = false;
+        bool more = false, all_direct = true;
         for (size_t d = 0; d < P && !local_err; d++) {
             start[d] = stage.len;
+            dptr[d] = NULL;
+            dlen[d] = 0;
             if (!done[d]) {
                 bool left = false;
-                int frc = io->fill(io->ctx, (int)d, &stage, (size_t)cap, &left);
+                int frc = io->fill(io->ctx, (int)d, &stage, (size_t)cap, &left, &dptr[d], &dlen[d]);
                 if (frc) {
                     local_err = frc;
                     break;
@@ -95,7 +103,10 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
                 done[d] = !left;
                 more |= left;
             }
-            uint64_t n = stage.len - start[d];
+            uint64_t n = dptr[d] ? dlen[d] : stage.len - start[d];
+            isdirect[d] = dptr[d] != NULL;
+            if (!dptr[d] && n)
+                all_direct = false;
             if (n > max_cap) {
                 local_err = mrf__fail(MRF_EINVAL,
                                       "a record of %llu bytes is larger than one shuffle round "
@@ -118,14 +129,47 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         if (!flags[1])
             break;
 
-        /* pack: compress each chunk, or send the raw bytes from the stage */
+        /* where each chunk's raw bytes are: in memory already (direct), or
+         * copied into the stage by fill */
         double t0 = MPI_Wtime();
-        const char *sbase = stage.base;
+        const char *lo = NULL, *hi = NULL;
+        for (size_t d = 0; d < P; d++) {
+            if (!dptr[d]) {
+                dlen[d] = (size_t)(start[d + 1] - start[d]);
+                dptr[d] = stage.base ? stage.base + start[d] : NULL;
+            }
+            if (dlen[d] && (!lo || dptr[d] < lo))
+                lo = dptr[d];
+            if (dlen[d] && (!hi || dptr[d] + dlen[d] > hi))
+                hi = dptr[d] + dlen[d];
+        }
+        const char *sbase = lo;
+        if (o->level == 0 &&
+            (!all_direct || force_stage || corrupt || (size_t)(hi - lo) > (size_t)INT_MAX)) {
+            /* one base pointer with int displacements: gather direct chunks
+             * into the stage behind what fill copied there */
+            for (size_t d = 0; d < P; d++) {
+                if (!dlen[d] || !isdirect[d])
+                    continue;
+                if (mrf__kvbuf_reserve(&stage, dlen[d])) {
+                    mrf__fail(MRF_ENOMEM, "out of memory for a shuffle staging buffer");
+                    MPI_Abort(comm, 1);
+                }
+                memcpy(stage.base + stage.len, dptr[d], dlen[d]);
+                start[d] = stage.len;
+                stage.len += dlen[d];
+                dptr[d] = NULL;
+            }
+            for (size_t d = 0; d < P; d++)
+                if (dlen[d])
+                    dptr[d] = stage.base + start[d];
+            sbase = stage.base;
+        }
         uint64_t wire = 0;
         if (o->level > 0) {
             size_t need = 0;
             for (size_t d = 0; d < P; d++)
-                need += mrf__pack_bound((size_t)(start[d + 1] - start[d]));
+                need += mrf__pack_bound(dlen[d]);
             if (grow_big(&comp, &comp_cap, need ? need : 1)) {
                 mrf__fail(MRF_ENOMEM, "out of memory for a compressed shuffle round");
                 MPI_Abort(comm, 1); /* the others are already in this round's collectives */
@@ -133,8 +177,8 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             sbase = comp;
         }
         for (size_t d = 0; d < P; d++) {
-            size_t n = (size_t)(start[d + 1] - start[d]);
-            const char *raw = stage.base ? stage.base + start[d] : NULL;
+            size_t n = dlen[d];
+            const char *raw = dptr[d];
             hout[d].raw = (uint32_t)n;
             hout[d].sum = n ? mrf__checksum(raw, n) : 0;
             size_t stored = n;
@@ -142,12 +186,13 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
                 stored = mrf__pack(z, raw, n, comp + wire, mrf__pack_bound(n));
                 sd[d] = (int)wire;
             } else {
-                sd[d] = (int)start[d];
+                sd[d] = n ? (int)(raw - sbase) : 0;
             }
             hout[d].stored = (uint32_t)stored;
             sc[d] = (int)stored;
             if (corrupt && n && (int)d != me) { /* --fault corrupt:rank=R */
-                char *p = (char *)sbase + sd[d] + stored / 2;
+                /* the round was staged (below), so these bytes are a copy */
+                char *p = (o->level > 0 ? comp : stage.base) + sd[d] + stored / 2;
                 *p ^= 0x5a;
                 corrupt = false;
             }
@@ -238,6 +283,9 @@ out:
     mrf__free(rd);
     mrf__free(rraw);
     mrf__free(done);
+    mrf__free(dptr);
+    mrf__free(dlen);
+    mrf__free(isdirect);
     return rc;
 }
 

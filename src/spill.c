@@ -44,13 +44,12 @@ int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool corrupt)
     sp->fd = -1;
     struct stat st;
     if (stat(dir, &st) != 0)
-        return mrf__fail(MRF_EUSAGE,
+        return mrf__fail(MRF_EIO,
                          "spill directory '%s': %s (set --spill-dir or TMPDIR to "
                          "an existing local directory)",
                          dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return mrf__fail(MRF_EUSAGE, "spill directory '%s' is not a directory (set --spill-dir)",
-                         dir);
+        return mrf__fail(MRF_EIO, "spill directory '%s' is not a directory (set --spill-dir)", dir);
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
         size_t n = strlen(dir) + 32;
@@ -64,7 +63,7 @@ int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool corrupt)
         mrf__free(path);
     }
     if (fd < 0)
-        return mrf__fail(MRF_EUSAGE,
+        return mrf__fail(MRF_EIO,
                          "spill directory '%s': cannot create a file: %s (set "
                          "--spill-dir to a writable local directory)",
                          dir, strerror(errno));
