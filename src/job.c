@@ -1825,6 +1825,9 @@ static int check_spec(const mrf_job_spec *spec)
 int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
 {
     int inited = 0, rank = 0, rc;
+    /* a write past RLIMIT_FSIZE (a full quota) is then an error we report,
+     * not a signal that kills the rank */
+    signal(SIGXFSZ, SIG_IGN);
     MPI_Initialized(&inited);
     if (!inited && MPI_Init(&argc, &argv) != MPI_SUCCESS) {
         fprintf(stderr, "mrflow: error: MPI_Init failed\n");
@@ -1832,9 +1835,6 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     mrf__log_init(rank, MRF_LOG_WARN);
-    /* a write past RLIMIT_FSIZE (a full quota) is then an error we report,
-     * not a signal that kills the rank */
-    signal(SIGXFSZ, SIG_IGN);
 
     mrf__options opt;
     char err[MRF_ERRLEN];

@@ -76,7 +76,48 @@ static void test_options(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {{"sizes", test_sizes}, {"options", test_options}, CU_TEST_INFO_NULL};
+static void test_memory_options(void)
+{
+    mrf__options o;
+    char *d[] = {"p", "--input", "a", "--output", "o"};
+    CU_ASSERT_EQUAL_FATAL(parse(5, d, &o), MRF_OK);
+    CU_ASSERT_EQUAL(o.memory, 0); /* the node's fair share, decided at run time */
+    CU_ASSERT_PTR_NULL(o.spill_dir);
+    CU_ASSERT_EQUAL(o.compress, MRF__COMPRESS_AUTO);
+    CU_ASSERT_EQUAL(o.compress_level, 1);
+    mrf__options_free(&o);
+    char *a[] = {
+        "p",           "--input",  "a",          "--output", "o",       "--memory",      "64M",
+        "--spill-dir", "/scratch", "--compress", "zstd:3",   "--fault", "corrupt:rank=2"};
+    CU_ASSERT_EQUAL_FATAL(parse(13, a, &o), MRF_OK);
+    CU_ASSERT_EQUAL(o.memory, 64u << 20);
+    CU_ASSERT_STRING_EQUAL(o.spill_dir, "/scratch");
+    CU_ASSERT_EQUAL(o.compress, MRF__COMPRESS_ZSTD);
+    CU_ASSERT_EQUAL(o.compress_level, 3);
+    CU_ASSERT_EQUAL(o.corrupt_rank, 2);
+    CU_ASSERT_EQUAL(o.corrupt_spill_rank, -1);
+    mrf__options_free(&o);
+    char *b[] = {
+        "p", "--input", "a", "--output", "o", "--compress=off", "--fault=corrupt-spill:rank=0"};
+    CU_ASSERT_EQUAL_FATAL(parse(7, b, &o), MRF_OK);
+    CU_ASSERT_EQUAL(o.compress, MRF__COMPRESS_OFF);
+    CU_ASSERT_EQUAL(o.corrupt_spill_rank, 0);
+    mrf__options_free(&o);
+    const char *bad[][2] = {{"--memory", "15M"},           {"--memory", "x"},
+                            {"--compress", "lz4"},         {"--compress", "zstd:0"},
+                            {"--compress", "zstd:20"},     {"--spill-dir", ""},
+                            {"--fault", "corrupt:rank=-1"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *v[] = {"p", "--input", "a", "--output", "o", (char *)bad[i][0], (char *)bad[i][1]};
+        CU_ASSERT_EQUAL(parse(7, v, &o), MRF_EUSAGE);
+    }
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
+static CU_TestInfo tests[] = {{"sizes", test_sizes},
+                              {"options", test_options},
+                              {"memory, spill and compression options", test_memory_options},
+                              CU_TEST_INFO_NULL};
 
 int main(void)
 {
