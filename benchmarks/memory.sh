@@ -82,7 +82,7 @@ sweep() { # sweep JOB INPUT
             -v r="$(cut -d' ' -f6 bench-out/runs | median)" \
             -v c="$(cut -d' ' -f8 bench-out/runs | head -1)" 'BEGIN {
             printf "| %-13s | %6.2f | %5.0f | %11.0f | %11.0f | %12.1f | %8.2f | %-4s | %11.2fx |\n",
-                m, t, b / t / 1e6, sp, dk, rss, r > 0 ? w / r : 1, c == "zstd" ? "on" : "off", base / t }'
+                m, t, b / t / 1e6, sp, dk, rss, (r > 0 ? w / r : 1), (c == "zstd" ? "on" : "off"), base / t }'
     done
     # raw Alltoallv of the same bytes per rank in the same rounds (256M / np
     # per peer at most, as the shuffle), against the unlimited run's shuffle

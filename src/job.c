@@ -1337,15 +1337,22 @@ static int exchange(stage *s)
     }
     if ((rc = agree(s, rc)))
         goto out;
+    double t_cc = MPI_Wtime();
     if ((rc = choose_compression(s)))
         goto out;
+    t_cc = MPI_Wtime() - t_cc;
     size_reduce_side(s);
     s->map_spill_end = s->spill.end;
     mrf__shuffle_io io = {.fill = fill, .space = space, .deliver = deliver, .ctx = s};
     mrf__shuffle_opts so = {.round_bytes = s->round_bytes,
                             .level = s->level,
                             .corrupt = s->opt->corrupt_rank == s->rank};
+    double t_rounds = MPI_Wtime();
     rc = mrf__shuffle(s->comm, &io, &so, &s->shuf);
+    t_rounds = MPI_Wtime() - t_rounds;
+    mrf__log(MRF_LOG_DEBUG,
+             "shuffle: deciding compression %.3f s, rounds %.3f s (MPI %.3f s, codec %.3f s)",
+             t_cc, t_rounds, s->shuf.t_mpi, s->shuf.t_codec);
     /* the map side's data is spent */
     mrf__big_free(s->send, s->send_bytes);
     s->send = NULL;

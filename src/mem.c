@@ -146,7 +146,11 @@ void *mrf__big_resize(void *p, size_t old_n, size_t new_n)
         return NULL;
     if (new_n >= (2u << 20))
         (void)madvise(q, new_n, MADV_HUGEPAGE);
-    account(new_n, old_n);
+    /* mremap moves pages, it does not copy them: never both sizes at once */
+    if (new_n > old_n)
+        account(new_n - old_n, 0);
+    else
+        account(0, old_n - new_n);
     return q;
 }
 

@@ -262,7 +262,8 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             local_err = io->deliver(io->ctx, space, (size_t)rawsum);
         st.t_codec += (t1 - t0) + (t3 - t2);
         st.t_mpi += t2 - t1;
-        st.bytes_sent += stage.len;
+        for (size_t d = 0; d < P; d++)
+            st.bytes_sent += dlen[d];
         st.wire_sent += wire;
         st.bytes_recv += rawsum;
         st.rounds++;
