@@ -115,10 +115,14 @@ size_t mrf__block_bound(size_t raw)
     return MRF_BLOCK_HDR + ZSTD_compressBound(raw);
 }
 
-size_t mrf__block_encode(mrf__codec *z, const void *raw, size_t n, void *out)
+size_t mrf__block_encode(mrf__codec *z, const void *raw, size_t n, void *out, bool compress)
 {
     char *o = out;
-    size_t stored = mrf__pack(z, raw, n, o + MRF_BLOCK_HDR, ZSTD_compressBound(n));
+    size_t stored = n;
+    if (compress)
+        stored = mrf__pack(z, raw, n, o + MRF_BLOCK_HDR, ZSTD_compressBound(n));
+    else if (n)
+        memcpy(o + MRF_BLOCK_HDR, raw, n);
     uint64_t sum = mrf__checksum(raw, n);
     mrf__wr32(o, MAGIC);
     mrf__wr32(o + 4, (uint32_t)n);

@@ -95,9 +95,10 @@ int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, co
         if (s->hash == h && (s->kf & MRF_CS_KLEN) == klen) {
             char *k = slot_key(t, s);
             if (bytes_eq(k, key, klen)) {
-                if (s->vlen != vlen)
+                if ((s->vlen & MRF_CS_VLEN) != vlen)
                     return MRF_EINVAL;
                 combine(k + klen, val, vlen, ctx);
+                s->vlen |= MRF_CS_HOT; /* hit since the last eviction */
                 return MRF_OK;
             }
         }
@@ -150,8 +151,9 @@ int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combin
         size_t klen = e->kf & MRF_CS_KLEN;
         const char *k = slot_key(src, e);
         if (bucket_fn)
-            bucket_bytes[bucket_fn(bctx, k, klen, e->hash)] += MRF_KV_HDR + klen + e->vlen;
-        rc = mrf__ctable_add(dst, e->hash, k, klen, k + klen, e->vlen, combine, ctx);
+            bucket_bytes[bucket_fn(bctx, k, klen, e->hash)] +=
+                MRF_KV_HDR + klen + (e->vlen & MRF_CS_VLEN);
+        rc = mrf__ctable_add(dst, e->hash, k, klen, k + klen, e->vlen & MRF_CS_VLEN, combine, ctx);
         e->kf = 0; /* emptied as it is read: no second pass to clear */
     }
     if (rc == MRF_OK) {
@@ -174,12 +176,70 @@ int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
         size_t klen = s->kf & MRF_CS_KLEN;
         const char *k = slot_key(t, s);
         uint32_t b = bucket_fn ? bucket_fn(bctx, k, klen, s->hash) : 0;
-        rc = mrf__kvbuf_append(out, b, k, klen, k + klen, s->vlen, NULL);
+        size_t vlen = s->vlen & MRF_CS_VLEN;
+        rc = mrf__kvbuf_append(out, b, k, klen, k + klen, vlen, NULL);
         if (rc == MRF_OK && bucket_bytes)
-            bucket_bytes[b] += MRF_KV_HDR + klen + s->vlen;
+            bucket_bytes[b] += MRF_KV_HDR + klen + vlen;
     }
     if (rc == MRF_OK)
         mrf__ctable_clear(t);
+    return rc;
+}
+
+int mrf__ctable_evict(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
+                      uint64_t *bucket_bytes)
+{
+    size_t n = t->mask + 1, hot = 0;
+    for (size_t i = 0; i < n; i++)
+        if (t->slots[i].kf && (t->slots[i].vlen & MRF_CS_HOT))
+            hot++;
+    /* mostly hot keys: evicting the few cold ones would not make room */
+    if (hot * 4 > t->used * 3 || hot == 0)
+        return mrf__ctable_drain(t, out, bucket_fn, bctx, bucket_bytes);
+    mrf__cslot *keep = mrf__big_alloc(hot * sizeof *keep);
+    mrf__kvbuf big = {0};
+    if (!keep)
+        return mrf__ctable_drain(t, out, bucket_fn, bctx, bucket_bytes);
+    int rc = MRF_OK;
+    size_t k = 0;
+    for (size_t i = 0; i < n && rc == MRF_OK; i++) {
+        mrf__cslot *s = &t->slots[i];
+        if (!s->kf)
+            continue;
+        size_t klen = s->kf & MRF_CS_KLEN, vlen = s->vlen & MRF_CS_VLEN;
+        const char *key = slot_key(t, s);
+        if (s->vlen & MRF_CS_HOT) { /* stays, with a second chance */
+            keep[k] = *s;
+            keep[k].vlen = (uint32_t)vlen;
+            if (s->kf & MRF_CS_BIG) {
+                size_t off;
+                rc = mrf__kvbuf_append(&big, 0, key, klen, key + klen, vlen, &off);
+                uint64_t o = off;
+                memcpy(keep[k].data, &o, 8);
+            }
+            k++;
+            continue;
+        }
+        uint32_t b = bucket_fn ? bucket_fn(bctx, key, klen, s->hash) : 0;
+        rc = mrf__kvbuf_append(out, b, key, klen, key + klen, vlen, NULL);
+        if (rc == MRF_OK && bucket_bytes)
+            bucket_bytes[b] += MRF_KV_HDR + klen + vlen;
+    }
+    if (rc == MRF_OK) {
+        memset(t->slots, 0, n * sizeof *t->slots);
+        for (size_t j = 0; j < k; j++) {
+            size_t i = (size_t)keep[j].hash & t->mask;
+            while (t->slots[i].kf)
+                i = (i + 1) & t->mask;
+            t->slots[i] = keep[j];
+        }
+        t->used = k;
+        mrf__kvbuf_destroy(&t->big);
+        t->big = big;
+        big.base = NULL;
+    }
+    mrf__kvbuf_destroy(&big);
+    mrf__big_free(keep, hot * sizeof *keep);
     return rc;
 }
 

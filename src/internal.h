@@ -239,6 +239,8 @@ typedef struct mrf__cslot {
     char data[MRF_CS_INLINE];
 } mrf__cslot;
 
+#define MRF_CS_HOT 0x80000000u /* in vlen: hit since the last eviction */
+#define MRF_CS_VLEN 0x7fffffffu
 #define MRF_CS_USED 0x80000000u
 #define MRF_CS_BIG 0x40000000u
 #define MRF_CS_KLEN 0x3fffffffu
@@ -273,6 +275,11 @@ int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, co
 /* Appends every entry to out as a record (bucket from bucket_fn, bytes added
  * to bucket_bytes when given) and empties the table. */
 int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
+                      uint64_t *bucket_bytes);
+/* Makes room: appends the entries not hit since the last eviction to out
+ * (as drain does) and keeps the others, marked cold again; drains all when
+ * three quarters or more were hit. */
+int mrf__ctable_evict(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
                       uint64_t *bucket_bytes);
 /* Combines the records of [in, in+len) whose keys repeat into out, using t,
  * an empty table (it is left empty, possibly grown). */
@@ -338,7 +345,7 @@ size_t mrf__pack(mrf__codec *z, const void *raw, size_t n, void *out, size_t cap
 int mrf__unpack(mrf__codec *z, const void *stored, size_t stored_len, void *raw, size_t raw_len);
 /* Framed blocks (spill runs): header + payload. */
 size_t mrf__block_bound(size_t raw);
-size_t mrf__block_encode(mrf__codec *z, const void *raw, size_t n, void *out);
+size_t mrf__block_encode(mrf__codec *z, const void *raw, size_t n, void *out, bool compress);
 int mrf__block_header(const void *hdr, uint32_t *raw_len, uint32_t *stored_len);
 int mrf__block_decode(mrf__codec *z, const void *hdr, const void *payload, void *raw);
 
@@ -350,6 +357,12 @@ typedef struct mrf__spill {
     uint64_t bytes_raw, bytes_disk; /* totals written */
     uint32_t runs;
     mrf__codec *z;
+    bool adaptive; /* --compress auto: compress blocks only while it pays */
+    bool zon;      /* adaptive: compressing now */
+    uint64_t blocks, zblocks;
+    /* adaptive's measurements: bytes and seconds of writes, of zstd on
+     * sample blocks (and what they came to), of decompression on reads */
+    double w_bytes, w_s, c_bytes, c_s, c_out, d_bytes, d_s;
     char *enc, *rd;
     size_t enc_cap, rd_cap;
     bool corrupt; /* --fault corrupt-spill: damage the next block */
@@ -382,15 +395,22 @@ typedef struct mrf__bdir_ent {
 typedef struct mrf__brun {
     mrf__bdir_ent *ents; /* ascending by bucket */
     size_t n;
-    long task; /* -1: committed; else the running task it belongs to */
+    long task;      /* -1: committed; else the running task it belongs to */
+    unsigned level; /* merged from this many generations of runs */
 } mrf__brun;
 
 const char *mrf__spill_dir(const char *opt_dir);
-int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool corrupt);
+/* level 0: blocks stored raw; with adaptive, level is used only while a
+ * measurement says compressing pays (see spill.c). */
+int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool adaptive, bool corrupt);
 void mrf__spill_close(mrf__spill *sp);
 /* The block at `at`: its lengths; then its raw bytes (checked) and the next offset. */
 int mrf__spill_peek(mrf__spill *sp, uint64_t at, uint32_t *raw_len, uint32_t *stored_len);
 int mrf__spill_read(mrf__spill *sp, uint64_t at, char *raw, uint64_t *next);
+/* Reads the blocks in [off, off+len) with one read and decodes them into raw
+ * (room for cap bytes); their raw size goes to *raw_len. */
+int mrf__spill_read_region(mrf__spill *sp, uint64_t off, uint64_t len, char *raw, uint64_t cap,
+                           uint64_t *raw_len);
 void mrf__spill_release(mrf__spill *sp, uint64_t off, uint64_t len);
 int mrf__runw_begin(mrf__run_writer *w, mrf__spill *sp);
 int mrf__runw_add(mrf__run_writer *w, const char *rec);
@@ -404,6 +424,9 @@ void mrf__runr_close(mrf__run_reader *r);
 int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs, size_t n,
                           mrf__brun *out);
 const mrf__bdir_ent *mrf__brun_find(const mrf__brun *r, uint32_t bucket);
+/* Merges k bucket runs into one (their blocks copied as they are, bucket by
+ * bucket) and gives their space back. */
+int mrf__spill_merge_bruns(mrf__spill *sp, const mrf__brun *runs, size_t k, mrf__brun *out);
 
 /* k-way merge of sorted record streams, in the order mrf__sort_records gives. */
 typedef struct mrf__merge_src {

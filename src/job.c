@@ -292,7 +292,9 @@ static int set_budget(stage *s)
             b = MRF__MIN_MEMORY;
     }
     s->budget = b;
-    s->map_cap = (size_t)(b / 4);
+    /* a combining job keeps its map output in the table: the table gets
+     * the arena's room (slots 1/4, arena 1/8); other jobs the reverse */
+    s->map_cap = (size_t)(s->spec->combine ? b / 8 : b / 4);
     s->map_rec_cap = (size_t)(b / 64);
     s->big_cap = (size_t)(b / 8);
     s->round_bytes = s->opt->round_bytes < b / 16 ? s->opt->round_bytes : b / 16;
@@ -574,6 +576,7 @@ static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long ta
     if ((rc = mrf__spill_bucket_run(&s->spill, kv->base, offs, n, r)))
         goto out;
     r->task = task;
+    r->level = 0;
     s->n_bruns++;
     s->map_spilled += to - from;
     mrf__log(MRF_LOG_DEBUG,
@@ -592,6 +595,59 @@ out:
     return rc;
 }
 
+/* Bounds the bucket runs' directories (up to B entries of 32 bytes each) to
+ * a sixteenth of the budget: when `fan` committed runs of one level exist,
+ * they are merged into one run of the next level (their blocks copied, not
+ * decoded), so a rank holds at most fan - 1 runs per level and every
+ * spilled byte is copied about log_fan(runs) times. */
+static int compact_bruns(stage *s)
+{
+    size_t dir = (size_t)s->nb * sizeof(mrf__bdir_ent);
+    size_t fan = (size_t)(s->budget / 16 / dir / 2);
+    if (fan < 4)
+        fan = 4;
+    for (unsigned level = 0;; level++) {
+        size_t n = 0, first = SIZE_MAX;
+        for (size_t i = 0; i < s->n_bruns; i++)
+            if (s->bruns[i].task == -1 && s->bruns[i].level == level) {
+                n++;
+                if (first == SIZE_MAX)
+                    first = i;
+            }
+        if (n == 0 && level > 8)
+            return MRF_OK;
+        if (n < fan)
+            continue;
+        /* gather that level's runs at the end of the list, merge them */
+        mrf__brun *tmp = mrf__malloc(n * sizeof *tmp);
+        if (!tmp)
+            return mrf__fail(MRF_ENOMEM, "out of memory merging spilled runs");
+        size_t k = 0, keep = 0;
+        for (size_t i = 0; i < s->n_bruns; i++) {
+            if (s->bruns[i].task == -1 && s->bruns[i].level == level)
+                tmp[k++] = s->bruns[i];
+            else
+                s->bruns[keep++] = s->bruns[i];
+        }
+        mrf__brun merged;
+        int rc = mrf__spill_merge_bruns(&s->spill, tmp, k, &merged);
+        if (rc) {
+            for (size_t i = 0; i < k; i++) /* put them back */
+                s->bruns[keep++] = tmp[i];
+            mrf__free(tmp);
+            return rc;
+        }
+        for (size_t i = 0; i < k; i++)
+            mrf__free(tmp[i].ents);
+        mrf__free(tmp);
+        merged.level = level + 1;
+        s->bruns[keep++] = merged;
+        s->n_bruns = keep;
+        mrf__log(MRF_LOG_DEBUG, "merged %zu spilled runs of level %u; %zu runs", k, level,
+                 s->n_bruns);
+    }
+}
+
 /* The map arena is full: spill it (the running task's records, when its copy
  * may yet lose, as a run of their own that is dropped with the task). */
 static int spill_map(stage *s)
@@ -605,22 +661,30 @@ static int spill_map(stage *s)
         return rc;
     s->task_kv_start = 0;
     s->map_recs = 0;
-    return MRF_OK;
+    return compact_bruns(s);
 }
 
 /* Moves the combining table's entries into the map arena (spilling the arena
- * first when they would not fit in its share of the budget). */
-static int drain_table(stage *s)
+ * first when they would not fit in its share of the budget): all of them, or
+ * (when the table is full mid-map) those not hit since the last time, so hot
+ * keys keep combining in place. */
+static int drain_table_how(stage *s, bool all)
 {
     int rc;
     size_t est = s->ct.used * (MRF_KV_HDR + MRF_CS_INLINE) + s->ct.big.len;
     if (s->kv.len && s->kv.len + est > s->map_cap && (rc = spill_map(s)))
         return rc;
-    if (mrf__ctable_drain(&s->ct, &s->kv, drain_bucket, s, s->bucket_bytes))
+    if (all ? mrf__ctable_drain(&s->ct, &s->kv, drain_bucket, s, s->bucket_bytes)
+            : mrf__ctable_evict(&s->ct, &s->kv, drain_bucket, s, s->bucket_bytes))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
     if (s->kv.len > s->map_cap && (rc = spill_map(s)))
         return rc;
     return MRF_OK;
+}
+
+static int drain_table(stage *s)
+{
+    return drain_table_how(s, false);
 }
 
 static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const void *v, size_t vl)
@@ -640,9 +704,9 @@ static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const voi
         return drain_table(s);
     /* a task's own table overflows into the task's arena, and that to disk
      * as runs that are the rank's only if the task commits */
-    if (mrf__ctable_drain(&s->tt, &s->tkv, drain_bucket, s, NULL))
+    if (mrf__ctable_evict(&s->tt, &s->tkv, drain_bucket, s, NULL))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
-    if (s->tkv.len >= s->budget / 8)
+    if (s->tkv.len >= s->budget / 16)
         return spill_range(s, &s->tkv, 0, s->tkv.len, s->cur_task);
     return MRF_OK;
 }
@@ -785,24 +849,28 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
 /* The task's copy won: its output becomes the rank's. */
 static int keep_task(stage *s)
 {
+    bool compacted = true;
     for (size_t i = 0; i < s->n_bruns; i++) {
         mrf__brun *r = &s->bruns[i];
         if (r->task != s->cur_task)
             continue;
         r->task = -1; /* its spilled runs are the rank's now */
+        compacted = false;
         for (size_t j = 0; s->spec->combine && j < r->n; j++) {
             /* spilled from the task's own arena: not yet counted */
             s->bucket_bytes[r->ents[j].bucket] += r->ents[j].raw;
             s->pack_bytes[r->ents[j].bucket] += r->ents[j].raw;
         }
     }
+    int rc;
+    if (!compacted && (rc = compact_bruns(s)))
+        return rc;
     if (!s->spec->combine || s->target == &s->ct)
         return MRF_OK; /* already in place */
     /* Packing weights: each committed task's own combined output, bucket by
      * bucket.  Unlike the rank's combined bytes, these do not depend on which
      * rank mapped which task, so the bucket -> rank map, and with it every
      * output part, is the same in every run of the same plan. */
-    int rc;
     if (s->ct.used + s->tt.used > s->ct_max_keys && (rc = drain_table(s)))
         return rc; /* the merge must not grow the table past its share */
     rc = mrf__ctable_merge(&s->ct, &s->tt, s->spec->combine, s->spec->ctx, drain_bucket, s,
@@ -875,13 +943,14 @@ static int map_tasks(stage *s)
     /* the budget's share for slots (1/8) bounds the table: it never grows
      * past max_slots, as it is drained at load 0.7 */
     size_t max_slots = 1u << 16;
-    while ((uint64_t)max_slots * 2 * sizeof(mrf__cslot) <= s->budget / 8)
+    while ((uint64_t)max_slots * 2 * sizeof(mrf__cslot) <= s->budget / 4 &&
+           max_slots * sizeof(mrf__cslot) < (256u << 20))
         max_slots *= 2;
     if (s->ct_max_keys > max_slots / 10 * 7)
         s->ct_max_keys = max_slots / 10 * 7;
     s->cur_task = -1;
     s->kv.limit = s->map_cap;
-    s->tkv.limit = (size_t)(s->budget / 8);
+    s->tkv.limit = (size_t)(s->budget / 16);
     /* size the tables from the input: one slot per 16 bytes of this rank's
      * share (the rank table) or per 64 bytes of the largest task (a task's
      * table), within 64 Ki to 2 Mi slots.  Text has far fewer distinct keys
@@ -958,7 +1027,7 @@ static int map_tasks(stage *s)
     mrf__sched_destroy(s->sched);
     s->sched = NULL;
     if (rc == MRF_OK && spec->combine)
-        rc = drain_table(s);
+        rc = drain_table_how(s, true);
     mrf__big_free(buf, cap);
     buf = NULL;
     /* a rank that spilled spills the rest too: the shuffle then reads only
@@ -1074,7 +1143,18 @@ static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const
             continue;
         }
         const mrf__bdir_ent *e = mrf__brun_find(&s->bruns[c->src], b);
-        if (e) {
+        if (e && c->pos == 0 && e->raw <= cap) {
+            /* the bucket's part of the run in one read, if it fits this chunk */
+            if (out->len > start && out->len - start + e->raw > cap)
+                return MRF_OK;
+            uint64_t got;
+            if (mrf__kvbuf_reserve(out, (size_t)e->raw))
+                return mrf__fail(MRF_ENOMEM, "out of memory for a shuffle round");
+            if ((rc = mrf__spill_read_region(&s->spill, e->off, e->len, out->base + out->len,
+                                             e->raw, &got)))
+                return rc;
+            out->len += got;
+        } else if (e) {
             if (c->pos == 0)
                 c->pos = e->off;
             while (c->pos < e->off + e->len) {
@@ -1118,10 +1198,10 @@ static char *space(void *ctx, size_t n)
     return s->rkv.base + s->rkv.len;
 }
 
-/* The combining table is full: its entries become one sorted run. */
+/* The combining table is full: its cold entries become one sorted run. */
 static int spill_table(stage *s)
 {
-    if (mrf__ctable_drain(&s->ct, &s->rkv, NULL, NULL, NULL))
+    if (mrf__ctable_evict(&s->ct, &s->rkv, NULL, NULL, NULL))
         return mrf__fail(MRF_ENOMEM, "out of memory draining the combining table");
     return spill_sorted(s);
 }
@@ -1168,25 +1248,24 @@ static int map_sample(stage *s, char **buf, size_t *len, size_t *cap)
         *len = s->kv.len < want ? s->kv.len : want;
         return MRF_OK;
     }
-    if (!s->n_bruns || !s->bruns[0].n)
+    if (!s->n_bruns)
         return MRF_OK;
-    uint64_t pos = s->bruns[0].ents[0].off, end = s->spill.end;
-    while (*len < want && pos < end) {
-        uint32_t raw, stored;
-        int rc = mrf__spill_peek(&s->spill, pos, &raw, &stored);
-        if (rc)
-            return rc;
-        if (*len + raw > *cap) {
-            size_t nc = *len + raw > want ? *len + raw : want;
+    const mrf__brun *r = &s->bruns[0];
+    for (size_t i = 0; i < r->n && *len < want; i++) {
+        const mrf__bdir_ent *e = &r->ents[i];
+        if (*len + e->raw > *cap) {
+            size_t nc = *len + e->raw > want ? *len + e->raw : want;
             char *b = mrf__big_resize(*buf, *cap, nc);
             if (!b)
                 return mrf__fail(MRF_ENOMEM, "out of memory");
             *buf = b;
             *cap = nc;
         }
-        if ((rc = mrf__spill_read(&s->spill, pos, *buf + *len, &pos)))
+        uint64_t got;
+        int rc = mrf__spill_read_region(&s->spill, e->off, e->len, *buf + *len, e->raw, &got);
+        if (rc)
             return rc;
-        *len += raw;
+        *len += got;
     }
     return MRF_OK;
 }
@@ -1351,8 +1430,8 @@ static int exchange(stage *s)
     rc = mrf__shuffle(s->comm, &io, &so, &s->shuf);
     t_rounds = MPI_Wtime() - t_rounds;
     mrf__log(MRF_LOG_DEBUG,
-             "shuffle: deciding compression %.3f s, rounds %.3f s (MPI %.3f s, codec %.3f s)",
-             t_cc, t_rounds, s->shuf.t_mpi, s->shuf.t_codec);
+             "shuffle: deciding compression %.3f s, rounds %.3f s (MPI %.3f s, codec %.3f s)", t_cc,
+             t_rounds, s->shuf.t_mpi, s->shuf.t_codec);
     /* the map side's data is spent */
     mrf__big_free(s->send, s->send_bytes);
     s->send = NULL;
@@ -1630,7 +1709,7 @@ static uint64_t peak_rss_bytes(void)
 
 enum { SST_RUN, SST_STOLEN, SST_LAUNCHED, SST_WON, SST_DISCARDED, SST_N };
 
-enum { X_MAP_SPILL, X_RED_SPILL, X_DISK, X_RUNS, X_WIRE, X_PASSES, X_N };
+enum { X_MAP_SPILL, X_RED_SPILL, X_DISK, X_RUNS, X_WIRE, X_PASSES, X_BLK, X_ZBLK, X_N };
 
 static void summary(stage *s, double elapsed)
 {
@@ -1638,7 +1717,8 @@ static void summary(stage *s, double elapsed)
         s->my_input_bytes,   s->records_in,    s->records_out,    s->bytes_out,
         s->shuf.bytes_sent,  s->sst.tasks_run, s->sst.stolen,     s->sst.backups_launched,
         s->sst.backups_won,  s->sst.discarded, s->map_spilled,    s->red_spilled,
-        s->spill.bytes_disk, s->spill.runs,    s->shuf.wire_sent, s->merge_passes};
+        s->spill.bytes_disk, s->spill.runs,    s->shuf.wire_sent, s->merge_passes,
+        s->spill.blocks,     s->spill.zblocks};
     uint64_t max[4] = {peak_rss_bytes(), s->shuf.rounds, mrf__mem_peak(), s->budget};
     uint64_t gsum[5 + SST_N + X_N], gmax[4];
     MPI_Reduce(sum, gsum, 5 + SST_N + X_N, MPI_UINT64_T, MPI_SUM, 0, s->comm);
@@ -1649,11 +1729,12 @@ static void summary(stage *s, double elapsed)
         fprintf(stderr,
                 "mrflow: memory: budget %.1f MiB per rank, engine peak %.1f MiB, peak RSS %.1f "
                 "MiB (max over ranks); spilled %.1f MiB from map, %.1f MiB from shuffle, %.1f "
-                "MiB on disk in %llu runs, %llu merge passes; shuffle compression %s, %.1f MiB "
-                "on the wire for %.1f MiB of records\n",
+                "MiB on disk in %llu runs (%llu of %llu blocks compressed), %llu merge passes; "
+                "shuffle compression %s, %.1f MiB on the wire for %.1f MiB of records\n",
                 (double)gmax[3] / mib, (double)gmax[2] / mib, (double)gmax[0] / mib,
                 (double)x[X_MAP_SPILL] / mib, (double)x[X_RED_SPILL] / mib, (double)x[X_DISK] / mib,
-                (unsigned long long)x[X_RUNS], (unsigned long long)x[X_PASSES],
+                (unsigned long long)x[X_RUNS], (unsigned long long)x[X_ZBLK],
+                (unsigned long long)x[X_BLK], (unsigned long long)x[X_PASSES],
                 s->cwhy ? s->cwhy : "off (no shuffle)", (double)x[X_WIRE] / mib,
                 (double)gsum[4] / mib);
     }
@@ -1726,7 +1807,8 @@ static int run_stage(stage *s)
     if ((rc = plan_and_share(s)))
         goto out;
     rc = mrf__spill_open(&s->spill, mrf__spill_dir(s->opt->spill_dir),
-                         s->opt->compress == MRF__COMPRESS_OFF ? 0 : 1,
+                         s->opt->compress == MRF__COMPRESS_OFF ? 0 : s->opt->compress_level,
+                         s->opt->compress == MRF__COMPRESS_AUTO,
                          s->opt->corrupt_spill_rank == s->rank);
     s->spill_open = rc == MRF_OK;
     if ((rc = agree(s, rc)))

@@ -13,7 +13,7 @@ int mrf__kvbuf_reserve(mrf__kvbuf *kv, size_t extra)
     if (extra > SIZE_MAX / 4 - kv->len)
         return MRF_ENOMEM;
     size_t ncap = kv->cap ? kv->cap * 2 : (64u << 10);
-    if (kv->limit && ncap > kv->limit)
+    if (kv->limit && ncap > kv->limit && kv->len + extra <= kv->limit)
         ncap = kv->limit; /* the budget's share: grow to it, not past it */
     if (ncap < kv->len + extra)
         ncap = kv->len + extra;

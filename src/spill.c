@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -38,7 +39,7 @@ const char *mrf__spill_dir(const char *opt_dir)
     return t && *t ? t : "/tmp";
 }
 
-int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool corrupt)
+int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool adaptive, bool corrupt)
 {
     memset(sp, 0, sizeof *sp);
     sp->fd = -1;
@@ -69,6 +70,8 @@ int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool corrupt)
                          dir, strerror(errno));
     sp->fd = fd;
     sp->corrupt = corrupt;
+    sp->adaptive = adaptive && level > 0;
+    sp->zon = level > 0 && !sp->adaptive;
     if (!(sp->dir = mrf__strdup(dir)) || mrf__codec_create(level, &sp->z)) {
         mrf__spill_close(sp);
         return mrf__fail(MRF_ENOMEM, "out of memory for the spill codec");
@@ -129,19 +132,60 @@ static int write_all(mrf__spill *sp, const char *p, size_t n)
     return MRF_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Adaptive compression: a block is worth compressing when compressing and
+ * later decompressing it costs less than writing the bytes it saves, at the
+ * write speed this spill file has shown so far (page cache included: that
+ * is what a run is read back from, too).  Decompression is taken as 3x
+ * compression until reads have measured it. */
+static void decide(mrf__spill *sp)
+{
+    if (sp->c_bytes <= 0 || sp->w_bytes <= 0 || sp->w_s <= 0)
+        return;
+    double c = sp->c_s / sp->c_bytes;                           /* s per raw byte */
+    double d = sp->d_bytes > 0 ? sp->d_s / sp->d_bytes : c / 3; /* s per raw byte */
+    double saved = sp->c_out < sp->c_bytes ? 1.0 - sp->c_out / sp->c_bytes : 0;
+    double w = sp->w_s / sp->w_bytes; /* s per byte */
+    sp->zon = c + d < saved * w;
+}
+
 /* Appends one block holding raw[0, n). */
 static int put_block(mrf__spill *sp, const char *raw, size_t n)
 {
     if (grow(&sp->enc, &sp->enc_cap, mrf__block_bound(n)))
         return mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
-    size_t len = mrf__block_encode(sp->z, raw, n, sp->enc);
+    /* adaptive: every 16th block is compressed to keep measuring */
+    bool sample = sp->adaptive && sp->blocks % 16 == 0;
+    double t0 = sample ? now_s() : 0;
+    size_t len = mrf__block_encode(sp->z, raw, n, sp->enc, sp->zon || sample);
+    if (sample) {
+        sp->c_s += now_s() - t0;
+        sp->c_bytes += (double)n;
+        sp->c_out += (double)(len - MRF_BLOCK_HDR);
+    }
+    sp->blocks++;
+    if (len - MRF_BLOCK_HDR < n)
+        sp->zblocks++;
     if (sp->corrupt && len > MRF_BLOCK_HDR) {
         sp->enc[MRF_BLOCK_HDR + (len - MRF_BLOCK_HDR) / 2] ^= 0x5a; /* --fault corrupt-spill */
         sp->corrupt = false;
     }
     sp->bytes_raw += n;
     sp->bytes_disk += len;
-    return write_all(sp, sp->enc, len);
+    double t1 = sp->adaptive ? now_s() : 0;
+    int rc = write_all(sp, sp->enc, len);
+    if (sp->adaptive) {
+        sp->w_s += now_s() - t1;
+        sp->w_bytes += (double)len;
+        decide(sp);
+    }
+    return rc;
 }
 
 static int read_at(mrf__spill *sp, uint64_t at, char *p, size_t n)
@@ -181,12 +225,50 @@ int mrf__spill_read(mrf__spill *sp, uint64_t at, char *raw, uint64_t *next)
         return mrf__fail(MRF_ENOMEM, "out of memory reading a spill block");
     if ((rc = read_at(sp, at, sp->rd, n)))
         return rc;
-    if (mrf__block_decode(sp->z, sp->rd, sp->rd + MRF_BLOCK_HDR, raw))
+    double t0 = sp->adaptive && stored_len < raw_len ? now_s() : 0;
+    int drc = mrf__block_decode(sp->z, sp->rd, sp->rd + MRF_BLOCK_HDR, raw);
+    if (t0 > 0) {
+        sp->d_s += now_s() - t0;
+        sp->d_bytes += raw_len;
+    }
+    if (drc)
         return mrf__fail(MRF_EIO,
                          "spill file in '%s': block at offset %llu failed its checksum or "
                          "could not be decompressed (disk or memory corruption)",
                          sp->dir, (unsigned long long)at);
     *next = at + n;
+    return MRF_OK;
+}
+
+int mrf__spill_read_region(mrf__spill *sp, uint64_t off, uint64_t len, char *raw, uint64_t cap,
+                           uint64_t *raw_len)
+{
+    int rc;
+    if (grow(&sp->rd, &sp->rd_cap, (size_t)len))
+        return mrf__fail(MRF_ENOMEM, "out of memory reading spilled blocks");
+    if ((rc = read_at(sp, off, sp->rd, (size_t)len)))
+        return rc;
+    uint64_t at = 0, got = 0;
+    while (at < len) {
+        uint32_t rl, sl;
+        if (len - at < MRF_BLOCK_HDR || mrf__block_header(sp->rd + at, &rl, &sl) ||
+            len - at - MRF_BLOCK_HDR < sl || cap - got < rl)
+            return mrf__fail(MRF_EIO, "spill file in '%s': damaged block header at offset %llu",
+                             sp->dir, (unsigned long long)(off + at));
+        double t0 = sp->adaptive && sl < rl ? now_s() : 0;
+        if (mrf__block_decode(sp->z, sp->rd + at, sp->rd + at + MRF_BLOCK_HDR, raw + got))
+            return mrf__fail(MRF_EIO,
+                             "spill file in '%s': block at offset %llu failed its checksum or "
+                             "could not be decompressed (disk or memory corruption)",
+                             sp->dir, (unsigned long long)(off + at));
+        if (t0 > 0) {
+            sp->d_s += now_s() - t0;
+            sp->d_bytes += rl;
+        }
+        got += rl;
+        at += MRF_BLOCK_HDR + sl;
+    }
+    *raw_len = got;
     return MRF_OK;
 }
 
@@ -345,6 +427,67 @@ int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs
         return rc;
     }
     sp->runs++;
+    return MRF_OK;
+}
+
+/* Copies n bytes at src to the end of the file, through the read buffer. */
+static int copy_bytes(mrf__spill *sp, uint64_t src, uint64_t n)
+{
+    int rc;
+    while (n) {
+        size_t step = n < (1u << 20) ? (size_t)n : (1u << 20);
+        if (grow(&sp->rd, &sp->rd_cap, step))
+            return mrf__fail(MRF_ENOMEM, "out of memory merging spilled runs");
+        if ((rc = read_at(sp, src, sp->rd, step)) || (rc = write_all(sp, sp->rd, step)))
+            return rc;
+        src += step;
+        n -= step;
+    }
+    return MRF_OK;
+}
+
+int mrf__spill_merge_bruns(mrf__spill *sp, const mrf__brun *runs, size_t k, mrf__brun *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t total = 0, *at = mrf__calloc(k, sizeof *at);
+    for (size_t i = 0; i < k; i++)
+        total += runs[i].n;
+    if (!at || (total && !(out->ents = mrf__malloc(total * sizeof *out->ents)))) {
+        mrf__free(at);
+        return mrf__fail(MRF_ENOMEM, "out of memory merging spilled runs");
+    }
+    int rc = MRF_OK;
+    for (;;) {
+        /* the smallest bucket at the runs' heads */
+        uint32_t b = UINT32_MAX;
+        for (size_t i = 0; i < k; i++)
+            if (at[i] < runs[i].n && runs[i].ents[at[i]].bucket < b)
+                b = runs[i].ents[at[i]].bucket;
+        if (b == UINT32_MAX)
+            break;
+        mrf__bdir_ent *e = &out->ents[out->n++];
+        *e = (mrf__bdir_ent){.bucket = b, .off = sp->end};
+        for (size_t i = 0; i < k && rc == MRF_OK; i++) {
+            if (at[i] >= runs[i].n || runs[i].ents[at[i]].bucket != b)
+                continue;
+            const mrf__bdir_ent *f = &runs[i].ents[at[i]++];
+            rc = copy_bytes(sp, f->off, f->len); /* blocks stay as they are */
+            e->len += f->len;
+            e->raw += f->raw;
+        }
+        if (rc)
+            break;
+    }
+    mrf__free(at);
+    if (rc) {
+        mrf__free(out->ents);
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < runs[i].n; j++)
+            mrf__spill_release(sp, runs[i].ents[j].off, runs[i].ents[j].len);
+    out->task = -1;
     return MRF_OK;
 }
 

@@ -122,8 +122,76 @@ static void test_combine_records(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {
-    {"table", test_table}, {"combine_records", test_combine_records}, CU_TEST_INFO_NULL};
+static int add_key(mrf__ctable *t, const char *prefix, size_t i)
+{
+    char key[64];
+    int kl = snprintf(key, sizeof key, "%s%zu", prefix, i);
+    uint64_t one = 1;
+    return mrf__ctable_add(t, mrf__key_hash(key, (size_t)kl), key, (size_t)kl, &one, 8, sum_combine,
+                           NULL);
+}
+
+/* sums per key over out's records into counts[i] (keys "<prefix>i") */
+static void tally(const mrf__kvbuf *out, uint64_t *hot, uint64_t *cold, size_t n)
+{
+    for (size_t at = 0; at < out->len; at += mrf__rec_size(out->base + at)) {
+        const char *r = out->base + at;
+        char buf[64] = {0};
+        memcpy(buf, mrf__rec_key(r), mrf__rec_klen(r));
+        size_t i;
+        uint64_t v;
+        memcpy(&v, mrf__rec_val(r), 8);
+        if (sscanf(buf, "hot-with-a-long-name-%zu", &i) == 1 && i < n)
+            hot[i] += v;
+        else if (sscanf(buf, "c%zu", &i) == 1 && i < n)
+            cold[i] += v;
+        else
+            CU_FAIL("unexpected key");
+    }
+}
+
+static void test_evict(void)
+{
+    /* 100 hot keys (long: side arena) hit again and again, 2000 cold keys
+     * seen once between evictions: an eviction writes the cold ones out and
+     * keeps the hot ones in place; every count adds up in the end */
+    enum { HOT = 100, COLD = 2000, ROUNDS = 5 };
+    mrf__ctable t;
+    CU_ASSERT_EQUAL_FATAL(mrf__ctable_init(&t, 8192), MRF_OK);
+    mrf__kvbuf out = {0};
+    uint64_t hot[HOT] = {0}, cold[COLD] = {0}, bytes[1] = {0};
+    for (int r = 0; r < ROUNDS; r++) {
+        for (size_t i = 0; i < COLD; i++) {
+            CU_ASSERT_EQUAL_FATAL(add_key(&t, "c", i), MRF_OK);
+            CU_ASSERT_EQUAL_FATAL(add_key(&t, "hot-with-a-long-name-", i % HOT), MRF_OK);
+        }
+        size_t before = out.len;
+        CU_ASSERT_EQUAL_FATAL(mrf__ctable_evict(&t, &out, NULL, NULL, bytes), MRF_OK);
+        if (r > 0) { /* from the second round on, the hot keys stay */
+            CU_ASSERT_EQUAL(t.used, HOT);
+            size_t n = 0;
+            CU_ASSERT_EQUAL(mrf__kvbuf_check(out.base + before, out.len - before, &n), MRF_OK);
+            CU_ASSERT_EQUAL(n, COLD);
+        }
+    }
+    /* nothing hit since: a second eviction in a row drains everything */
+    CU_ASSERT_EQUAL_FATAL(mrf__ctable_evict(&t, &out, NULL, NULL, bytes), MRF_OK);
+    CU_ASSERT_EQUAL(t.used, 0);
+    CU_ASSERT_EQUAL(bytes[0], out.len);
+    tally(&out, hot, cold, COLD);
+    for (size_t i = 0; i < HOT; i++)
+        CU_ASSERT_EQUAL(hot[i], (uint64_t)ROUNDS * (COLD / HOT));
+    for (size_t i = 0; i < COLD; i++)
+        CU_ASSERT_EQUAL(cold[i], (uint64_t)ROUNDS);
+    mrf__kvbuf_destroy(&out);
+    mrf__ctable_destroy(&t);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
+static CU_TestInfo tests[] = {{"table", test_table},
+                              {"combine_records", test_combine_records},
+                              {"evict keeps hot keys", test_evict},
+                              CU_TEST_INFO_NULL};
 
 int main(void)
 {

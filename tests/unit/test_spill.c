@@ -69,7 +69,7 @@ static void test_codec(void)
         uint64_t s = 7;
         for (size_t i = 0; i < n; i++) /* half text-like, half noise */
             raw[i] = i < n / 2 ? (char)('a' + i % 7) : (char)rng(&s);
-        size_t len = mrf__block_encode(z, raw, n, blk);
+        size_t len = mrf__block_encode(z, raw, n, blk, true);
         uint32_t rl, sl;
         CU_ASSERT_EQUAL(mrf__block_header(blk, &rl, &sl), MRF_OK);
         CU_ASSERT_EQUAL(rl, n);
@@ -118,7 +118,7 @@ static char *tmpdir(void)
 static void test_sorted_run(void)
 {
     mrf__spill sp;
-    CU_ASSERT_EQUAL_FATAL(mrf__spill_open(&sp, tmpdir(), 1, false), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__spill_open(&sp, tmpdir(), 1, false, false), MRF_OK);
     mrf__kvbuf kv = {0};
     make_records(&kv, 20000, 3, 1);
     mrf__sort_ent *ents;
@@ -154,7 +154,7 @@ static void test_sorted_run(void)
 static void test_damaged_run(void)
 {
     mrf__spill sp;
-    CU_ASSERT_EQUAL_FATAL(mrf__spill_open(&sp, tmpdir(), 1, true), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__spill_open(&sp, tmpdir(), 1, false, true), MRF_OK);
     mrf__kvbuf kv = {0};
     make_records(&kv, 3000, 4, 1);
     mrf__sort_ent *ents;
@@ -182,7 +182,7 @@ static void test_bucket_run(void)
 {
     enum { NB = 37 };
     mrf__spill sp;
-    CU_ASSERT_EQUAL_FATAL(mrf__spill_open(&sp, tmpdir(), 0, false), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__spill_open(&sp, tmpdir(), 0, false, false), MRF_OK);
     mrf__kvbuf kv = {0};
     make_records(&kv, 20000, 5, NB);
     size_t n = 0;
@@ -226,6 +226,62 @@ static void test_bucket_run(void)
     free(offs);
     mrf__kvbuf_destroy(&kv);
     mrf__spill_close(&sp);
+}
+
+static void test_merge_bucket_runs(void)
+{
+    enum { NB = 19, K = 3 };
+    mrf__spill sp;
+    CU_ASSERT_EQUAL_FATAL(mrf__spill_open(&sp, tmpdir(), 1, true, false), MRF_OK);
+    mrf__kvbuf kv[K] = {{0}};
+    mrf__brun br[K];
+    uint64_t bytes[NB] = {0};
+    for (size_t r = 0; r < K; r++) {
+        make_records(&kv[r], 3000, 40 + r, NB);
+        size_t n = 0;
+        CU_ASSERT_EQUAL_FATAL(mrf__kvbuf_check(kv[r].base, kv[r].len, &n), MRF_OK);
+        uint64_t *offs = malloc(n * sizeof *offs);
+        size_t k = 0;
+        for (uint32_t b = 0; b < NB; b++)
+            for (size_t at = 0; at < kv[r].len; at += mrf__rec_size(kv[r].base + at))
+                if (mrf__rec_bucket(kv[r].base + at) == b) {
+                    offs[k++] = at;
+                    bytes[b] += mrf__rec_size(kv[r].base + at);
+                }
+        CU_ASSERT_EQUAL_FATAL(mrf__spill_bucket_run(&sp, kv[r].base, offs, n, &br[r]), MRF_OK);
+        br[r].task = -1;
+        free(offs);
+    }
+    mrf__brun m;
+    CU_ASSERT_EQUAL_FATAL(mrf__spill_merge_bruns(&sp, br, K, &m), MRF_OK);
+    CU_ASSERT_EQUAL(m.n, NB);
+    char *raw = malloc(4 << 20);
+    for (uint32_t b = 0; b < NB; b++) {
+        const mrf__bdir_ent *e = mrf__brun_find(&m, b);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        CU_ASSERT_EQUAL(e->raw, bytes[b]);
+        uint64_t got;
+        CU_ASSERT_EQUAL_FATAL(mrf__spill_read_region(&sp, e->off, e->len, raw, 4 << 20, &got),
+                              MRF_OK);
+        CU_ASSERT_EQUAL(got, bytes[b]);
+        /* run 0's records of b, then run 1's, then run 2's, each in order */
+        size_t at = 0;
+        for (size_t r = 0; r < K; r++)
+            for (size_t o = 0; o < kv[r].len; o += mrf__rec_size(kv[r].base + o))
+                if (mrf__rec_bucket(kv[r].base + o) == b) {
+                    CU_ASSERT_EQUAL_FATAL(
+                        memcmp(raw + at, kv[r].base + o, mrf__rec_size(kv[r].base + o)), 0);
+                    at += mrf__rec_size(kv[r].base + o);
+                }
+    }
+    free(raw);
+    mrf__free(m.ents);
+    for (size_t r = 0; r < K; r++) {
+        mrf__free(br[r].ents);
+        mrf__kvbuf_destroy(&kv[r]);
+    }
+    mrf__spill_close(&sp);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
 typedef struct piece {
@@ -287,9 +343,9 @@ static void test_merge(void)
 static void test_open_errors(void)
 {
     mrf__spill sp;
-    CU_ASSERT_EQUAL(mrf__spill_open(&sp, "/nonexistent-mrflow-dir", 1, false), MRF_EIO);
-    CU_ASSERT_EQUAL(mrf__spill_open(&sp, "/proc", 1, false), MRF_EIO);
-    CU_ASSERT_EQUAL(mrf__spill_open(&sp, "/etc/passwd", 1, false), MRF_EIO);
+    CU_ASSERT_EQUAL(mrf__spill_open(&sp, "/nonexistent-mrflow-dir", 1, false, false), MRF_EIO);
+    CU_ASSERT_EQUAL(mrf__spill_open(&sp, "/proc", 1, false, false), MRF_EIO);
+    CU_ASSERT_EQUAL(mrf__spill_open(&sp, "/etc/passwd", 1, false, false), MRF_EIO);
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
     unsetenv("TMPDIR");
     CU_ASSERT_STRING_EQUAL(mrf__spill_dir(NULL), "/tmp");
@@ -303,6 +359,7 @@ static CU_TestInfo tests[] = {
     {"sorted run: written and read back", test_sorted_run},
     {"sorted run: a damaged block is an error", test_damaged_run},
     {"bucket run: each bucket's blocks", test_bucket_run},
+    {"bucket runs merged, blocks copied", test_merge_bucket_runs},
     {"k-way merge equals one sort", test_merge},
     {"spill_open: missing, unwritable, not a dir", test_open_errors},
     CU_TEST_INFO_NULL,
