@@ -23,7 +23,7 @@ int main(int argc, char **argv)
         return 2;
     }
     long long bytes = atoll(argv[1]), round = atoll(argv[2]);
-    long long per = round / n; /* bytes to each peer per round */
+    long long per = (round < bytes ? round : bytes) / n; /* bytes to each peer per round */
     if (per > (1LL << 30) / n)
         per = (1LL << 30) / n;
     if (per < 1)

@@ -34,6 +34,9 @@ char *mrf__strdup(const char *s);
 void *mrf__big_alloc(size_t n);
 /* The same, with every page touched now rather than on first use. */
 void *mrf__big_alloc_populated(size_t n);
+/* Populated by the kernel in one go (MAP_POPULATE, 4 KiB pages): for a
+ * buffer about to be written whole, far cheaper than a fault per page. */
+void *mrf__big_alloc_filled(size_t n);
 void *mrf__big_resize(void *p, size_t old_n, size_t new_n);
 void mrf__big_free(void *p, size_t n);
 size_t mrf__mem_in_use(void);
@@ -496,7 +499,7 @@ typedef struct mrf__compress_choice {
 } mrf__compress_choice;
 
 /* Bytes per second one rank moves to the others in an MPI_Alltoall of about
- * bytes_per_rank (fastest of three, slowest rank of each).  Collective. */
+ * bytes_per_rank (faster of two, slowest rank of each).  Collective. */
 double mrf__link_probe(MPI_Comm comm, size_t bytes_per_rank);
 /* Measures zstd at level on this rank's sample and the link; decides.  Collective. */
 int mrf__compress_choose(MPI_Comm comm, const char *sample, size_t n, int level, size_t probe_bytes,

@@ -137,7 +137,7 @@ typedef struct stage {
     uint64_t my_input_bytes, records_in, records_out, bytes_out;
     uint64_t map_spilled, red_spilled, merge_passes;
     mrf__shuffle_stats shuf;
-    double t_map, t_shuffle, t_reduce;
+    double t_map, t_shuffle, t_reduce, t_rounds;
 } stage;
 
 int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const void *val, size_t vlen)
@@ -1055,7 +1055,7 @@ static int spill_sorted(stage *s)
     if (mrf__kvbuf_check(s->rkv.base, s->rkv.len, &n))
         return mrf__fail(MRF_EINTERNAL, "malformed records on the reducing side");
     size_t bytes = n * sizeof(mrf__sort_ent);
-    mrf__sort_ent *ents = mrf__big_alloc(bytes), *tmp = mrf__big_alloc(bytes);
+    mrf__sort_ent *ents = mrf__big_alloc_filled(bytes), *tmp = mrf__big_alloc_filled(bytes);
     if (s->n_runs == s->runs_cap) {
         size_t nc = s->runs_cap ? s->runs_cap * 2 : 16;
         mrf__run *nr = mrf__realloc(s->runs, nc * sizeof *nr);
@@ -1250,22 +1250,28 @@ static int map_sample(stage *s, char **buf, size_t *len, size_t *cap)
     }
     if (!s->n_bruns)
         return MRF_OK;
+    /* block by block: one bucket's part of a run may be far larger than
+     * the sample */
     const mrf__brun *r = &s->bruns[0];
     for (size_t i = 0; i < r->n && *len < want; i++) {
         const mrf__bdir_ent *e = &r->ents[i];
-        if (*len + e->raw > *cap) {
-            size_t nc = *len + e->raw > want ? *len + e->raw : want;
-            char *b = mrf__big_resize(*buf, *cap, nc);
-            if (!b)
-                return mrf__fail(MRF_ENOMEM, "out of memory");
-            *buf = b;
-            *cap = nc;
+        for (uint64_t pos = e->off; pos < e->off + e->len && *len < want;) {
+            uint32_t raw, stored;
+            int rc = mrf__spill_peek(&s->spill, pos, &raw, &stored);
+            if (rc)
+                return rc;
+            if (*len + raw > *cap) {
+                size_t nc = *len + raw > want ? *len + raw : want;
+                char *b = mrf__big_resize(*buf, *cap, nc);
+                if (!b)
+                    return mrf__fail(MRF_ENOMEM, "out of memory");
+                *buf = b;
+                *cap = nc;
+            }
+            if ((rc = mrf__spill_read(&s->spill, pos, *buf + *len, &pos)))
+                return rc;
+            *len += raw;
         }
-        uint64_t got;
-        int rc = mrf__spill_read_region(&s->spill, e->off, e->len, *buf + *len, e->raw, &got);
-        if (rc)
-            return rc;
-        *len += got;
     }
     return MRF_OK;
 }
@@ -1292,7 +1298,7 @@ static int choose_compression(stage *s)
     int rc = map_sample(s, &buf, &len, &cap);
     rc = agree(s, rc);
     if (rc == MRF_OK) {
-        size_t probe = s->round_bytes < (16u << 20) ? s->round_bytes : (16u << 20);
+        size_t probe = s->round_bytes < (8u << 20) ? s->round_bytes : (8u << 20);
         rc = mrf__compress_choose(s->comm, buf, len, o->compress_level, probe, &s->cc);
     }
     if (cap)
@@ -1379,13 +1385,14 @@ static int exchange(stage *s)
     }
     /* the arena's records grouped by destination (one pass); the arena
      * then becomes the receive arena */
+    double t_group = MPI_Wtime();
     s->sdisp = mrf__calloc(P + 1, sizeof *s->sdisp);
     s->scount = mrf__calloc(P, sizeof *s->scount);
     if (!s->sdisp || !s->scount)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
     if (rc == MRF_OK && s->kv.len) {
         s->send_bytes = s->kv.len;
-        if (!(s->send = mrf__big_alloc(s->send_bytes))) {
+        if (!(s->send = mrf__big_alloc_filled(s->send_bytes))) {
             rc = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle output",
                            s->send_bytes);
         } else {
@@ -1416,6 +1423,7 @@ static int exchange(stage *s)
     }
     if ((rc = agree(s, rc)))
         goto out;
+    t_group = MPI_Wtime() - t_group;
     double t_cc = MPI_Wtime();
     if ((rc = choose_compression(s)))
         goto out;
@@ -1429,9 +1437,11 @@ static int exchange(stage *s)
     double t_rounds = MPI_Wtime();
     rc = mrf__shuffle(s->comm, &io, &so, &s->shuf);
     t_rounds = MPI_Wtime() - t_rounds;
+    s->t_rounds = t_rounds;
     mrf__log(MRF_LOG_DEBUG,
-             "shuffle: deciding compression %.3f s, rounds %.3f s (MPI %.3f s, codec %.3f s)", t_cc,
-             t_rounds, s->shuf.t_mpi, s->shuf.t_codec);
+             "shuffle: grouping by destination %.3f s, deciding compression %.3f s, rounds "
+             "%.3f s (MPI %.3f s, codec %.3f s)",
+             t_group, t_cc, t_rounds, s->shuf.t_mpi, s->shuf.t_codec);
     /* the map side's data is spent */
     mrf__big_free(s->send, s->send_bytes);
     s->send = NULL;
@@ -1560,7 +1570,7 @@ static int reduce_merge(stage *s)
     if (rc)
         return rc;
     size_t bytes = (n ? n : 1) * sizeof(mrf__sort_ent);
-    mrf__sort_ent *ents = mrf__big_alloc(bytes), *tmp = mrf__big_alloc(bytes);
+    mrf__sort_ent *ents = mrf__big_alloc_filled(bytes), *tmp = mrf__big_alloc_filled(bytes);
     size_t k = s->n_runs + 1;
     mrf__run_reader *rd = mrf__calloc(k, sizeof *rd);
     mrf__merge_src *src = mrf__calloc(k, sizeof *src);
@@ -1657,8 +1667,8 @@ static int reduce_local(stage *s)
             n++;
     }
     size_t bytes = (n ? n : 1) * sizeof *ents;
-    ents = mrf__big_alloc(bytes);
-    tmp = mrf__big_alloc(bytes);
+    ents = mrf__big_alloc_filled(bytes);
+    tmp = mrf__big_alloc_filled(bytes);
     if (!ents || !tmp) {
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a sort index of %zu records", n);
         goto out;
@@ -1730,13 +1740,14 @@ static void summary(stage *s, double elapsed)
                 "mrflow: memory: budget %.1f MiB per rank, engine peak %.1f MiB, peak RSS %.1f "
                 "MiB (max over ranks); spilled %.1f MiB from map, %.1f MiB from shuffle, %.1f "
                 "MiB on disk in %llu runs (%llu of %llu blocks compressed), %llu merge passes; "
-                "shuffle compression %s, %.1f MiB on the wire for %.1f MiB of records\n",
+                "shuffle compression %s, %.1f MiB on the wire for %.1f MiB of records, rounds "
+                "%.3f s of which MPI %.3f s (rank 0)\n",
                 (double)gmax[3] / mib, (double)gmax[2] / mib, (double)gmax[0] / mib,
                 (double)x[X_MAP_SPILL] / mib, (double)x[X_RED_SPILL] / mib, (double)x[X_DISK] / mib,
                 (unsigned long long)x[X_RUNS], (unsigned long long)x[X_ZBLK],
                 (unsigned long long)x[X_BLK], (unsigned long long)x[X_PASSES],
                 s->cwhy ? s->cwhy : "off (no shuffle)", (double)x[X_WIRE] / mib,
-                (double)gsum[4] / mib);
+                (double)gsum[4] / mib, s->t_rounds, s->shuf.t_mpi);
     }
     /* per rank: tasks, stolen, backups launched/won, discarded, histogram */
     enum { W = SST_N + MRF_SCHED_HIST };
@@ -1831,8 +1842,11 @@ static int run_stage(stage *s)
     t = MPI_Wtime();
     rc = exchange(s);
     s->t_shuffle = MPI_Wtime() - t;
-    mrf__log(MRF_LOG_DEBUG, "after shuffle: %zu bytes in use, peak %zu", mrf__mem_in_use(),
-             mrf__mem_peak());
+    mrf__log(MRF_LOG_DEBUG,
+             "after shuffle: %zu bytes in use, peak %zu (receive arena %zu, spill buffers "
+             "%zu+%zu, %zu sorted runs)",
+             mrf__mem_in_use(), mrf__mem_peak(), s->kv.cap, s->spill.rd_cap, s->spill.enc_cap,
+             s->n_runs);
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
 
