@@ -12,6 +12,7 @@
 # the rounds) and for the rounds alone.
 #   TEXT_SIZE (512M) TERA_SIZE (1G) NP (2) REPS (3) BTL (vader)
 #   BUDGETS ("32M 64M 128M 256M 512M 1G 2G 4G") COMPRESS (auto)
+#   JOBS ("wordcount terasort")
 set -eu
 cd "$(dirname "$0")/.."
 TEXT_SIZE=${TEXT_SIZE:-512M}
@@ -21,6 +22,7 @@ REPS=${REPS:-3}
 BTL=${BTL:-vader}
 BUDGETS=${BUDGETS:-"32M 64M 128M 256M 512M 1G 2G 4G"}
 COMPRESS=${COMPRESS:-auto}
+JOBS=${JOBS:-"wordcount terasort"}
 export LC_ALL=C OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 make -s mrflow benchmarks/alltoall
 mkdir -p bench-out bench-out/spill
@@ -100,6 +102,11 @@ sweep() { # sweep JOB INPUT
         printf "shuffle phase (unlimited, rank 0): %.0f MB/s in %.3f s, fraction %.2f\n", eff, s, eff / a[2]
         printf "its rounds alone (exchange, checksums, delivery): %.0f MB/s in %.3f s, fraction %.2f\n", reff, r, reff / a[2] }'
 }
-sweep wordcount "$text"
-sweep terasort "$tera"
+for job in $JOBS; do
+    case $job in
+    wordcount) sweep wordcount "$text" ;;
+    terasort) sweep terasort "$tera" ;;
+    *) echo "unknown job '$job' in JOBS" >&2; exit 2 ;;
+    esac
+done
 rm -rf bench-out/out bench-out/spill

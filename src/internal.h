@@ -475,8 +475,9 @@ typedef struct mrf__shuffle_io {
      * must stay put until the next call); *more says records for d remain. */
     int (*fill)(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const char **direct,
                 size_t *dlen);
-    /* A buffer of at least n bytes for one round's records (NULL: no memory). */
-    char *(*space)(void *ctx, size_t n);
+    /* A buffer of at least n bytes for one round's records, or NULL with the
+     * error (already reported) in *err. */
+    char *(*space)(void *ctx, size_t n, int *err);
     /* The round's n bytes of whole records are at p (from space). */
     int (*deliver)(void *ctx, char *p, size_t n);
     void *ctx;

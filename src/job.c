@@ -1177,24 +1177,28 @@ static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const
     return MRF_OK;
 }
 
-static char *space(void *ctx, size_t n)
+static char *space(void *ctx, size_t n, int *err)
 {
     stage *s = ctx;
     if (s->spec->combine) {
         if (n > s->scratch_cap) {
             char *b = mrf__big_resize(s->scratch, s->scratch_cap, n);
-            if (!b)
+            if (!b) {
+                *err = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle input", n);
                 return NULL;
+            }
             s->scratch = b;
             s->scratch_cap = n;
         }
         return s->scratch ? s->scratch : (char *)s;
     }
     if (s->rkv.len && (s->rkv.len + n > s->red_cap || s->rkv_recs >= s->red_rec_cap) &&
-        spill_sorted(s))
+        (*err = spill_sorted(s)))
         return NULL;
-    if (mrf__kvbuf_reserve(&s->rkv, n ? n : 1))
+    if (mrf__kvbuf_reserve(&s->rkv, n ? n : 1)) {
+        *err = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle input", n);
         return NULL;
+    }
     return s->rkv.base + s->rkv.len;
 }
 

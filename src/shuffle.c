@@ -68,8 +68,8 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
     bool force_stage =
         getenv("MRFLOW_SHUFFLE_STAGE") && strcmp(getenv("MRFLOW_SHUFFLE_STAGE"), "always") == 0;
     mrf__kvbuf stage = {0};
-    char *comp = NULL, *rbuf = NULL;
-    size_t comp_cap = 0, rbuf_cap = 0;
+    char *comp = NULL, *rbuf = NULL, *discard = NULL;
+    size_t comp_cap = 0, rbuf_cap = 0, discard_cap = 0;
     mrf__codec *z = NULL;
     mrf__shuffle_stats st = {0};
     int local_err = 0;
@@ -216,11 +216,19 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             rraw[s] = rawsum;
             rawsum += hin[s].raw;
         }
-        char *space = io->space(io->ctx, (size_t)rawsum);
+        int serr = MRF_OK;
+        char *space = local_err ? NULL : io->space(io->ctx, (size_t)rawsum, &serr);
         if (!space) {
-            mrf__fail(MRF_ENOMEM, "out of memory for %llu bytes of shuffle input",
-                      (unsigned long long)rawsum);
-            MPI_Abort(comm, 1);
+            /* the sink failed (it said why) or an earlier error: this round
+             * still has to be received, into a buffer that is then dropped */
+            if (!local_err)
+                local_err = serr ? serr : MRF_ENOMEM;
+            if (grow_big(&discard, &discard_cap, rawsum ? rawsum : 1)) {
+                mrf__fail(MRF_ENOMEM, "out of memory for %llu bytes of shuffle input",
+                          (unsigned long long)rawsum);
+                MPI_Abort(comm, 1);
+            }
+            space = discard;
         }
         char *rbase = space;
         if (o->level > 0) {
@@ -275,6 +283,7 @@ out:
     mrf__kvbuf_destroy(&stage);
     mrf__big_free(comp, comp_cap);
     mrf__big_free(rbuf, rbuf_cap);
+    mrf__big_free(discard, discard_cap);
     mrf__free(hout);
     mrf__free(hin);
     mrf__free(start);

@@ -122,6 +122,19 @@ check "spill dir full: says the write failed" \
 check "spill dir full: no output" test ! -e "$WORK/o3"
 check "spill dir full: no leftovers" no_leftovers "$WORK/o3"
 check "spill dir full: no spill file" empty_dir "$spill"
+# the same on the reducing side only: one key's 400 thousand records fit in
+# each rank's map arena but not in the receiving rank's share, whose sorted
+# run then hits the limit mid-shuffle
+yes x | head -n 400000 > "$WORK/hot400k" || exit 99
+rc=0
+timeout 300 "$MPIEXEC" -np 2 --mca btl self,tcp sh -c "$FSIZE_WRAP" "$WORK/hotkey" \
+    --input "$WORK/hot400k" --output "$WORK/o3b" --memory 16M --spill-dir "$spill" \
+    2> "$WORK/f.err" || rc=$?
+check "reduce-side spill dir full: exit 1 (got $rc)" test "$rc" -eq 1
+check "reduce-side spill dir full: says the write failed" \
+    grep -q "spill file in '$spill': write failed after .*: File too large" "$WORK/f.err"
+check "reduce-side spill dir full: no output" test ! -e "$WORK/o3b"
+check "reduce-side spill dir full: no spill file" empty_dir "$spill"
 fails "damaged shuffle chunk" "shuffle chunk from rank 1" "$WORK/o4" --fault corrupt:rank=1 \
     --spill-dir "$spill"
 fails "damaged zstd shuffle chunk" "shuffle chunk from rank 0" "$WORK/o5" \
