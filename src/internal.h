@@ -366,9 +366,9 @@ typedef struct mrf__spill {
     /* adaptive's measurements: bytes and seconds of writes, of zstd on
      * sample blocks (and what they came to), of decompression on reads */
     double w_bytes, w_s, c_bytes, c_s, c_out, d_bytes, d_s;
-    char *enc, *rd;
-    size_t enc_cap, rd_cap;
-    bool corrupt; /* --fault corrupt-spill: damage the next block */
+    char *enc, *rd, *wbuf;
+    size_t enc_cap, rd_cap, wlen; /* wlen: bytes in wbuf, not yet written */
+    bool corrupt;                 /* --fault corrupt-spill: damage the next block */
 } mrf__spill;
 
 typedef struct mrf__run {
@@ -407,6 +407,8 @@ const char *mrf__spill_dir(const char *opt_dir);
  * measurement says compressing pays (see spill.c). */
 int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool adaptive, bool corrupt);
 void mrf__spill_close(mrf__spill *sp);
+/* Writes out what is buffered (runs are flushed when they end). */
+int mrf__spill_flush(mrf__spill *sp);
 /* The block at `at`: its lengths; then its raw bytes (checked) and the next offset. */
 int mrf__spill_peek(mrf__spill *sp, uint64_t at, uint32_t *raw_len, uint32_t *stored_len);
 int mrf__spill_read(mrf__spill *sp, uint64_t at, char *raw, uint64_t *next);

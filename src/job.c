@@ -906,11 +906,15 @@ static void drop_task(stage *s, size_t kv_start)
             s->bruns[keep++] = *r;
             continue;
         }
+        uint64_t lo = UINT64_MAX, hi = 0;
         for (size_t j = 0; j < r->n; j++) {
             if (!s->spec->combine) /* counted as emitted */
                 s->bucket_bytes[r->ents[j].bucket] -= r->ents[j].raw;
-            mrf__spill_release(&s->spill, r->ents[j].off, r->ents[j].len);
+            lo = r->ents[j].off < lo ? r->ents[j].off : lo;
+            hi = r->ents[j].off + r->ents[j].len > hi ? r->ents[j].off + r->ents[j].len : hi;
         }
+        if (hi > lo)
+            mrf__spill_release(&s->spill, lo, hi - lo);
         mrf__free(r->ents);
     }
     s->n_bruns = keep;

@@ -30,6 +30,7 @@
 #include "internal.h"
 
 #define BLOCK_RAW (64u << 10)
+#define WBUF (1u << 20)
 
 const char *mrf__spill_dir(const char *opt_dir)
 {
@@ -70,6 +71,10 @@ int mrf__spill_open(mrf__spill *sp, const char *dir, int level, bool adaptive, b
                          dir, strerror(errno));
     sp->fd = fd;
     sp->corrupt = corrupt;
+    if (!(sp->wbuf = mrf__big_alloc(WBUF))) {
+        mrf__spill_close(sp);
+        return mrf__fail(MRF_ENOMEM, "out of memory for the spill write buffer");
+    }
     sp->adaptive = adaptive && level > 0;
     sp->zon = level > 0 && !sp->adaptive;
     if (!(sp->dir = mrf__strdup(dir)) || mrf__codec_create(level, &sp->z)) {
@@ -94,6 +99,9 @@ void mrf__spill_close(mrf__spill *sp)
     mrf__big_free(sp->rd, sp->rd_cap);
     sp->rd = NULL;
     sp->rd_cap = 0;
+    mrf__big_free(sp->wbuf, WBUF);
+    sp->wbuf = NULL;
+    sp->wlen = 0;
 }
 
 static int grow(char **buf, size_t *cap, size_t need)
@@ -111,9 +119,16 @@ static int grow(char **buf, size_t *cap, size_t need)
     return MRF_OK;
 }
 
-static int write_all(mrf__spill *sp, const char *p, size_t n)
+static double now_s(void);
+static void decide(mrf__spill *sp);
+
+/* Writes the write buffer out (at the file offset it starts at). */
+static int flush(mrf__spill *sp)
 {
-    uint64_t at = sp->end;
+    const char *p = sp->wbuf;
+    size_t n = sp->wlen;
+    uint64_t at = sp->end - sp->wlen;
+    double t0 = sp->adaptive && n ? now_s() : 0;
     while (n) {
         ssize_t w = pwrite(sp->fd, p, n, (off_t)at);
         if (w < 0 && errno == EINTR)
@@ -122,14 +137,42 @@ static int write_all(mrf__spill *sp, const char *p, size_t n)
             return mrf__fail(MRF_EIO,
                              "spill file in '%s': write failed after %llu bytes: %s (free space "
                              "there, raise --memory, or set --spill-dir to a larger local disk)",
-                             sp->dir, (unsigned long long)sp->end,
+                             sp->dir, (unsigned long long)at,
                              w < 0 ? strerror(errno) : "no progress");
         p += w;
         n -= (size_t)w;
         at += (uint64_t)w;
     }
-    sp->end = at;
+    if (t0 > 0) {
+        sp->w_s += now_s() - t0;
+        sp->w_bytes += (double)sp->wlen;
+        decide(sp);
+    }
+    sp->wlen = 0;
     return MRF_OK;
+}
+
+/* Appends n bytes at the end of the file, through a 1 MiB write buffer (a
+ * small block per bucket would otherwise cost a system call each). */
+static int write_all(mrf__spill *sp, const char *p, size_t n)
+{
+    int rc;
+    while (n) {
+        if (sp->wlen == WBUF && (rc = flush(sp)))
+            return rc;
+        size_t step = WBUF - sp->wlen < n ? WBUF - sp->wlen : n;
+        memcpy(sp->wbuf + sp->wlen, p, step);
+        sp->wlen += step;
+        sp->end += step;
+        p += step;
+        n -= step;
+    }
+    return MRF_OK;
+}
+
+int mrf__spill_flush(mrf__spill *sp)
+{
+    return sp->wlen ? flush(sp) : MRF_OK;
 }
 
 static double now_s(void)
@@ -178,18 +221,14 @@ static int put_block(mrf__spill *sp, const char *raw, size_t n)
     }
     sp->bytes_raw += n;
     sp->bytes_disk += len;
-    double t1 = sp->adaptive ? now_s() : 0;
-    int rc = write_all(sp, sp->enc, len);
-    if (sp->adaptive) {
-        sp->w_s += now_s() - t1;
-        sp->w_bytes += (double)len;
-        decide(sp);
-    }
-    return rc;
+    return write_all(sp, sp->enc, len);
 }
 
 static int read_at(mrf__spill *sp, uint64_t at, char *p, size_t n)
 {
+    int rc;
+    if (sp->wlen && at + n > sp->end - sp->wlen && (rc = flush(sp)))
+        return rc; /* what is read may still be in the write buffer */
     while (n) {
         ssize_t r = pread(sp->fd, p, n, (off_t)at);
         if (r < 0 && errno == EINTR)
@@ -316,6 +355,8 @@ int mrf__runw_add(mrf__run_writer *w, const char *rec)
 int mrf__runw_end(mrf__run_writer *w, mrf__run *out)
 {
     int rc = runw_flush(w);
+    if (rc == MRF_OK)
+        rc = mrf__spill_flush(w->sp);
     mrf__big_free(w->buf, w->cap);
     w->buf = NULL;
     w->cap = 0;
@@ -418,6 +459,8 @@ int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs
     }
     if (rc == MRF_OK && len)
         rc = put_block(sp, buf, len);
+    if (rc == MRF_OK)
+        rc = mrf__spill_flush(sp);
     if (rc == MRF_OK && out->n)
         out->ents[out->n - 1].len = sp->end - out->ents[out->n - 1].off;
     mrf__big_free(buf, cap);
@@ -479,14 +522,24 @@ int mrf__spill_merge_bruns(mrf__spill *sp, const mrf__brun *runs, size_t k, mrf_
             break;
     }
     mrf__free(at);
+    if (rc == MRF_OK)
+        rc = mrf__spill_flush(sp);
     if (rc) {
         mrf__free(out->ents);
         memset(out, 0, sizeof *out);
         return rc;
     }
-    for (size_t i = 0; i < k; i++)
-        for (size_t j = 0; j < runs[i].n; j++)
-            mrf__spill_release(sp, runs[i].ents[j].off, runs[i].ents[j].len);
+    for (size_t i = 0; i < k; i++) { /* a run's blocks lie together: one call */
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (size_t j = 0; j < runs[i].n; j++) {
+            if (runs[i].ents[j].off < lo)
+                lo = runs[i].ents[j].off;
+            if (runs[i].ents[j].off + runs[i].ents[j].len > hi)
+                hi = runs[i].ents[j].off + runs[i].ents[j].len;
+        }
+        if (hi > lo)
+            mrf__spill_release(sp, lo, hi - lo);
+    }
     out->task = -1;
     return MRF_OK;
 }
