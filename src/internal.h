@@ -474,14 +474,16 @@ typedef struct mrf__shuffle_io {
     /* Appends to out whole records bound for rank d until the next would
      * take the chunk past cap bytes (at least one record when any remain),
      * or instead points *direct at *dlen such bytes already in memory (they
-     * must stay put until the next call); *more says records for d remain. */
+     * must stay put until the next call); *nrec gets the chunk's record
+     * count, *more says whether records for d remain. */
     int (*fill)(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const char **direct,
-                size_t *dlen);
+                size_t *dlen, uint32_t *nrec);
     /* A buffer of at least n bytes for one round's records, or NULL with the
      * error (already reported) in *err. */
     char *(*space)(void *ctx, size_t n, int *err);
-    /* The round's n bytes of whole records are at p (from space). */
-    int (*deliver)(void *ctx, char *p, size_t n);
+    /* The round's n bytes, nrec whole records (as the senders counted and
+     * checksummed them), are at p (from space). */
+    int (*deliver)(void *ctx, char *p, size_t n, size_t nrec);
     void *ctx;
 } mrf__shuffle_io;
 
@@ -491,6 +493,8 @@ typedef struct mrf__shuffle_opts {
     bool corrupt;         /* --fault corrupt: damage one chunk this rank sends */
 } mrf__shuffle_opts;
 
+/* The most bytes a round carries to one rank (whole records aside). */
+uint64_t mrf__shuffle_cap(uint64_t round_bytes, int nranks);
 /* Runs rounds until no rank has records left.  Collective over comm. */
 int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_opts *o,
                  mrf__shuffle_stats *stats);

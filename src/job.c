@@ -70,12 +70,19 @@ struct mrf_values {
     int rc;
 };
 
+/* A chunk of the send buffer: whole records, at most one round's worth. */
+typedef struct chunk_cut {
+    uint64_t len;
+    uint32_t recs;
+} chunk_cut;
+
 /* A send cursor: where the records bound for one rank continue. */
 typedef struct cursor {
     uint32_t bi;   /* index into order[] (this rank's buckets) */
     uint32_t src;  /* 0: the map arena; 1 + i: bucket run i */
     uint64_t pos;  /* runs: file offset (0: not started) */
     uint64_t sent; /* bytes of send[sdisp[d] ...] handed over */
+    size_t chunk;  /* in memory: the next of the rank's chunk cuts */
 } cursor;
 
 typedef struct stage {
@@ -121,6 +128,8 @@ typedef struct stage {
     char *send; /* the arena's records grouped by destination rank */
     size_t send_bytes;
     uint64_t *sdisp, *scount;
+    chunk_cut *cuts; /* rank d's chunks: cuts[cstart[d] .. cstart[d+1]) */
+    size_t *cstart;
     uint64_t map_spill_end; /* the map side's runs lie in [0, this) of the spill file */
     mrf__kvbuf rkv;         /* reducing side: received records */
     size_t rkv_recs, red_cap, red_rec_cap;
@@ -1104,36 +1113,32 @@ out:
     return rc;
 }
 
-/* Bytes of whole records starting at p, at most cap (but at least one record). */
-static uint64_t whole_records(const char *p, uint64_t avail, uint64_t cap)
+/* The records fill copied for one chunk, counted (spilled data only). */
+static int count_chunk(const mrf__kvbuf *out, size_t start, uint32_t *nrec)
 {
-    if (avail <= cap)
-        return avail;
-    uint64_t acc = 0;
-    while (acc < avail) {
-        uint64_t r = mrf__rec_size(p + acc);
-        if (acc + r > cap)
-            break;
-        acc += r;
-    }
-    return acc ? acc : mrf__rec_size(p);
+    size_t n;
+    if (mrf__kvbuf_check(out->base + start, out->len - start, &n) || n > UINT32_MAX)
+        return mrf__fail(MRF_EIO, "spilled blocks hold malformed records");
+    *nrec = (uint32_t)n;
+    return MRF_OK;
 }
 
 static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const char **direct,
-                size_t *dlen)
+                size_t *dlen, uint32_t *nrec)
 {
     stage *s = ctx;
     cursor *c = &s->cur[d];
     size_t start = out->len;
     int rc;
     *more = true;
-    /* records still in memory go first, straight from the send buffer */
+    /* records still in memory go first, straight from the send buffer, in
+     * the chunks cut when it was filled */
     if (s->send && c->sent < s->scount[d]) {
-        const char *p = s->send + s->sdisp[d] + c->sent;
-        uint64_t n = whole_records(p, s->scount[d] - c->sent, cap);
-        c->sent += n;
-        *direct = p;
-        *dlen = (size_t)n;
+        const chunk_cut *k = &s->cuts[s->cstart[d] + c->chunk++];
+        *direct = s->send + s->sdisp[d] + c->sent;
+        *dlen = (size_t)k->len;
+        *nrec = k->recs;
+        c->sent += k->len;
         *more = c->sent < s->scount[d] || s->n_bruns > 0;
         return MRF_OK;
     }
@@ -1150,7 +1155,7 @@ static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const
         if (e && c->pos == 0 && e->raw <= cap) {
             /* the bucket's part of the run in one read, if it fits this chunk */
             if (out->len > start && out->len - start + e->raw > cap)
-                return MRF_OK;
+                return count_chunk(out, start, nrec);
             uint64_t got;
             if (mrf__kvbuf_reserve(out, (size_t)e->raw))
                 return mrf__fail(MRF_ENOMEM, "out of memory for a shuffle round");
@@ -1166,7 +1171,7 @@ static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const
                 if ((rc = mrf__spill_peek(&s->spill, c->pos, &raw, &stored)))
                     return rc;
                 if (out->len > start && out->len - start + raw > cap)
-                    return MRF_OK;
+                    return count_chunk(out, start, nrec);
                 if (mrf__kvbuf_reserve(out, raw < cap ? cap : raw))
                     return mrf__fail(MRF_ENOMEM, "out of memory for a shuffle round");
                 if ((rc = mrf__spill_read(&s->spill, c->pos, out->base + out->len, &c->pos)))
@@ -1178,7 +1183,7 @@ static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const
         c->pos = 0;
     }
     *more = false;
-    return MRF_OK;
+    return count_chunk(out, start, nrec);
 }
 
 static char *space(void *ctx, size_t n, int *err)
@@ -1214,19 +1219,20 @@ static int spill_table(stage *s)
     return spill_sorted(s);
 }
 
-static int deliver(void *ctx, char *p, size_t n)
+static int deliver(void *ctx, char *p, size_t n, size_t nrec)
 {
     stage *s = ctx;
-    size_t cnt;
-    if (mrf__kvbuf_check(p, n, &cnt))
-        return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
+    /* the bytes match what their senders checksummed, and the sort checks
+     * the records' framing before it indexes them (kvbuf_check) */
     if (!s->spec->combine) {
         s->rkv.len += n;
-        s->rkv_recs += cnt;
+        s->rkv_recs += nrec;
         return MRF_OK;
     }
     for (size_t at = 0; at < n;) {
         const char *r = p + at;
+        if (n - at < MRF_KV_HDR || mrf__rec_size(r) > n - at)
+            return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
         size_t kl = mrf__rec_klen(r), vl = mrf__rec_vlen(r);
         int rc = mrf__ctable_add(&s->ct, mrf__key_hash(mrf__rec_key(r), kl), mrf__rec_key(r), kl,
                                  mrf__rec_val(r), vl, s->spec->combine, s->spec->ctx);
@@ -1404,25 +1410,60 @@ static int exchange(stage *s)
             rc = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle output",
                            s->send_bytes);
         } else {
-            uint64_t *pos = mrf__malloc(P * sizeof *pos);
-            if (!pos) {
+            /* pass 1: bytes per destination, and how many round-sized
+             * chunks of whole records each will be cut into */
+            uint64_t cap = mrf__shuffle_cap(s->round_bytes, s->size);
+            uint64_t *pos = mrf__calloc(P, sizeof *pos), *cb = mrf__calloc(P, sizeof *cb);
+            uint32_t *cr = mrf__calloc(P, sizeof *cr);
+            s->cstart = mrf__calloc(P + 1, sizeof *s->cstart);
+            if (!pos || !cb || !cr || !s->cstart)
                 rc = mrf__fail(MRF_ENOMEM, "out of memory");
-            } else {
-                for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
-                    s->scount[s->owner[mrf__rec_bucket(s->kv.base + at)]] +=
-                        mrf__rec_size(s->kv.base + at);
-                for (size_t d = 0; d < P; d++)
-                    s->sdisp[d + 1] = s->sdisp[d] + s->scount[d];
-                memcpy(pos, s->sdisp, P * sizeof *pos);
-                for (size_t at = 0; at < s->kv.len;) {
-                    const char *r = s->kv.base + at;
-                    size_t n = mrf__rec_size(r);
-                    int32_t d = s->owner[mrf__rec_bucket(r)];
-                    memcpy(s->send + pos[d], r, n);
-                    pos[d] += n;
-                    at += n;
+            for (size_t at = 0; rc == MRF_OK && at < s->kv.len;) {
+                size_t n = mrf__rec_size(s->kv.base + at);
+                int32_t d = s->owner[mrf__rec_bucket(s->kv.base + at)];
+                if (cb[d] && cb[d] + n > cap) {
+                    s->cstart[d + 1]++;
+                    cb[d] = 0;
                 }
-                mrf__free(pos);
+                cb[d] += n;
+                s->scount[d] += n;
+                at += n;
+            }
+            for (size_t d = 0; rc == MRF_OK && d < P; d++) {
+                s->cstart[d + 1] += (cb[d] ? 1 : 0) + s->cstart[d];
+                s->sdisp[d + 1] = s->sdisp[d] + s->scount[d];
+                pos[d] = s->sdisp[d];
+                cb[d] = 0;
+            }
+            if (rc == MRF_OK && !(s->cuts = mrf__calloc(s->cstart[P] + 1, sizeof *s->cuts)))
+                rc = mrf__fail(MRF_ENOMEM, "out of memory");
+            /* pass 2: the records to their destinations, the same cuts */
+            size_t *ci = mrf__calloc(P, sizeof *ci);
+            if (rc == MRF_OK && !ci)
+                rc = mrf__fail(MRF_ENOMEM, "out of memory");
+            for (size_t at = 0; rc == MRF_OK && at < s->kv.len;) {
+                const char *r = s->kv.base + at;
+                size_t n = mrf__rec_size(r);
+                int32_t d = s->owner[mrf__rec_bucket(r)];
+                if (cb[d] && cb[d] + n > cap) {
+                    s->cuts[s->cstart[d] + ci[d]++] = (chunk_cut){cb[d], cr[d]};
+                    cb[d] = 0;
+                    cr[d] = 0;
+                }
+                cb[d] += n;
+                cr[d]++;
+                memcpy(s->send + pos[d], r, n);
+                pos[d] += n;
+                at += n;
+            }
+            for (size_t d = 0; rc == MRF_OK && d < P; d++)
+                if (cb[d])
+                    s->cuts[s->cstart[d] + ci[d]++] = (chunk_cut){cb[d], cr[d]};
+            mrf__free(pos);
+            mrf__free(cb);
+            mrf__free(cr);
+            mrf__free(ci);
+            if (rc == MRF_OK) {
                 s->rkv = s->kv; /* keeps its pages: touched once, used twice */
                 s->rkv.len = 0;
                 memset(&s->kv, 0, sizeof s->kv);
@@ -1899,6 +1940,10 @@ out:
     mrf__free(s->cur);
     mrf__free(s->sdisp);
     mrf__free(s->scount);
+    mrf__free(s->cuts);
+    mrf__free(s->cstart);
+    s->cuts = NULL;
+    s->cstart = NULL;
     mrf__big_free(s->send, s->send_bytes);
     mrf__big_free(s->scratch, s->scratch_cap);
     s->owner = NULL;

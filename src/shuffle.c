@@ -32,7 +32,17 @@
 typedef struct chunk_hdr {
     uint64_t sum;
     uint32_t raw, stored;
+    uint32_t recs, pad;
 } chunk_hdr;
+
+uint64_t mrf__shuffle_cap(uint64_t round_bytes, int nranks)
+{
+    uint64_t cap = round_bytes / (uint64_t)nranks;
+    uint64_t max_cap = (uint64_t)(INT_MAX / 2) / (uint64_t)nranks;
+    if (cap < 4096)
+        cap = 4096;
+    return cap > max_cap ? max_cap : cap;
+}
 
 static int grow_big(char **buf, size_t *cap, size_t need)
 {
@@ -78,13 +88,9 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
     if (!hout || !hin || !start || !sc || !sd || !rcnt || !rd || !rraw || !done || !dptr || !dlen ||
         !isdirect || mrf__codec_create(o->level, &z))
         local_err = mrf__fail(MRF_ENOMEM, "out of memory setting up the shuffle");
-    uint64_t cap = o->round_bytes / P;
-    stage.limit = (size_t)o->round_bytes;
+    uint64_t cap = mrf__shuffle_cap(o->round_bytes, nranks);
     uint64_t max_cap = (uint64_t)(INT_MAX / 2) / P;
-    if (cap < 4096)
-        cap = 4096;
-    if (cap > max_cap)
-        cap = max_cap;
+    stage.limit = (size_t)o->round_bytes;
 
     for (;;) {
         stage.len = 0;
@@ -93,9 +99,11 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             start[d] = stage.len;
             dptr[d] = NULL;
             dlen[d] = 0;
+            hout[d].recs = 0;
             if (!done[d]) {
                 bool left = false;
-                int frc = io->fill(io->ctx, (int)d, &stage, (size_t)cap, &left, &dptr[d], &dlen[d]);
+                int frc = io->fill(io->ctx, (int)d, &stage, (size_t)cap, &left, &dptr[d], &dlen[d],
+                                   &hout[d].recs);
                 if (frc) {
                     local_err = frc;
                     break;
@@ -204,7 +212,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             rc = mrf__fail(MRF_EMPI, "MPI_Alltoall of shuffle chunk headers failed");
             goto out;
         }
-        uint64_t rsum = 0, rawsum = 0;
+        uint64_t rsum = 0, rawsum = 0, nrec = 0;
         for (size_t s = 0; s < P; s++) {
             if (hin[s].stored > hin[s].raw) {
                 local_err = mrf__fail(MRF_EIO, "shuffle chunk header from rank %zu is damaged", s);
@@ -215,6 +223,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             rsum += hin[s].stored;
             rraw[s] = rawsum;
             rawsum += hin[s].raw;
+            nrec += hin[s].recs;
         }
         int serr = MRF_OK;
         char *space = local_err ? NULL : io->space(io->ctx, (size_t)rawsum, &serr);
@@ -267,7 +276,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         }
         double t3 = MPI_Wtime();
         if (!local_err)
-            local_err = io->deliver(io->ctx, space, (size_t)rawsum);
+            local_err = io->deliver(io->ctx, space, (size_t)rawsum, (size_t)nrec);
         st.t_codec += (t1 - t0) + (t3 - t2);
         st.t_mpi += t2 - t1;
         for (size_t d = 0; d < P; d++)
