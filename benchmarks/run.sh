@@ -38,7 +38,7 @@ run_mrflow() {
         --output bench-out/out "$@" 2> bench-out/summary
     e=$(now)
     recs=$(sed -n 's/.* \([0-9]*\) records in.*/\1/p' bench-out/summary)
-    rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' bench-out/summary)
+    rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' bench-out/summary | head -1)
     echo "$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }') $recs $rss"
 }
 
