@@ -10,8 +10,9 @@
  *
  * A round is:
  *   fill chunks -> [zstd each chunk] -> checksum (XXH3 of the raw bytes)
- *   -> MPI_Allreduce(error, more) -> MPI_Alltoall of 16-byte chunk headers
- *   {checksum, raw length, stored length} -> MPI_Alltoallv of the payloads
+ *   -> MPI_Allreduce(error, more) -> MPI_Alltoall of 24-byte chunk headers
+ *   {checksum, raw length, stored length, records} -> MPI_Alltoallv of the
+ *   payloads
  *   -> [decompress] -> verify -> io->deliver.
  * Uncompressed payloads land straight in the space the sink provides.  A
  * chunk that cannot be decompressed or fails its checksum is an error naming
