@@ -1799,10 +1799,13 @@ static void summary(stage *s, double elapsed)
                 (double)gsum[4] / mib, s->t_rounds, s->shuf.t_mpi);
     }
     /* per rank: tasks, stolen, backups launched/won, discarded, histogram */
-    enum { W = SST_N + MRF_SCHED_HIST };
+    enum { W = SST_N + MRF_SCHED_HIST + 3 };
     uint64_t mine[W] = {s->sst.tasks_run, s->sst.stolen, s->sst.backups_launched,
                         s->sst.backups_won, s->sst.discarded};
     memcpy(mine + SST_N, s->sst.hist, sizeof s->sst.hist);
+    mine[W - 3] = peak_rss_bytes();
+    mine[W - 2] = mrf__mem_peak();
+    mine[W - 1] = s->map_spilled + s->red_spilled;
     uint64_t *all = s->rank == 0 ? mrf__calloc((size_t)s->size * W, sizeof *all) : NULL;
     MPI_Gather(mine, W, MPI_UINT64_T, all, s->rank == 0 && all ? W : 0, MPI_UINT64_T, 0, s->comm);
     if (s->rank == 0 && !s->opt->quiet) {
@@ -1822,8 +1825,8 @@ static void summary(stage *s, double elapsed)
                 (unsigned long long)gsum[9]);
     }
     if (s->rank == 0 && all && s->opt->log_level >= MRF_LOG_INFO) {
-        fprintf(stderr, "mrflow: rank  tasks stolen backups won discarded | task ms: <1 <2 <4 "
-                        "... (counts per power of two)\n");
+        fprintf(stderr, "mrflow: rank  tasks stolen backups won discarded | RSS MiB engine MiB "
+                        "spilled MiB | task ms: <1 <2 <4 ... (counts per power of two)\n");
         for (int r = 0; r < s->size; r++) {
             const uint64_t *e = all + (size_t)r * W;
             char hist[256];
@@ -1831,9 +1834,11 @@ static void summary(stage *s, double elapsed)
             for (int b = 0; b < MRF_SCHED_HIST && n < sizeof hist; b++)
                 n += (size_t)snprintf(hist + n, sizeof hist - n, " %llu",
                                       (unsigned long long)e[SST_N + b]);
-            fprintf(stderr, "mrflow: %4d %6llu %6llu %7llu %3llu %9llu |%s\n", r,
-                    (unsigned long long)e[0], (unsigned long long)e[1], (unsigned long long)e[2],
-                    (unsigned long long)e[3], (unsigned long long)e[4], hist);
+            double mib = 1024.0 * 1024.0;
+            fprintf(stderr, "mrflow: %4d %6llu %6llu %7llu %3llu %9llu | %7.1f %10.1f %11.1f |%s\n",
+                    r, (unsigned long long)e[0], (unsigned long long)e[1], (unsigned long long)e[2],
+                    (unsigned long long)e[3], (unsigned long long)e[4], (double)e[W - 3] / mib,
+                    (double)e[W - 2] / mib, (double)e[W - 1] / mib, hist);
         }
     }
     mrf__free(all);
