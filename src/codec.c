@@ -16,7 +16,10 @@
  */
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
-#define XXH_INLINE_ALL
+/* checksums of whole chunks and blocks: libxxhash's XXH3 with run-time
+ * dispatch to AVX2/AVX-512 (the same hash values as the portable code) */
+#define XXH_DISPATCH_DISABLE_REPLACE
+#include <xxh_x86dispatch.h>
 #include <xxhash.h>
 
 #include "internal.h"
@@ -75,7 +78,11 @@ int mrf__codec_level(const mrf__codec *z)
 
 uint64_t mrf__checksum(const void *p, size_t n)
 {
+#if defined(__x86_64__)
+    return XXH3_64bits_dispatch(p, n);
+#else
     return XXH3_64bits(p, n);
+#endif
 }
 
 size_t mrf__pack_bound(size_t raw)
