@@ -1,7 +1,8 @@
 # memory.sh -- the bounded-memory data path: with --memory M per rank at 2
 # and 4 ranks, wordcount (a 1M-word Zipf corpus) and terasort over 8x the
 # ranks' total budget spill, merge and give the same output as an unlimited
-# run, with each rank's peak RSS under M + 48 MiB; one key with 50 million
+# run, with each rank's peak RSS under M + 48 MiB; one rank that spills
+# gives the same output as without a budget; one key with 50 million
 # values reduces under the budget; shuffle and spill damage are caught and
 # named; a missing, unwritable or full spill directory fails cleanly; no
 # spill file outlives a job, even a killed one.
@@ -71,6 +72,27 @@ for np in ${MRFLOW_TEST_MEMORY_RANKS-2 4}; do
     rm -rf "$WORK/text-$np" "$WORK/tera-$np" "$WORK"/wc-*"$np" "$WORK"/ts-*"$np"
     check "no spill file left after np=$np" empty_dir "$spill"
 done
+
+# one rank that spills: its runs go through the same exchange (to itself)
+"$MRFLOW" gen text --size 64M --seed 41 --output "$WORK/t1" || exit 99
+"$MRFLOW" gen terasort --size 64M --seed 42 --output "$WORK/s1" 2>/dev/null || exit 99
+for job in wordcount terasort; do
+    in=$WORK/t1
+    [ "$job" = terasort ] && in=$WORK/s1
+    if mpi 1 tcp run "$job" --input "$in" --output "$WORK/r1-$job" --quiet &&
+        mpi 1 tcp run "$job" --input "$in" --output "$WORK/m1-$job" --memory 16M \
+            --spill-dir "$spill" 2> "$WORK/m1.err"; then
+        cat "$WORK/r1-$job"/part-* | sort > "$WORK/a"
+        cat "$WORK/m1-$job"/part-* | sort > "$WORK/b"
+        check "$job np=1 --memory 16M equals the unlimited run" cmp -s "$WORK/a" "$WORK/b"
+        check "$job np=1 --memory 16M spilled" spills "$WORK/m1.err"
+    else
+        not_ok "$job np=1 --memory 16M exited non-zero"
+    fi
+done
+"$MRFLOW" validate terasort "$WORK/m1-terasort" --input "$WORK/s1" > /dev/null &&
+    ok "terasort np=1 --memory 16M validates" || not_ok "terasort np=1 --memory 16M validates"
+rm -rf "$WORK/t1" "$WORK/s1" "$WORK"/r1-* "$WORK"/m1-*
 
 # one key whose values are far beyond the budget: streamed to reduce
 MPICC=${MPICC:-mpicc}
