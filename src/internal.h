@@ -39,6 +39,11 @@ void *mrf__big_alloc_populated(size_t n);
 void *mrf__big_alloc_filled(size_t n);
 void *mrf__big_resize(void *p, size_t old_n, size_t new_n);
 void mrf__big_free(void *p, size_t n);
+/* Grows a big buffer (doubling, from 4 KiB) to hold at least need bytes. */
+int mrf__big_grow(char **buf, size_t *cap, size_t need);
+/* Room for one more element in an array of *cap (used in use): p, or p
+ * moved and *cap doubled, or NULL (p still valid) when memory ran out. */
+void *mrf__grow_for(void *p, size_t *cap, size_t used, size_t elem);
 size_t mrf__mem_in_use(void);
 /* The most bytes ever in use at once (as accounted here). */
 size_t mrf__mem_peak(void);

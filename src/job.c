@@ -562,15 +562,10 @@ static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long ta
         n++;
     uint64_t *cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt);
     uint64_t *offs = mrf__big_alloc(n * sizeof *offs);
-    if (cnt && offs && s->n_bruns == s->bruns_cap) {
-        size_t nc = s->bruns_cap ? s->bruns_cap * 2 : 16;
-        mrf__brun *nr = mrf__realloc(s->bruns, nc * sizeof *nr);
-        if (nr) {
-            s->bruns = nr;
-            s->bruns_cap = nc;
-        }
-    }
-    if (!cnt || !offs || s->n_bruns == s->bruns_cap) {
+    mrf__brun *nr = mrf__grow_for(s->bruns, &s->bruns_cap, s->n_bruns, sizeof *nr);
+    if (nr)
+        s->bruns = nr;
+    if (!cnt || !offs || !nr) {
         rc = mrf__fail(MRF_ENOMEM, "out of memory spilling map output");
         goto out;
     }
@@ -1069,15 +1064,10 @@ static int spill_sorted(stage *s)
         return mrf__fail(MRF_EINTERNAL, "malformed records on the reducing side");
     size_t bytes = n * sizeof(mrf__sort_ent);
     mrf__sort_ent *ents = mrf__big_alloc_filled(bytes), *tmp = mrf__big_alloc_filled(bytes);
-    if (s->n_runs == s->runs_cap) {
-        size_t nc = s->runs_cap ? s->runs_cap * 2 : 16;
-        mrf__run *nr = mrf__realloc(s->runs, nc * sizeof *nr);
-        if (nr) {
-            s->runs = nr;
-            s->runs_cap = nc;
-        }
-    }
-    if (!ents || !tmp || s->n_runs == s->runs_cap) {
+    mrf__run *nr = mrf__grow_for(s->runs, &s->runs_cap, s->n_runs, sizeof *nr);
+    if (nr)
+        s->runs = nr;
+    if (!ents || !tmp || !nr) {
         rc = mrf__fail(MRF_ENOMEM, "out of memory sorting %zu records to spill", n);
         goto out;
     }
@@ -1190,16 +1180,11 @@ static char *space(void *ctx, size_t n, int *err)
 {
     stage *s = ctx;
     if (s->spec->combine) {
-        if (n > s->scratch_cap) {
-            char *b = mrf__big_resize(s->scratch, s->scratch_cap, n);
-            if (!b) {
-                *err = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle input", n);
-                return NULL;
-            }
-            s->scratch = b;
-            s->scratch_cap = n;
+        if (mrf__big_grow(&s->scratch, &s->scratch_cap, n ? n : 1)) {
+            *err = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle input", n);
+            return NULL;
         }
-        return s->scratch ? s->scratch : (char *)s;
+        return s->scratch;
     }
     if (s->rkv.len && (s->rkv.len + n > s->red_cap || s->rkv_recs >= s->red_rec_cap) &&
         (*err = spill_sorted(s)))
@@ -1251,15 +1236,15 @@ static int deliver(void *ctx, char *p, size_t n, size_t nrec)
 }
 
 /* A sample of this rank's map output for the compression measurement: the
- * arena's first bytes, or the first blocks of its first spilled run. */
+ * send buffer's first bytes, or the first blocks of its first spilled run. */
 static int map_sample(stage *s, char **buf, size_t *len, size_t *cap)
 {
     size_t want = 2u << 20;
     *buf = NULL;
     *len = *cap = 0;
-    if (s->kv.len) {
-        *buf = s->kv.base;
-        *len = s->kv.len < want ? s->kv.len : want;
+    if (s->send && s->send_bytes) { /* in memory: the grouped records */
+        *buf = s->send;
+        *len = s->send_bytes < want ? s->send_bytes : want;
         return MRF_OK;
     }
     if (!s->n_bruns)
@@ -1274,14 +1259,8 @@ static int map_sample(stage *s, char **buf, size_t *len, size_t *cap)
             int rc = mrf__spill_peek(&s->spill, pos, &raw, &stored);
             if (rc)
                 return rc;
-            if (*len + raw > *cap) {
-                size_t nc = *len + raw > want ? *len + raw : want;
-                char *b = mrf__big_resize(*buf, *cap, nc);
-                if (!b)
-                    return mrf__fail(MRF_ENOMEM, "out of memory");
-                *buf = b;
-                *cap = nc;
-            }
+            if (mrf__big_grow(buf, cap, *len + raw))
+                return mrf__fail(MRF_ENOMEM, "out of memory");
             if ((rc = mrf__spill_read(&s->spill, pos, *buf + *len, &pos)))
                 return rc;
             *len += raw;

@@ -193,3 +193,29 @@ void mrf__big_free(void *p, size_t n)
     munmap(p, n);
     account(0, n);
 }
+
+int mrf__big_grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return MRF_OK;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need)
+        n *= 2;
+    char *b = mrf__big_resize(*buf, *cap, n);
+    if (!b)
+        return MRF_ENOMEM;
+    *buf = b;
+    *cap = n;
+    return MRF_OK;
+}
+
+void *mrf__grow_for(void *p, size_t *cap, size_t used, size_t elem)
+{
+    if (used < *cap)
+        return p;
+    size_t n = *cap ? *cap * 2 : 16;
+    void *q = mrf__realloc(p, n * elem);
+    if (q)
+        *cap = n;
+    return q;
+}

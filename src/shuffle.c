@@ -45,21 +45,6 @@ uint64_t mrf__shuffle_cap(uint64_t round_bytes, int nranks)
     return cap > max_cap ? max_cap : cap;
 }
 
-static int grow_big(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return MRF_OK;
-    size_t n = *cap ? *cap : (64u << 10);
-    while (n < need)
-        n *= 2;
-    char *b = mrf__big_resize(*buf, *cap, n);
-    if (!b)
-        return MRF_ENOMEM;
-    *buf = b;
-    *cap = n;
-    return MRF_OK;
-}
-
 int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_opts *o,
                  mrf__shuffle_stats *stats)
 {
@@ -179,7 +164,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             size_t need = 0;
             for (size_t d = 0; d < P; d++)
                 need += mrf__pack_bound(dlen[d]);
-            if (grow_big(&comp, &comp_cap, need ? need : 1)) {
+            if (mrf__big_grow(&comp, &comp_cap, need ? need : 1)) {
                 mrf__fail(MRF_ENOMEM, "out of memory for a compressed shuffle round");
                 MPI_Abort(comm, 1); /* the others are already in this round's collectives */
             }
@@ -233,7 +218,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
              * still has to be received, into a buffer that is then dropped */
             if (!local_err)
                 local_err = serr ? serr : MRF_ENOMEM;
-            if (grow_big(&discard, &discard_cap, rawsum ? rawsum : 1)) {
+            if (mrf__big_grow(&discard, &discard_cap, rawsum ? rawsum : 1)) {
                 mrf__fail(MRF_ENOMEM, "out of memory for %llu bytes of shuffle input",
                           (unsigned long long)rawsum);
                 MPI_Abort(comm, 1);
@@ -242,7 +227,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         }
         char *rbase = space;
         if (o->level > 0) {
-            if (grow_big(&rbuf, &rbuf_cap, rsum ? rsum : 1)) {
+            if (mrf__big_grow(&rbuf, &rbuf_cap, rsum ? rsum : 1)) {
                 mrf__fail(MRF_ENOMEM, "out of memory for a compressed shuffle round");
                 MPI_Abort(comm, 1);
             }

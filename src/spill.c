@@ -104,21 +104,6 @@ void mrf__spill_close(mrf__spill *sp)
     sp->wlen = 0;
 }
 
-static int grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return MRF_OK;
-    size_t n = *cap ? *cap : 4096;
-    while (n < need)
-        n *= 2;
-    char *b = mrf__big_resize(*buf, *cap, n);
-    if (!b)
-        return MRF_ENOMEM;
-    *buf = b;
-    *cap = n;
-    return MRF_OK;
-}
-
 static double now_s(void);
 static void decide(mrf__spill *sp);
 
@@ -201,7 +186,7 @@ static void decide(mrf__spill *sp)
 /* Appends one block holding raw[0, n). */
 static int put_block(mrf__spill *sp, const char *raw, size_t n)
 {
-    if (grow(&sp->enc, &sp->enc_cap, mrf__block_bound(n)))
+    if (mrf__big_grow(&sp->enc, &sp->enc_cap, mrf__block_bound(n)))
         return mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
     /* adaptive: every 16th block is compressed to keep measuring */
     bool sample = sp->adaptive && sp->blocks % 16 == 0;
@@ -260,7 +245,7 @@ int mrf__spill_read(mrf__spill *sp, uint64_t at, char *raw, uint64_t *next)
     if (rc)
         return rc;
     size_t n = MRF_BLOCK_HDR + (size_t)stored_len;
-    if (grow(&sp->rd, &sp->rd_cap, n))
+    if (mrf__big_grow(&sp->rd, &sp->rd_cap, n))
         return mrf__fail(MRF_ENOMEM, "out of memory reading a spill block");
     if ((rc = read_at(sp, at, sp->rd, n)))
         return rc;
@@ -283,7 +268,7 @@ int mrf__spill_read_region(mrf__spill *sp, uint64_t off, uint64_t len, char *raw
                            uint64_t *raw_len)
 {
     int rc;
-    if (grow(&sp->rd, &sp->rd_cap, (size_t)len))
+    if (mrf__big_grow(&sp->rd, &sp->rd_cap, (size_t)len))
         return mrf__fail(MRF_ENOMEM, "out of memory reading spilled blocks");
     if ((rc = read_at(sp, off, sp->rd, (size_t)len)))
         return rc;
@@ -324,7 +309,7 @@ int mrf__runw_begin(mrf__run_writer *w, mrf__spill *sp)
     memset(w, 0, sizeof *w);
     w->sp = sp;
     w->run.off = sp->end;
-    if (grow(&w->buf, &w->cap, BLOCK_RAW))
+    if (mrf__big_grow(&w->buf, &w->cap, BLOCK_RAW))
         return mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
     return MRF_OK;
 }
@@ -344,7 +329,7 @@ int mrf__runw_add(mrf__run_writer *w, const char *rec)
     int rc;
     if (w->len + n > BLOCK_RAW && (rc = runw_flush(w)))
         return rc;
-    if (grow(&w->buf, &w->cap, n))
+    if (mrf__big_grow(&w->buf, &w->cap, n))
         return mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
     memcpy(w->buf + w->len, rec, n);
     w->len += n;
@@ -393,7 +378,7 @@ int mrf__runr_next(mrf__run_reader *r, const char **rec)
         int rc = mrf__spill_peek(r->sp, r->pos, &raw_len, &stored_len);
         if (rc)
             return rc;
-        if (grow(&r->raw, &r->cap, raw_len ? raw_len : 1))
+        if (mrf__big_grow(&r->raw, &r->cap, raw_len ? raw_len : 1))
             return mrf__fail(MRF_ENOMEM, "out of memory reading a spilled run");
         if ((rc = mrf__spill_read(r->sp, r->pos, r->raw, &r->pos)))
             return rc;
@@ -431,7 +416,7 @@ int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs
         return mrf__fail(MRF_ENOMEM, "out of memory for a spilled run's bucket directory");
     char *buf = NULL;
     size_t cap = 0, len = 0;
-    if (grow(&buf, &cap, BLOCK_RAW))
+    if (mrf__big_grow(&buf, &cap, BLOCK_RAW))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
     for (size_t i = 0; i < n && rc == MRF_OK; i++) {
         const char *r = base + offs[i];
@@ -449,7 +434,7 @@ int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs
                 out->ents[out->n - 1].len = sp->end - out->ents[out->n - 1].off;
             out->ents[out->n++] = (mrf__bdir_ent){.bucket = b, .off = sp->end};
         }
-        if (grow(&buf, &cap, sz)) {
+        if (mrf__big_grow(&buf, &cap, sz)) {
             rc = mrf__fail(MRF_ENOMEM, "out of memory for a spill block");
             break;
         }
@@ -479,7 +464,7 @@ static int copy_bytes(mrf__spill *sp, uint64_t src, uint64_t n)
     int rc;
     while (n) {
         size_t step = n < (1u << 20) ? (size_t)n : (1u << 20);
-        if (grow(&sp->rd, &sp->rd_cap, step))
+        if (mrf__big_grow(&sp->rd, &sp->rd_cap, step))
             return mrf__fail(MRF_ENOMEM, "out of memory merging spilled runs");
         if ((rc = read_at(sp, src, sp->rd, step)) || (rc = write_all(sp, sp->rd, step)))
             return rc;
