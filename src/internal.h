@@ -452,6 +452,15 @@ typedef struct mrf__merge {
     int (*cmp)(const void *, size_t, const void *, size_t);
 } mrf__merge;
 
+/* A merge source over records in memory, in the order of a sorted index:
+ * {.next = mrf__sorted_next, .ctx = &a_sorted_src}. */
+typedef struct mrf__sorted_src {
+    const char *base;
+    const mrf__sort_ent *ents;
+    size_t i, n;
+} mrf__sorted_src;
+int mrf__sorted_next(void *ctx, const char **rec);
+
 int mrf__merge_init(mrf__merge *m, mrf__merge_src *src, size_t n,
                     int (*cmp)(const void *, size_t, const void *, size_t));
 /* The smallest record (NULL when all are done); valid until the next pop. */

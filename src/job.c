@@ -1518,21 +1518,6 @@ static int next_run(void *ctx, const char **rec)
     return mrf__runr_next(ctx, rec);
 }
 
-typedef struct mem_src {
-    const char *base;
-    const mrf__sort_ent *ents;
-    size_t i, n;
-} mem_src;
-
-static int next_mem(void *ctx, const char **rec)
-{
-    mem_src *m = ctx;
-    if (m->i >= m->n)
-        return 0;
-    *rec = m->base + m->ents[m->i++].off;
-    return 1;
-}
-
 /* How many runs one merge pass reads at once: each open run holds a block
  * (64 KiB raw, one at a time); a quarter of the budget goes to them. */
 static size_t merge_fan_in(const stage *s)
@@ -1617,12 +1602,12 @@ static int reduce_merge(stage *s)
             mrf__key_prefix(mrf__rec_key(s->kv.base + at), mrf__rec_klen(s->kv.base + at));
     }
     mrf__sort_records(ents, tmp, n, s->kv.base, spec->key_compare);
-    mem_src ms = {.base = s->kv.base, .ents = ents, .n = n};
+    mrf__sorted_src ms = {.base = s->kv.base, .ents = ents, .n = n};
     for (i = 0; i + 1 < k; i++) {
         mrf__runr_open(&rd[i], &s->spill, &s->runs[i]);
         src[i] = (mrf__merge_src){.next = next_run, .ctx = &rd[i]};
     }
-    src[k - 1] = (mrf__merge_src){.next = next_mem, .ctx = &ms};
+    src[k - 1] = (mrf__merge_src){.next = mrf__sorted_next, .ctx = &ms};
     if ((rc = mrf__merge_init(&m, src, k, spec->key_compare)))
         goto out;
     if ((rc = mrf__writer_open(s->tmpdir, s->rank, spec->output, &s->out)))

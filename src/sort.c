@@ -196,3 +196,12 @@ void mrf__merge_free(mrf__merge *m)
     m->heap = NULL;
     m->n = 0;
 }
+
+int mrf__sorted_next(void *ctx, const char **rec)
+{
+    mrf__sorted_src *m = ctx;
+    if (m->i >= m->n)
+        return 0;
+    *rec = m->base + m->ents[m->i++].off;
+    return 1;
+}

@@ -58,6 +58,19 @@ static size_t index_records(const mrf__kvbuf *kv, mrf__sort_ent **ents)
     return n;
 }
 
+/* Sorts kv's records and writes them to sp as one sorted run. */
+static size_t write_sorted_run(mrf__spill *sp, const mrf__kvbuf *kv, mrf__sort_ent **ents,
+                               mrf__run *run)
+{
+    size_t n = index_records(kv, ents);
+    mrf__run_writer w;
+    CU_ASSERT_EQUAL_FATAL(mrf__runw_begin(&w, sp), MRF_OK);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_EQUAL_FATAL(mrf__runw_add(&w, kv->base + (*ents)[i].off), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__runw_end(&w, run), MRF_OK);
+    return n;
+}
+
 static void test_codec(void)
 {
     for (int level = 0; level <= 3; level += 3) {
@@ -122,13 +135,8 @@ static void test_sorted_run(void)
     mrf__kvbuf kv = {0};
     make_records(&kv, 20000, 3, 1);
     mrf__sort_ent *ents;
-    size_t n = index_records(&kv, &ents);
-    mrf__run_writer w;
     mrf__run run;
-    CU_ASSERT_EQUAL_FATAL(mrf__runw_begin(&w, &sp), MRF_OK);
-    for (size_t i = 0; i < n; i++)
-        CU_ASSERT_EQUAL_FATAL(mrf__runw_add(&w, kv.base + ents[i].off), MRF_OK);
-    CU_ASSERT_EQUAL_FATAL(mrf__runw_end(&w, &run), MRF_OK);
+    size_t n = write_sorted_run(&sp, &kv, &ents, &run);
     CU_ASSERT_EQUAL(run.records, n);
     CU_ASSERT(sp.bytes_disk < sp.bytes_raw);
     mrf__run_reader r;
@@ -158,13 +166,8 @@ static void test_damaged_run(void)
     mrf__kvbuf kv = {0};
     make_records(&kv, 3000, 4, 1);
     mrf__sort_ent *ents;
-    size_t n = index_records(&kv, &ents);
-    mrf__run_writer w;
     mrf__run run;
-    CU_ASSERT_EQUAL_FATAL(mrf__runw_begin(&w, &sp), MRF_OK);
-    for (size_t i = 0; i < n; i++)
-        CU_ASSERT_EQUAL_FATAL(mrf__runw_add(&w, kv.base + ents[i].off), MRF_OK);
-    CU_ASSERT_EQUAL_FATAL(mrf__runw_end(&w, &run), MRF_OK);
+    CU_ASSERT(write_sorted_run(&sp, &kv, &ents, &run) > 0);
     mrf__run_reader r;
     mrf__runr_open(&r, &sp, &run);
     const char *rec;
@@ -284,28 +287,13 @@ static void test_merge_bucket_runs(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-typedef struct piece {
-    const char *base;
-    const mrf__sort_ent *ents;
-    size_t i, n;
-} piece;
-
-static int piece_next(void *ctx, const char **rec)
-{
-    piece *p = ctx;
-    if (p->i >= p->n)
-        return 0;
-    *rec = p->base + p->ents[p->i++].off;
-    return 1;
-}
-
 static void test_merge(void)
 {
     for (size_t k = 1; k <= 9; k += 4) {
         /* k sorted pieces with overlapping keys, and the same records as one */
         mrf__kvbuf all = {0}, parts[9] = {{0}};
         mrf__sort_ent *pents[9];
-        piece pc[9];
+        mrf__sorted_src pc[9];
         mrf__merge_src src[9];
         for (size_t j = 0; j < k; j++) {
             make_records(&parts[j], 1000 + 500 * j, 11 + j, 1);
@@ -313,8 +301,8 @@ static void test_merge(void)
             memcpy(all.base + all.len, parts[j].base, parts[j].len);
             all.len += parts[j].len;
             size_t n = index_records(&parts[j], &pents[j]);
-            pc[j] = (piece){parts[j].base, pents[j], 0, n};
-            src[j] = (mrf__merge_src){.next = piece_next, .ctx = &pc[j]};
+            pc[j] = (mrf__sorted_src){parts[j].base, pents[j], 0, n};
+            src[j] = (mrf__merge_src){.next = mrf__sorted_next, .ctx = &pc[j]};
         }
         mrf__sort_ent *ents;
         size_t n = index_records(&all, &ents);
