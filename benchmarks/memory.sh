@@ -15,25 +15,15 @@
 #   JOBS ("wordcount terasort")
 set -eu
 cd "$(dirname "$0")/.."
-TEXT_SIZE=${TEXT_SIZE:-512M}
-TERA_SIZE=${TERA_SIZE:-1G}
 NP=${NP:-2}
 REPS=${REPS:-3}
 BTL=${BTL:-vader}
 BUDGETS=${BUDGETS:-"32M 64M 128M 256M 512M 1G 2G 4G"}
 COMPRESS=${COMPRESS:-auto}
 JOBS=${JOBS:-"wordcount terasort"}
-export LC_ALL=C OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 make -s mrflow benchmarks/alltoall
-mkdir -p bench-out bench-out/spill
-text=bench-out/text-$TEXT_SIZE.txt
-tera=bench-out/tera-$TERA_SIZE.dat
-[ -f "$text" ] || ./mrflow gen text --size "$TEXT_SIZE" --seed 1 --output "$text"
-[ -f "$tera" ] || ./mrflow gen terasort --size "$TERA_SIZE" --seed 1 --output "$tera" 2>/dev/null
-cat "$text" "$tera" > /dev/null
-
-now() { date +%s.%N; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+. ./benchmarks/common.sh
+mkdir -p bench-out/spill
 field() { sed -n "s/$1/\\1/p" bench-out/summary | head -1; }
 
 # one JOB INPUT [--memory M]: "seconds spilled_mib disk_mib rss_mib wire raw shuffle_s comp"

@@ -10,23 +10,11 @@
 #   TEXT_SIZE (512M) TERA_SIZE (1G) REPS (3) RANKS ("1 2") BTL (vader)
 set -eu
 cd "$(dirname "$0")/.."
-TEXT_SIZE=${TEXT_SIZE:-512M}
-TERA_SIZE=${TERA_SIZE:-1G}
 REPS=${REPS:-3}
 RANKS=${RANKS:-"1 2"}
 BTL=${BTL:-vader}
-export LC_ALL=C OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 make -s mrflow benchmarks/refsort
-mkdir -p bench-out
-text=bench-out/text-$TEXT_SIZE.txt
-tera=bench-out/tera-$TERA_SIZE.dat
-[ -f "$text" ] || ./mrflow gen text --size "$TEXT_SIZE" --seed 1 --output "$text"
-[ -f "$tera" ] || ./mrflow gen terasort --size "$TERA_SIZE" --seed 1 --output "$tera" 2>/dev/null
-cat "$text" "$tera" > /dev/null
-
-now() { date +%s.%N; }
-since() { awk -v s="$1" -v e="$(now)" 'BEGIN { print e - s }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+. ./benchmarks/common.sh
 
 # run_mrflow JOB INPUT NP [OPTION...]: prints "seconds records_in peak_rss_mib"
 run_mrflow() {
