@@ -109,6 +109,11 @@ MRF_EXPORT uint64_t mrf_values_count(const mrf_values *vals);
  * engine may apply it on the mapping rank, on the reducing rank, or both, and
  * reduce then sees one or more already-combined values.
  *
+ * A key that holds a large share of the data is split over several ranks
+ * when the job has a combiner: each reduces part of its values with the
+ * combiner, and one rank combines those partial results and calls reduce
+ * once, so the output still has the key once.
+ *
  * key_compare, if given, orders keys (memcmp-like result); it must agree with
  * bytewise equality.  Without it keys are ordered bytewise, shorter first on a
  * common prefix.  Output parts are sorted by it.
@@ -124,8 +129,18 @@ typedef struct mrf_job_spec {
     mrf_partitioning partitioning;
     int (*key_compare)(const void *a, size_t alen, const void *b, size_t blen);
     mrf_output_format output;
-    void *ctx; /* passed to every callback */
+    void *ctx;      /* passed to every callback */
+    unsigned flags; /* MRF_PER_VALUE or 0 */
 } mrf_job_spec;
+
+/*
+ * spec->flags: MRF_PER_VALUE says reduce handles each value on its own (it
+ * emits per value, as a sort does), so one key's values may be reduced on
+ * several ranks: a key heavier than a rank's share is then spread over ranks
+ * even without a combiner, and in range partitioning so are ties.  Without
+ * it (and without a combiner) a key's values all reach one reduce call.
+ */
+#define MRF_PER_VALUE 1u
 
 /*
  * Runs the job with the options in argv (argv[0] is the program name):

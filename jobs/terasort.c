@@ -1,7 +1,8 @@
 /*
  * terasort -- sorts 100-byte records by their first 10 bytes.  Range
  * partitioned, so the output parts in order are the sorted input; records
- * with equal keys are ordered by their remaining 90 bytes.
+ * with equal keys are ordered by their remaining 90 bytes within a part; a key
+ * shared by many records may continue from one part into the next.
  */
 #include "mrflow.h"
 
@@ -34,4 +35,5 @@ const mrf_job_spec mrf_job_terasort = {
     .reduce = ts_reduce,
     .partitioning = MRF_PART_RANGE,
     .output = MRF_OUTPUT_RAW,
+    .flags = MRF_PER_VALUE, /* equal keys may span adjacent parts */
 };

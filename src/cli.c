@@ -12,8 +12,9 @@
 
 extern const mrf_job_spec mrf_job_wordcount;
 extern const mrf_job_spec mrf_job_terasort;
+extern const mrf_job_spec mrf_job_kvcount;
 
-static const mrf_job_spec *const jobs[] = {&mrf_job_wordcount, &mrf_job_terasort};
+static const mrf_job_spec *const jobs[] = {&mrf_job_wordcount, &mrf_job_terasort, &mrf_job_kvcount};
 #define N_JOBS (sizeof jobs / sizeof jobs[0])
 
 /* Before MPI_Init we do not know our rank; the launchers tell us. */
@@ -35,7 +36,7 @@ static void usage(FILE *f)
                "  run JOB --input PATH... --output DIR [options]\n"
                "                    run a job under MPI: mpirun -np N mrflow run ...\n"
                "                    (mrflow run JOB --help lists the options)\n"
-               "  gen text|terasort --size SIZE --output FILE [--seed N]\n"
+               "  gen text|terasort|zipf --size SIZE --output FILE [--seed N]\n"
                "                    write deterministic test data\n"
                "  validate terasort DIR [--input PATH...]\n"
                "                    check sorted output and compare it with its input\n"

@@ -136,7 +136,7 @@ void mrf__ctable_clear(mrf__ctable *t)
 }
 
 int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx,
-                      mrf__bucket_fn bucket_fn, void *bctx, uint64_t *bucket_bytes)
+                      mrf__bucket_fn bucket_fn, void *bctx, mrf__bstat *st)
 {
     int rc = MRF_OK;
     size_t n = src->mask + 1, ahead = 0;
@@ -150,9 +150,11 @@ int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combin
             continue;
         size_t klen = e->kf & MRF_CS_KLEN;
         const char *k = slot_key(src, e);
-        if (bucket_fn)
-            bucket_bytes[bucket_fn(bctx, k, klen, e->hash)] +=
-                MRF_KV_HDR + klen + (e->vlen & MRF_CS_VLEN);
+        if (bucket_fn) {
+            mrf__bstat *b = &st[bucket_fn(bctx, k, klen, e->hash)];
+            b->bytes += MRF_KV_HDR + klen + (e->vlen & MRF_CS_VLEN);
+            b->recs++;
+        }
         rc = mrf__ctable_add(dst, e->hash, k, klen, k + klen, e->vlen & MRF_CS_VLEN, combine, ctx);
         e->kf = 0; /* emptied as it is read: no second pass to clear */
     }
@@ -166,7 +168,7 @@ int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combin
 }
 
 int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
-                      uint64_t *bucket_bytes)
+                      mrf__bstat *st)
 {
     int rc = MRF_OK;
     for (size_t i = 0; i <= t->mask && rc == MRF_OK; i++) {
@@ -178,8 +180,10 @@ int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
         uint32_t b = bucket_fn ? bucket_fn(bctx, k, klen, s->hash) : 0;
         size_t vlen = s->vlen & MRF_CS_VLEN;
         rc = mrf__kvbuf_append(out, b, k, klen, k + klen, vlen, NULL);
-        if (rc == MRF_OK && bucket_bytes)
-            bucket_bytes[b] += MRF_KV_HDR + klen + vlen;
+        if (rc == MRF_OK && st) {
+            st[b].bytes += MRF_KV_HDR + klen + vlen;
+            st[b].recs++;
+        }
     }
     if (rc == MRF_OK)
         mrf__ctable_clear(t);
@@ -187,7 +191,7 @@ int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
 }
 
 int mrf__ctable_evict(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
-                      uint64_t *bucket_bytes)
+                      mrf__bstat *st)
 {
     size_t n = t->mask + 1, hot = 0;
     for (size_t i = 0; i < n; i++)
@@ -195,11 +199,11 @@ int mrf__ctable_evict(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
             hot++;
     /* mostly hot keys: evicting the few cold ones would not make room */
     if (hot * 4 > t->used * 3 || hot == 0)
-        return mrf__ctable_drain(t, out, bucket_fn, bctx, bucket_bytes);
+        return mrf__ctable_drain(t, out, bucket_fn, bctx, st);
     mrf__cslot *keep = mrf__big_alloc(hot * sizeof *keep);
     mrf__kvbuf big = {0};
     if (!keep)
-        return mrf__ctable_drain(t, out, bucket_fn, bctx, bucket_bytes);
+        return mrf__ctable_drain(t, out, bucket_fn, bctx, st);
     int rc = MRF_OK;
     size_t k = 0;
     for (size_t i = 0; i < n && rc == MRF_OK; i++) {
@@ -222,8 +226,10 @@ int mrf__ctable_evict(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn,
         }
         uint32_t b = bucket_fn ? bucket_fn(bctx, key, klen, s->hash) : 0;
         rc = mrf__kvbuf_append(out, b, key, klen, key + klen, vlen, NULL);
-        if (rc == MRF_OK && bucket_bytes)
-            bucket_bytes[b] += MRF_KV_HDR + klen + vlen;
+        if (rc == MRF_OK && st) {
+            st[b].bytes += MRF_KV_HDR + klen + vlen;
+            st[b].recs++;
+        }
     }
     if (rc == MRF_OK) {
         memset(t->slots, 0, n * sizeof *t->slots);

@@ -166,6 +166,7 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->round_bytes = DEFAULT_ROUND_BYTES;
     opt->log_level = MRF_LOG_WARN;
     opt->speculate = true;
+    opt->map_combine = true;
     opt->fault_rank = -1;
     opt->fail_rank = -1;
     opt->corrupt_rank = -1;
@@ -267,6 +268,25 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 goto usage;
             }
             opt->buckets = (uint32_t)b;
+        } else if (opt_is(a, "--partitioner", &val)) {
+            NEED_VALUE();
+            if (!strcmp(val, "hash"))
+                opt->partitioner = MRF__PART_HASH;
+            else if (!strcmp(val, "skew"))
+                opt->partitioner = MRF__PART_SKEW;
+            else if (!strcmp(val, "range"))
+                opt->partitioner = MRF__PART_RANGE;
+            else {
+                snprintf(err, errlen, "--partitioner '%s': use hash, skew or range", val);
+                goto usage;
+            }
+        } else if (opt_is(a, "--map-combine", &val)) {
+            NEED_VALUE();
+            if (strcmp(val, "on") && strcmp(val, "off")) {
+                snprintf(err, errlen, "--map-combine '%s': use on or off", val);
+                goto usage;
+            }
+            opt->map_combine = strcmp(val, "on") == 0;
         } else if (opt_is(a, "--speculate", &val)) {
             NEED_VALUE();
             if (strcmp(val, "on") && strcmp(val, "off")) {
@@ -346,6 +366,16 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      only (default: input / (8 x ranks), from 1M to 64M,\n"
            "                      at most 1/8 of --memory)\n"
            "  --buckets N         virtual buckets keys are partitioned into (default 4096)\n"
+           "  --partitioner P     how buckets go to ranks: hash (bucket modulo ranks),\n"
+           "                      skew (the default for unordered jobs: buckets packed\n"
+           "                      by measured size, keys heavier than 1/(20 x ranks) of\n"
+           "                      the data split over several ranks when the job has a\n"
+           "                      combiner) or range (sampled splitters, globally\n"
+           "                      ordered parts; the only choice for ordered jobs)\n"
+           "  --map-combine on|off\n"
+           "                      apply the job's combiner on the mapping rank as well\n"
+           "                      as the reducing one (default on; off ships every\n"
+           "                      emitted pair, for keys that rarely repeat)\n"
            "  --memory SIZE       memory budget per rank for the engine's buffers, at least\n"
            "                      16M (default: half the node's RAM, or of its cgroup\n"
            "                      limit, shared among its ranks, at most 64G); data beyond\n"

@@ -9,6 +9,9 @@
  * terasort: 100-byte records in the layout of gensort: 10 random key bytes,
  *   0x00 0x11, 32 hex digits of the row number, 0x88 0x99 0xAA 0xBB, 48 filler
  *   letters, 0xCC 0xDD 0xEE 0xFF.
+ *   With --hot-key-share F, a fraction F of the rows take one key.
+ * zipf: lines "k%08x\tV\n": key i (weight 1/i^S over --keys N) named by a
+ *   32-bit bijection of i, V uniform in 1..999; for skew tests and benchmarks.
  * The same --seed and --size give the same bytes on every machine.
  */
 #define _GNU_SOURCE
@@ -67,8 +70,20 @@ static int out_put(gen_out *o, const void *p, size_t n)
     return MRF_OK;
 }
 
-/* Walker's alias tables for P(i) proportional to 1/(i+1). */
-static int build_alias(uint32_t n, uint32_t **alias_out, uint64_t **thresh_out)
+/* Writes one line of n bytes; past size, a line of 'x' to end exactly there. */
+static int put_line(gen_out *o, char *line, size_t n, uint64_t *written, uint64_t size)
+{
+    if (*written + n > size) {
+        n = (size_t)(size - *written);
+        memset(line, 'x', n);
+        line[n - 1] = '\n';
+    }
+    *written += n;
+    return out_put(o, line, n);
+}
+
+/* Walker's alias tables for P(i) proportional to 1/(i+1)^skew. */
+static int build_alias(uint32_t n, double skew, uint32_t **alias_out, uint64_t **thresh_out)
 {
     double *p = mrf__malloc(n * sizeof *p);
     uint32_t *alias = mrf__malloc(n * sizeof *alias);
@@ -84,10 +99,10 @@ static int build_alias(uint32_t n, uint32_t **alias_out, uint64_t **thresh_out)
     }
     double h = 0;
     for (uint32_t i = 0; i < n; i++)
-        h += 1.0 / (i + 1.0);
+        h += 1.0 / pow(i + 1.0, skew);
     uint32_t ns = 0, nl = 0;
     for (uint32_t i = 0; i < n; i++) {
-        p[i] = n / ((i + 1.0) * h);
+        p[i] = n / (pow(i + 1.0, skew) * h);
         alias[i] = i;
         if (p[i] < 1.0)
             small[ns++] = i;
@@ -115,6 +130,13 @@ static int build_alias(uint32_t n, uint32_t **alias_out, uint64_t **thresh_out)
     return MRF_OK;
 }
 
+/* One draw from the alias tables of n entries. */
+static uint32_t alias_draw(uint64_t *st, uint32_t n, const uint32_t *alias, const uint64_t *thresh)
+{
+    uint32_t i = (uint32_t)(((unsigned __int128)splitmix(st) * n) >> 64); /* the column */
+    return splitmix(st) >= thresh[i] ? alias[i] : i;
+}
+
 static size_t word_of(uint32_t i, const unsigned char perm[5][26], char *w)
 {
     uint64_t v = (uint64_t)i + 18278; /* past the 1- and 2-letter numerals */
@@ -134,7 +156,7 @@ static int gen_text(gen_out *o, uint64_t size, uint64_t seed)
 {
     uint32_t *alias;
     uint64_t *thresh;
-    if (build_alias(VOCAB, &alias, &thresh)) {
+    if (build_alias(VOCAB, 1.0, &alias, &thresh)) {
         fprintf(stderr, "mrflow: error: out of memory\n");
         return MRF_ENOMEM;
     }
@@ -166,11 +188,7 @@ static int gen_text(gen_out *o, uint64_t size, uint64_t seed)
     while (rc == MRF_OK && written < size) {
         size_t target = 60 + (size_t)(splitmix(&st) % 41), n = 0;
         for (;;) {
-            uint64_t r = splitmix(&st);
-            uint32_t i = (uint32_t)(r >> 44); /* top 20 bits pick the column */
-            uint64_t u = splitmix(&st);
-            if (u >= thresh[i])
-                i = alias[i];
+            uint32_t i = alias_draw(&st, VOCAB, alias, thresh);
             size_t wl = (size_t)words[i][7];
             if (n && n + 1 + wl > target)
                 break;
@@ -180,13 +198,7 @@ static int gen_text(gen_out *o, uint64_t size, uint64_t seed)
             n += wl;
         }
         line[n++] = '\n';
-        if (written + n > size) { /* the last line: fill exactly to size */
-            n = (size_t)(size - written);
-            memset(line, 'x', n);
-            line[n - 1] = '\n';
-        }
-        rc = out_put(o, line, n);
-        written += n;
+        rc = put_line(o, line, n, &written, size);
     }
     mrf__free(words);
     mrf__free(alias);
@@ -194,14 +206,21 @@ static int gen_text(gen_out *o, uint64_t size, uint64_t seed)
     return rc;
 }
 
-static int gen_terasort(gen_out *o, uint64_t size, uint64_t seed)
+static int gen_terasort(gen_out *o, uint64_t size, uint64_t seed, double hot)
 {
     static const char hex[] = "0123456789ABCDEF";
-    uint64_t st = seed, n = size / 100;
+    uint64_t st = seed, n = size / 100, hst = seed ^ 0x5bd1e995u;
+    /* --hot-key-share: that fraction of the rows share one key */
+    uint64_t ha = splitmix(&hst), hb = splitmix(&hst);
+    uint64_t hot_cut = hot >= 1.0 ? UINT64_MAX : (uint64_t)(hot * 18446744073709551616.0);
     int rc = MRF_OK;
     for (uint64_t row = 0; row < n && rc == MRF_OK; row++) {
         unsigned char r[100];
         uint64_t a = splitmix(&st), b = splitmix(&st);
+        if (hot > 0 && splitmix(&hst) < hot_cut) {
+            a = ha;
+            b = hb;
+        }
         memcpy(r, &a, 8);
         memcpy(r + 8, &b, 2);
         r[10] = 0x00;
@@ -223,24 +242,69 @@ static int gen_terasort(gen_out *o, uint64_t size, uint64_t seed)
     return rc;
 }
 
+/* A bijection on 32-bit integers, so key i's name is unique and keys'
+ * frequency order is not their name order. */
+static uint32_t mix32(uint32_t x, uint32_t salt)
+{
+    x ^= salt;
+    x *= 0x9e3779b1u;
+    x ^= x >> 16;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13;
+    return x;
+}
+
+static int gen_zipf(gen_out *o, uint64_t size, uint64_t seed, uint32_t keys, double skew)
+{
+    uint32_t *alias;
+    uint64_t *thresh;
+    if (build_alias(keys, skew, &alias, &thresh)) {
+        fprintf(stderr, "mrflow: error: out of memory for %u keys\n", keys);
+        return MRF_ENOMEM;
+    }
+    uint64_t st = seed;
+    uint32_t salt = (uint32_t)splitmix(&st);
+    uint64_t written = 0;
+    int rc = MRF_OK;
+    char line[64];
+    while (rc == MRF_OK && written < size) {
+        uint32_t i = alias_draw(&st, keys, alias, thresh);
+        unsigned v = 1 + (unsigned)(splitmix(&st) % 999);
+        size_t n = (size_t)snprintf(line, sizeof line, "k%08x\t%u\n", mix32(i, salt), v);
+        rc = put_line(o, line, n, &written, size);
+    }
+    mrf__free(alias);
+    mrf__free(thresh);
+    return rc;
+}
+
 static void gen_usage(FILE *f)
 {
-    fprintf(f, "Usage: mrflow gen text|terasort --size SIZE --output FILE [--seed N] "
+    fprintf(f, "Usage: mrflow gen text|terasort|zipf --size SIZE --output FILE [--seed N] "
                "[--overwrite]\n"
                "\n"
                "  text      Zipf-distributed words (2^20 distinct) in lines of 60-100 bytes;\n"
                "            exactly SIZE bytes\n"
                "  terasort  100-byte records with random 10-byte keys (gensort layout);\n"
                "            SIZE is rounded down to a whole number of records\n"
+               "  zipf      lines 'KEY<TAB>VALUE' (KEY 'k' and 8 hex digits, VALUE 1-999)\n"
+               "            with keys drawn from a Zipf law: key i has weight 1/i^S;\n"
+               "            exactly SIZE bytes (for `mrflow run kvcount`)\n"
                "  --size SIZE   bytes to write (K, M, G, T suffixes: powers of 1024)\n"
                "  --seed N      generator seed (default 1); same seed, same bytes\n"
+               "  --keys N      zipf: distinct keys, 1 to 2^27 (default 1000000)\n"
+               "  --skew S      zipf: the exponent S, 0 (uniform) to 5 (default 1.0)\n"
+               "  --hot-key-share F\n"
+               "                terasort: a fraction F (0 to 1) of the records share one\n"
+               "                key (default 0)\n"
                "  --overwrite   replace FILE if it exists\n");
 }
 
 int mrf__cli_gen(int argc, char **argv)
 {
     const char *kind = NULL, *output = NULL, *size_s = NULL;
-    uint64_t size = 0, seed = 1;
+    uint64_t size = 0, seed = 1, keys = 1000000;
+    double skew = 1.0, hot = 0;
     bool overwrite = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -262,6 +326,26 @@ int mrf__cli_gen(int argc, char **argv)
                         argv[i]);
                 return MRF_EXIT_USAGE;
             }
+        } else if (!strcmp(a, "--keys") && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            keys = strtoull(argv[++i], &end, 10);
+            if (errno || *end || !*argv[i] || argv[i][0] == '-' || keys == 0 || keys > (1u << 27)) {
+                fprintf(stderr, "mrflow: error: --keys '%s' is not a number from 1 to 2^27\n",
+                        argv[i]);
+                return MRF_EXIT_USAGE;
+            }
+        } else if ((!strcmp(a, "--skew") || !strcmp(a, "--hot-key-share")) && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            double v = strtod(argv[++i], &end);
+            bool is_skew = !strcmp(a, "--skew");
+            if (errno || *end || !*argv[i] || !(v >= 0) || v > (is_skew ? 5.0 : 1.0)) {
+                fprintf(stderr, "mrflow: error: %s '%s' is not a number from 0 to %s\n", a, argv[i],
+                        is_skew ? "5" : "1");
+                return MRF_EXIT_USAGE;
+            }
+            *(is_skew ? &skew : &hot) = v;
         } else if (a[0] != '-' && !kind) {
             kind = a;
         } else {
@@ -270,9 +354,9 @@ int mrf__cli_gen(int argc, char **argv)
             return MRF_EXIT_USAGE;
         }
     }
-    if (!kind || (strcmp(kind, "text") && strcmp(kind, "terasort"))) {
-        fprintf(stderr,
-                "mrflow: error: gen needs a kind: text or terasort (see mrflow gen --help)\n");
+    if (!kind || (strcmp(kind, "text") && strcmp(kind, "terasort") && strcmp(kind, "zipf"))) {
+        fprintf(stderr, "mrflow: error: gen needs a kind: text, terasort or zipf (see mrflow gen "
+                        "--help)\n");
         return MRF_EXIT_USAGE;
     }
     if (!size_s || mrf__parse_size(size_s, &size)) {
@@ -309,7 +393,9 @@ int mrf__cli_gen(int argc, char **argv)
         fprintf(stderr, "mrflow: error: cannot create '%s': %s\n", tmp, strerror(errno));
         rc = MRF_EUSAGE;
     } else {
-        rc = !strcmp(kind, "text") ? gen_text(&o, size, seed) : gen_terasort(&o, size, seed);
+        rc = !strcmp(kind, "text")       ? gen_text(&o, size, seed)
+             : !strcmp(kind, "terasort") ? gen_terasort(&o, size, seed, hot)
+                                         : gen_zipf(&o, size, seed, (uint32_t)keys, skew);
         if (rc == MRF_OK)
             rc = out_flush(&o);
         if (close(o.fd) != 0 && rc == MRF_OK)

@@ -50,6 +50,33 @@ size_t mrf__mem_peak(void);
 /* Testing: make the Nth allocation from now fail (0 = never). */
 void mrf__mem_fail_after(uint64_t n);
 
+/* ------------------------------------------------------------- report.c --
+ * The run report, OUTPUT/_REPORT.json: one JSON document, written by rank 0
+ * from figures gathered from every rank. */
+typedef struct mrf__rank_fig { /* one rank's figures (gathered as bytes) */
+    char host[64];
+    double map_s, shuffle_s, reduce_s;
+    uint64_t peak_rss, input_bytes, records_mapped, red_in_bytes, red_in_recs, records_out,
+        bytes_out, spilled, tasks, stolen, launched, won;
+} mrf__rank_fig;
+
+struct mrf__heavy;
+typedef struct mrf__report {
+    const char *job, *run_id, *status, *partitioner, *split_why, *compression;
+    int ranks;
+    bool map_combine;
+    double elapsed_s, decide_s;
+    uint32_t buckets, sub_buckets, tie_keys;
+    uint64_t shuffle_raw, shuffle_wire, heavy_partial_bytes;
+    const struct mrf__heavy *hv;
+    const struct mrf__bstat *before, *after; /* reduce input per rank, planned */
+    const mrf__rank_fig *rk;                 /* per rank, measured */
+} mrf__report;
+
+/* max / mean of n values (1 when they are all 0) */
+double mrf__imbalance(const uint64_t *v, size_t n, size_t stride);
+int mrf__report_write(const char *path, const mrf__report *r);
+
 /* ---------------------------------------------------------------- log.c -- */
 enum { MRF_LOG_ERROR = 0, MRF_LOG_WARN = 1, MRF_LOG_INFO = 2, MRF_LOG_DEBUG = 3 };
 void mrf__log_init(int rank, int level);
@@ -59,6 +86,8 @@ int mrf__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* ------------------------------------------------------------- config.c -- */
 enum { MRF__COMPRESS_AUTO, MRF__COMPRESS_OFF, MRF__COMPRESS_ZSTD };
+/* --partitioner: DEFAULT is the job's (skew for hash jobs, range for range) */
+enum { MRF__PART_DEFAULT, MRF__PART_HASH, MRF__PART_SKEW, MRF__PART_RANGE };
 #define MRF__MIN_MEMORY (16ull << 20)
 
 typedef struct mrf__options {
@@ -69,6 +98,8 @@ typedef struct mrf__options {
     uint64_t task_size;     /* --task-size */
     bool task_size_set;     /* given explicitly; else sized from the input */
     uint32_t buckets;       /* --buckets */
+    int partitioner;        /* --partitioner: MRF__PART_* */
+    bool map_combine;       /* --map-combine on|off: combine on the mapping rank too */
     uint64_t round_bytes;   /* --round-bytes: shuffle bytes a rank sends per round */
     bool speculate;         /* --speculate on|off */
     int max_backups;        /* --max-backups; 0 = max(1, ranks / 4) */
@@ -261,6 +292,10 @@ typedef struct mrf__ctable {
 } mrf__ctable;
 
 typedef void (*mrf__combine_fn)(void *acc, const void *val, size_t len, void *ctx);
+/* Map output per bucket: record bytes (header included) and records. */
+typedef struct mrf__bstat {
+    uint64_t bytes, recs;
+} mrf__bstat;
 /* Where a drained record goes: its bucket. */
 typedef uint32_t (*mrf__bucket_fn)(void *ctx, const void *key, size_t klen, uint64_t h);
 
@@ -272,23 +307,23 @@ static inline void mrf__ctable_prefetch(const mrf__ctable *t, uint64_t h)
 }
 /* Empties the table without writing anything out. */
 void mrf__ctable_clear(mrf__ctable *t);
-/* Adds every entry of src to dst and empties src; with bucket_fn, also adds
- * each src entry's record size to bucket_bytes[its bucket]. */
+/* Adds every entry of src to dst and empties src; with bucket_fn, also
+ * counts each src entry as a record of its bucket in st. */
 int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combine, void *ctx,
-                      mrf__bucket_fn bucket_fn, void *bctx, uint64_t *bucket_bytes);
+                      mrf__bucket_fn bucket_fn, void *bctx, mrf__bstat *st);
 /* Adds (key, value): folds it into the key's value with combine, or inserts
  * it.  Returns MRF_EINVAL if the key's values differ in length. */
 int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, const void *val,
                     size_t vlen, mrf__combine_fn combine, void *ctx);
-/* Appends every entry to out as a record (bucket from bucket_fn, bytes added
- * to bucket_bytes when given) and empties the table. */
+/* Appends every entry to out as a record (bucket from bucket_fn, counted in
+ * st when given) and empties the table. */
 int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
-                      uint64_t *bucket_bytes);
+                      mrf__bstat *st);
 /* Makes room: appends the entries not hit since the last eviction to out
  * (as drain does) and keeps the others, marked cold again; drains all when
  * three quarters or more were hit. */
 int mrf__ctable_evict(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,
-                      uint64_t *bucket_bytes);
+                      mrf__bstat *st);
 /* Combines the records of [in, in+len) whose keys repeat into out, using t,
  * an empty table (it is left empty, possibly grown). */
 int mrf__combine_records(mrf__ctable *t, const char *in, size_t len, const mrf_job_spec *spec,
@@ -308,20 +343,76 @@ int mrf__pack_lpt(const uint64_t *bytes, uint32_t nb, int nranks, int32_t *owner
 void mrf__pack_contiguous(const uint64_t *bytes, uint32_t nb, int nranks, int32_t *owner);
 
 typedef struct mrf__splitters {
-    uint32_t n;       /* number of splitters; buckets = n + 1 */
-    char *keys;       /* concatenated key bytes */
-    size_t *off;      /* n + 1 offsets into keys */
-    uint64_t *prefix; /* big-endian 8-byte prefix per splitter */
-    uint32_t *top;    /* 65537 entries: first splitter whose prefix >> 48 >= v */
+    uint32_t n;        /* number of splitters; buckets = n + 1 */
+    uint32_t *run_end; /* j's run of equal splitters ends before run_end[j] */
+    uint32_t tie_runs; /* runs of two or more equal splitters */
+    char *keys;        /* concatenated key bytes */
+    size_t *off;       /* n + 1 offsets into keys */
+    uint64_t *prefix;  /* big-endian 8-byte prefix per splitter */
+    uint32_t *top;     /* 65537 entries: first splitter whose prefix >> 48 >= v */
 } mrf__splitters;
 
 /* Picks up to max_buckets-1 splitters from sorted sample keys. */
 int mrf__splitters_from_sorted(const char *const *keys, const size_t *lens, size_t n,
                                uint32_t max_buckets, mrf__splitters *sp);
+/* The bucket of a key equal to no splitter; for one equal to splitters
+ * lo..hi-1 (a key heavier than a bucket), the first bucket it may go to, and
+ * *span = hi - lo + 1 buckets in all (lo's, the hi - lo - 1 holding only
+ * it, and hi's, which starts with it): any of them keeps the order. */
+uint32_t mrf__range_bucket_span(const mrf__splitters *sp, const void *key, size_t klen,
+                                int (*cmp)(const void *, size_t, const void *, size_t),
+                                uint32_t *span);
 uint32_t mrf__range_bucket(const mrf__splitters *sp, const void *key, size_t klen,
                            int (*cmp)(const void *, size_t, const void *, size_t));
 int mrf__splitters_bcast(mrf__splitters *sp, MPI_Comm comm);
 void mrf__splitters_free(mrf__splitters *sp);
+
+/* Heavy keys: keys whose share of the map output is at least 1/(20 x ranks)
+ * (MRF__HEAVY_DIV x ranks), found in a sample taken before the map.  Key i
+ * owns sub-buckets first[i] .. first[i] + m[i] - 1 past the hash buckets;
+ * its records are dealt over them, and LPT packing spreads them over ranks.
+ * Rank 0 picks them from every rank's heaviest sampled keys. */
+#define MRF__HEAVY_DIV 20
+#define MRF__HEAVY_TOP 256 /* sampled keys per rank sent to rank 0 */
+#define MRF__HEAVY_NAME 24 /* bytes of a key kept for the log and report */
+
+typedef struct mrf__hkey { /* one sampled key and its weight (record bytes) */
+    uint64_t hash, weight;
+    uint32_t klen;
+    char name[MRF__HEAVY_NAME];
+} mrf__hkey;
+
+typedef struct mrf__heavy {
+    uint32_t n;     /* heavy keys, heaviest first */
+    uint32_t nsub;  /* sub-buckets in all */
+    mrf__hkey *key; /* weight: the merged sample weight */
+    uint32_t *first, *m;
+    double *share; /* estimated share of the map output bytes */
+    uint32_t *idx; /* open addressing on hash: slot -> i + 1, 0 empty */
+    uint32_t mask;
+} mrf__heavy;
+
+/* From merged sample keys (distinct hashes) and the sample's total weight:
+ * the heavy ones for nranks ranks, each split over up to share x 20 x nranks
+ * sub-buckets when split is true (else one). */
+int mrf__heavy_pick(const mrf__hkey *keys, size_t n, uint64_t total, int nranks, bool split,
+                    mrf__heavy *hv);
+/* Sorts keys heaviest first (ties by hash). */
+void mrf__hkeys_by_weight(mrf__hkey *keys, size_t n);
+/* Merges entries with equal hashes (weights added) in place; returns the count. */
+size_t mrf__hkeys_merge(mrf__hkey *keys, size_t n);
+int mrf__heavy_bcast(mrf__heavy *hv, MPI_Comm comm);
+void mrf__heavy_free(mrf__heavy *hv);
+static inline int mrf__heavy_find(const mrf__heavy *hv, uint64_t h)
+{
+    for (uint32_t i = (uint32_t)h & hv->mask;; i = (i + 1) & hv->mask) {
+        uint32_t v = hv->idx[i];
+        if (v == 0)
+            return -1;
+        if (hv->key[v - 1].hash == h)
+            return (int)v - 1;
+    }
+}
 
 /* --------------------------------------------------------------- sort.c -- */
 typedef struct mrf__sort_ent {
@@ -395,9 +486,9 @@ typedef struct mrf__run_reader {
 } mrf__run_reader;
 
 typedef struct mrf__bdir_ent {
-    uint32_t bucket, pad;
-    uint64_t off, len; /* the bucket's blocks in the spill file */
-    uint64_t raw;      /* and the record bytes they hold */
+    uint32_t bucket, recs; /* recs: records of the bucket in this run */
+    uint64_t off, len;     /* the bucket's blocks in the spill file */
+    uint64_t raw;          /* and the record bytes they hold */
 } mrf__bdir_ent;
 
 typedef struct mrf__brun {

@@ -94,8 +94,18 @@ typedef struct stage {
     mrf__plan plan;
     char *tmpdir;
     bool range;
+    int part;         /* MRF__PART_HASH, _SKEW or _RANGE */
+    bool mapc;        /* the combiner runs on the mapping rank too */
+    bool split_ok;    /* a key's values may go to several ranks */
+    bool heavy_merge; /* split keys' partial results must be merged */
+    const char *split_why;
+    uint32_t nb_base; /* hash (or range) buckets; nb adds heavy keys' sub-buckets */
     uint32_t nb;
     mrf__splitters sp;
+    mrf__heavy hv;
+    uint64_t rr;    /* deals a heavy key's records (or a tie's) over its buckets */
+    mrf__ctable ht; /* reducing side: heavy keys' partial results */
+    uint64_t sample_weight;
     mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
     mrf__ctable ct;      /* the rank's combined map output */
     mrf__ctable tt;      /* one task's, until it commits (with speculation) */
@@ -107,8 +117,8 @@ typedef struct stage {
     size_t ct_max_keys;
     pending q[EMIT_RING];
     unsigned qhead, nq;
-    uint64_t *bucket_bytes; /* bytes per bucket in this rank's map arena */
-    uint64_t *pack_bytes;   /* what buckets are packed by: see keep_task */
+    mrf__bstat *bucket_bytes; /* bytes and records per bucket in this rank's map output */
+    mrf__bstat *pack_bytes;   /* what buckets are packed by: see keep_task */
     mrf__writer *out;
     /* the memory budget (see set_budget) */
     uint64_t budget;
@@ -146,7 +156,12 @@ typedef struct stage {
     uint64_t my_input_bytes, records_in, records_out, bytes_out;
     uint64_t map_spilled, red_spilled, merge_passes;
     mrf__shuffle_stats shuf;
-    double t_map, t_shuffle, t_reduce, t_rounds;
+    double t_map, t_shuffle, t_reduce, t_rounds, t_decide;
+    /* partitioning figures: reduce input per rank as planned under plain
+     * hashing (before) and under the chosen packing (after), in bytes and
+     * records; and as delivered (red_in) */
+    mrf__bstat *before, *after;
+    uint64_t red_in_bytes, red_in_recs, heavy_partials;
 } stage;
 
 int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const void *val, size_t vlen)
@@ -303,7 +318,7 @@ static int set_budget(stage *s)
     s->budget = b;
     /* a combining job keeps its map output in the table: the table gets
      * the arena's room (slots 1/4, arena 1/8); other jobs the reverse */
-    s->map_cap = (size_t)(s->spec->combine ? b / 8 : b / 4);
+    s->map_cap = (size_t)(s->mapc ? b / 8 : b / 4);
     s->map_rec_cap = (size_t)(b / 64);
     s->big_cap = (size_t)(b / 8);
     s->round_bytes = s->opt->round_bytes < b / 16 ? s->opt->round_bytes : b / 16;
@@ -392,13 +407,18 @@ static int sample_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, 
     return mrf__kvbuf_append(e->state, 0, k, kl, NULL, 0, NULL) ? MRF_ENOMEM : MRF_OK;
 }
 
-/* Runs map on up to k records spread evenly over task t; keys go to samples. */
+/* Line input is sampled in blocks of this many bytes, every whole line in
+ * each; fixed-size records one at a time. */
+#define SAMPLE_BLOCK (16u << 10)
+
+/* Runs map on up to k records (line input: the lines of k blocks) spread
+ * evenly over task t; the emits go to em. */
 static int sample_task(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em)
 {
     const mrf_job_spec *spec = s->spec;
     const char *path = s->plan.paths[t->file];
     int rc = MRF_OK;
-    size_t bufsz = spec->input == MRF_INPUT_RECORDS ? spec->record_size : 8192;
+    size_t bufsz = spec->input == MRF_INPUT_RECORDS ? spec->record_size : SAMPLE_BLOCK;
     char *buf = mrf__malloc(bufsz);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (!buf || fd < 0) {
@@ -436,12 +456,18 @@ static int sample_task(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em
                     continue;
                 p = nl + 1;
             }
-            const char *nl = memchr(p, '\n', (size_t)(e - p));
-            if (!nl && at + (uint64_t)got < end)
-                continue; /* a line longer than the sample buffer: skip it */
-            rec.data = p;
-            rec.len = (size_t)((nl ? nl : e) - p);
-            rec.offset = at + (uint64_t)(p - buf);
+            /* every whole line in the block */
+            while (p < e && em->rc == MRF_OK) {
+                const char *nl = memchr(p, '\n', (size_t)(e - p));
+                if (!nl && at + (uint64_t)got < end)
+                    break; /* cut off by the block's end */
+                rec.data = p;
+                rec.len = (size_t)((nl ? nl : e) - p);
+                rec.offset = at + (uint64_t)(p - buf);
+                spec->map(&rec, em, spec->ctx);
+                p = nl ? nl + 1 : e;
+            }
+            continue;
         }
         spec->map(&rec, em, spec->ctx);
     }
@@ -454,26 +480,148 @@ out:
     return rc;
 }
 
+/* Samples this rank's home tasks into em: line input about a 128th of the
+ * input (256 KiB to 16 MiB in all) in blocks, record input 8 records per
+ * bucket (1 Ki to 1 Mi in all). */
+static int sample_input(stage *s, mrf_emitter *em)
+{
+    int rc = MRF_OK;
+    uint64_t total = s->plan.total_bytes, target;
+    if (s->spec->input == MRF_INPUT_RECORDS) {
+        target = (uint64_t)s->opt->buckets * 8;
+        target = target < 1024 ? 1024 : target > (1u << 20) ? (1u << 20) : target;
+    } else {
+        target = total / 128;
+        target = target < (256u << 10) ? (256u << 10) : target > (16u << 20) ? (16u << 20) : target;
+        target /= SAMPLE_BLOCK;
+    }
+    uint64_t before = 0;
+    for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
+        const mrf__task *t = &s->plan.tasks[i];
+        if (my_task(s, before, t->len) && total) {
+            uint64_t k = (uint64_t)(((unsigned __int128)target * t->len + total - 1) / total);
+            rc = sample_task(s, t, k, em);
+        }
+        before += t->len;
+    }
+    return rc;
+}
+
+static void add_u64(void *acc, const void *val, size_t len, void *ctx)
+{
+    (void)len;
+    (void)ctx;
+    uint64_t a, v;
+    memcpy(&a, acc, 8);
+    memcpy(&v, val, 8);
+    a += v;
+    memcpy(acc, &a, 8);
+}
+
+typedef struct sample_counts {
+    mrf__ctable t;
+    uint64_t weight;
+    int rc;
+} sample_counts;
+
+/* Sampled emits for heavy-key detection: weight (record bytes) per key. */
+static int count_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl)
+{
+    sample_counts *c = e->state;
+    (void)v;
+    uint64_t w = MRF_KV_HDR + kl + vl;
+    c->weight += w;
+    if (mrf__ctable_add(&c->t, mrf__key_hash(k, kl), k, kl, &w, sizeof w, add_u64, NULL))
+        return MRF_ENOMEM;
+    return MRF_OK;
+}
+
+/* Every rank's n bytes at mine, concatenated in rank order at rank 0 (NULL
+ * elsewhere; *total: their length).  Collective.  Small, so running out of
+ * memory for it aborts the job. */
+static char *gather_bytes(stage *s, const void *mine, int n, size_t *total)
+{
+    int *counts = NULL, *displs = NULL;
+    char *all = NULL;
+    *total = 0;
+    if (s->rank == 0 && (!(counts = mrf__calloc((size_t)s->size, sizeof *counts)) ||
+                         !(displs = mrf__calloc((size_t)s->size, sizeof *displs))))
+        MPI_Abort(s->comm, 1);
+    MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, s->comm);
+    if (s->rank == 0) {
+        for (int r = 0; r < s->size; r++) {
+            displs[r] = (int)*total;
+            *total += (size_t)counts[r];
+        }
+        if (!(all = mrf__malloc(*total ? *total : 1)))
+            MPI_Abort(s->comm, 1);
+    }
+    MPI_Gatherv(mine, n, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, s->comm);
+    mrf__free(counts);
+    mrf__free(displs);
+    return all;
+}
+
+/* Skew partitioning: every rank samples its share of the input, counts the
+ * sampled keys' weights and sends its MRF__HEAVY_TOP heaviest to rank 0,
+ * which sums them and picks the heavy keys for everyone. */
+static int find_heavy_keys(stage *s)
+{
+    sample_counts c = {0};
+    mrf_emitter em = {.fn = count_emit, .state = &c};
+    mrf__kvbuf drained = {0};
+    mrf__hkey *top = NULL, *all = NULL;
+    int rc = MRF_OK, mine = 0;
+    size_t n = 0;
+    if (mrf__ctable_init(&c.t, 1u << 12))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for the key sample");
+    if (rc == MRF_OK)
+        rc = sample_input(s, &em);
+    if (rc == MRF_OK && mrf__ctable_drain(&c.t, &drained, NULL, NULL, NULL))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for the key sample");
+    if (rc == MRF_OK && mrf__kvbuf_check(drained.base, drained.len, &n))
+        rc = mrf__fail(MRF_EINTERNAL, "malformed key sample");
+    if (rc == MRF_OK && !(top = mrf__calloc(n ? n : 1, sizeof *top)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for the key sample");
+    if (rc == MRF_OK) {
+        size_t i = 0;
+        for (size_t at = 0; at < drained.len; at += mrf__rec_size(drained.base + at), i++) {
+            const char *r = drained.base + at;
+            size_t kl = mrf__rec_klen(r);
+            top[i].hash = mrf__key_hash(mrf__rec_key(r), kl);
+            memcpy(&top[i].weight, mrf__rec_val(r), 8);
+            top[i].klen = (uint32_t)kl;
+            memcpy(top[i].name, mrf__rec_key(r), kl < MRF__HEAVY_NAME ? kl : MRF__HEAVY_NAME);
+        }
+        mrf__hkeys_by_weight(top, n);
+        mine = (int)(n < MRF__HEAVY_TOP ? n : MRF__HEAVY_TOP) * (int)sizeof *top;
+    }
+    mrf__kvbuf_destroy(&drained);
+    mrf__ctable_destroy(&c.t);
+    if ((rc = agree(s, rc)))
+        goto out;
+    uint64_t weight = 0;
+    MPI_Allreduce(&c.weight, &weight, 1, MPI_UINT64_T, MPI_SUM, s->comm);
+    s->sample_weight = weight;
+    size_t got = 0;
+    all = (mrf__hkey *)gather_bytes(s, top, mine, &got);
+    if (s->rank == 0) {
+        size_t k = mrf__hkeys_merge(all, got / sizeof *all);
+        if (mrf__heavy_pick(all, k, weight, s->size, s->split_ok, &s->hv))
+            MPI_Abort(s->comm, 1);
+    }
+    rc = agree(s, mrf__heavy_bcast(&s->hv, s->comm));
+out:
+    mrf__free(top);
+    mrf__free(all);
+    return rc;
+}
+
 static int choose_splitters(stage *s)
 {
     mrf__kvbuf samples = {0};
     mrf_emitter em = {.fn = sample_emit, .state = &samples};
-    int rc = MRF_OK;
-    uint64_t target = (uint64_t)s->opt->buckets * 8;
-    if (target < 1024)
-        target = 1024;
-    if (target > (1u << 20))
-        target = 1u << 20;
-    uint64_t before = 0;
-    for (size_t i = 0; i < s->plan.n_tasks && rc == MRF_OK; i++) {
-        const mrf__task *t = &s->plan.tasks[i];
-        if (my_task(s, before, t->len) && s->plan.total_bytes) {
-            uint64_t k = (uint64_t)(((unsigned __int128)target * t->len + s->plan.total_bytes - 1) /
-                                    s->plan.total_bytes);
-            rc = sample_task(s, t, k, &em);
-        }
-        before += t->len;
-    }
+    int rc = sample_input(s, &em);
     if (rc == MRF_OK && samples.len > (size_t)(INT_MAX / s->size))
         samples.len = 0; /* absurdly large keys: fall back to fewer buckets */
     rc = agree(s, rc);
@@ -482,25 +630,8 @@ static int choose_splitters(stage *s)
         return rc;
     }
 
-    int mine = (int)samples.len, *counts = NULL, *displs = NULL;
-    char *all = NULL;
     size_t total = 0;
-    if (s->rank == 0) {
-        counts = mrf__calloc((size_t)s->size, sizeof *counts);
-        displs = mrf__calloc((size_t)s->size, sizeof *displs);
-        if (!counts || !displs)
-            MPI_Abort(s->comm, 1);
-    }
-    MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, s->comm);
-    if (s->rank == 0) {
-        for (int r = 0; r < s->size; r++) {
-            displs[r] = (int)total;
-            total += (size_t)counts[r];
-        }
-        if (!(all = mrf__malloc(total ? total : 1)))
-            MPI_Abort(s->comm, 1);
-    }
-    MPI_Gatherv(samples.base, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, s->comm);
+    char *all = gather_bytes(s, samples.base, (int)samples.len, &total);
     mrf__kvbuf_destroy(&samples);
 
     if (s->rank == 0) {
@@ -531,8 +662,6 @@ static int choose_splitters(stage *s)
         mrf__free(keys);
         mrf__free(lens);
         mrf__free(all);
-        mrf__free(counts);
-        mrf__free(displs);
     }
     rc = mrf__splitters_bcast(&s->sp, s->comm);
     if (rc == MRF_OK)
@@ -542,12 +671,26 @@ static int choose_splitters(stage *s)
 
 /* ------------------------------------------------------------------ map -- */
 
+/* A key's bucket (h: its hash; unused by range partitioning).  A heavy
+ * key's records, and a range tie's where the job allows, are dealt round
+ * robin over the key's buckets. */
+static inline uint32_t key_bucket(stage *s, const void *key, size_t klen, uint64_t h)
+{
+    if (s->range) {
+        uint32_t span, b = mrf__range_bucket_span(&s->sp, key, klen, s->spec->key_compare, &span);
+        return span > 1 && s->split_ok ? b + (uint32_t)(s->rr++ % span) : b;
+    }
+    if (s->hv.n) {
+        int i = mrf__heavy_find(&s->hv, h);
+        if (i >= 0)
+            return s->nb_base + s->hv.first[i] + (uint32_t)(s->rr++ % s->hv.m[i]);
+    }
+    return mrf__hash_bucket(h, s->nb_base);
+}
+
 static uint32_t drain_bucket(void *ctx, const void *key, size_t klen, uint64_t h)
 {
-    const stage *s = ctx;
-    if (s->range)
-        return mrf__range_bucket(&s->sp, key, klen, s->spec->key_compare);
-    return mrf__hash_bucket(h, s->nb);
+    return key_bucket(ctx, key, klen, h);
 }
 
 /* Writes the records [from, to) of kv (the map arena or a task's) to disk as a bucket run that
@@ -657,7 +800,7 @@ static int compact_bruns(stage *s)
 static int spill_map(stage *s)
 {
     int rc;
-    bool uncommitted = s->opt->speculate && !s->spec->combine && s->cur_task >= 0;
+    bool uncommitted = s->opt->speculate && !s->mapc && s->cur_task >= 0;
     size_t split = uncommitted ? s->task_kv_start : s->kv.len;
     if ((rc = spill_range(s, &s->kv, split, s->kv.len, uncommitted ? s->cur_task : -1)))
         return rc;
@@ -737,7 +880,7 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
     const mrf_job_spec *spec = s->spec;
     if (kl > INT32_MAX || vl > INT32_MAX)
         return mrf__fail(MRF_EINVAL, "job '%s' emitted a key or value over 2 GiB", spec->name);
-    if (spec->combine) {
+    if (s->mapc) {
         /* the bucket is decided when the table is drained */
         uint64_t h = mrf__key_hash(k, kl);
         int rc;
@@ -756,8 +899,7 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
         mrf__ctable_prefetch(s->target, h);
         return MRF_OK;
     }
-    uint32_t b = s->range ? mrf__range_bucket(&s->sp, k, kl, spec->key_compare)
-                          : mrf__hash_bucket(mrf__key_hash(k, kl), s->nb);
+    uint32_t b = key_bucket(s, k, kl, s->range ? 0 : mrf__key_hash(k, kl));
     if (s->kv.len &&
         (s->kv.len + MRF_KV_HDR + kl + vl > s->map_cap || s->map_recs >= s->map_rec_cap)) {
         int rc = spill_map(s);
@@ -767,7 +909,8 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
     s->map_recs++;
     if (mrf__kvbuf_append(&s->kv, b, k, kl, v, vl, NULL))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
-    s->bucket_bytes[b] += MRF_KV_HDR + kl + vl;
+    s->bucket_bytes[b].bytes += MRF_KV_HDR + kl + vl;
+    s->bucket_bytes[b].recs++;
     return MRF_OK;
 }
 
@@ -824,6 +967,9 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
     mrf_emitter em = {.fn = map_emit, .state = s};
     mrf_record rec = {.file = s->plan.paths[t->file]};
     size_t every = check_bytes(t->len);
+    /* the deal over a heavy key's buckets starts where the task says, so a
+     * task's output is the same whichever rank maps it */
+    s->rr = (uint64_t)tr->index * 0x9e3779b97f4a7c15ull;
     const char *p = buf, *end = buf + t->len, *next_check = buf + every;
     while (p < end && em.rc == MRF_OK && !tr->aborted) {
         const char *nl = NULL;
@@ -845,7 +991,7 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
     }
     if (em.rc == MRF_OK && !tr->aborted)
         checkpoint(s, tr, t->len);
-    if (em.rc == MRF_OK && spec->combine)
+    if (em.rc == MRF_OK && s->mapc)
         return flush_pending(s);
     return em.rc;
 }
@@ -860,16 +1006,20 @@ static int keep_task(stage *s)
             continue;
         r->task = -1; /* its spilled runs are the rank's now */
         compacted = false;
-        for (size_t j = 0; s->spec->combine && j < r->n; j++) {
+        for (size_t j = 0; s->mapc && j < r->n; j++) {
             /* spilled from the task's own arena: not yet counted */
-            s->bucket_bytes[r->ents[j].bucket] += r->ents[j].raw;
-            s->pack_bytes[r->ents[j].bucket] += r->ents[j].raw;
+            mrf__bstat *b = &s->bucket_bytes[r->ents[j].bucket],
+                       *w = &s->pack_bytes[b - s->bucket_bytes];
+            b->bytes += r->ents[j].raw;
+            b->recs += r->ents[j].recs;
+            w->bytes += r->ents[j].raw;
+            w->recs += r->ents[j].recs;
         }
     }
     int rc;
     if (!compacted && (rc = compact_bruns(s)))
         return rc;
-    if (!s->spec->combine || s->target == &s->ct)
+    if (!s->mapc || s->target == &s->ct)
         return MRF_OK; /* already in place */
     /* Packing weights: each committed task's own combined output, bucket by
      * bucket.  Unlike the rank's combined bytes, these do not depend on which
@@ -891,8 +1041,10 @@ static int keep_task(stage *s)
         memcpy(s->kv.base + s->kv.len, s->tkv.base, s->tkv.len);
         for (size_t at = 0; at < s->tkv.len; at += mrf__rec_size(s->tkv.base + at)) {
             uint32_t b = mrf__rec_bucket(s->tkv.base + at);
-            s->bucket_bytes[b] += mrf__rec_size(s->tkv.base + at);
-            s->pack_bytes[b] += mrf__rec_size(s->tkv.base + at);
+            s->bucket_bytes[b].bytes += mrf__rec_size(s->tkv.base + at);
+            s->bucket_bytes[b].recs++;
+            s->pack_bytes[b].bytes += mrf__rec_size(s->tkv.base + at);
+            s->pack_bytes[b].recs++;
         }
         s->kv.len += s->tkv.len;
         s->tkv.len = 0;
@@ -912,8 +1064,10 @@ static void drop_task(stage *s, size_t kv_start)
         }
         uint64_t lo = UINT64_MAX, hi = 0;
         for (size_t j = 0; j < r->n; j++) {
-            if (!s->spec->combine) /* counted as emitted */
-                s->bucket_bytes[r->ents[j].bucket] -= r->ents[j].raw;
+            if (!s->mapc) { /* counted as emitted */
+                s->bucket_bytes[r->ents[j].bucket].bytes -= r->ents[j].raw;
+                s->bucket_bytes[r->ents[j].bucket].recs -= r->ents[j].recs;
+            }
             lo = r->ents[j].off < lo ? r->ents[j].off : lo;
             hi = r->ents[j].off + r->ents[j].len > hi ? r->ents[j].off + r->ents[j].len : hi;
         }
@@ -922,14 +1076,16 @@ static void drop_task(stage *s, size_t kv_start)
         mrf__free(r->ents);
     }
     s->n_bruns = keep;
-    if (s->spec->combine) {
+    if (s->mapc) {
         s->nq = 0;
         mrf__ctable_clear(&s->tt);
         s->tkv.len = 0;
         return;
     }
     for (size_t at = kv_start; at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
-        s->bucket_bytes[mrf__rec_bucket(s->kv.base + at)] -= mrf__rec_size(s->kv.base + at);
+        mrf__bstat *b = &s->bucket_bytes[mrf__rec_bucket(s->kv.base + at)];
+        b->bytes -= mrf__rec_size(s->kv.base + at);
+        b->recs--;
         s->map_recs--;
     }
     s->kv.len = kv_start;
@@ -976,7 +1132,7 @@ static int map_tasks(stage *s)
 #define MIN_SLOTS(a, b) ((a) < (b) ? (a) : (b))
     if (rc == MRF_OK && spec->combine &&
         (mrf__ctable_init(&s->ct, MIN_SLOTS(CLAMP_SLOTS(my_bytes), max_slots)) ||
-         (s->opt->speculate &&
+         (s->mapc && s->opt->speculate &&
           mrf__ctable_init(&s->tt, MIN_SLOTS(CLAMP_SLOTS(max_task / 4), max_slots / 2)))))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
 #undef CLAMP_SLOTS
@@ -1034,7 +1190,7 @@ static int map_tasks(stage *s)
     s->sst = *mrf__sched_get_stats(s->sched);
     mrf__sched_destroy(s->sched);
     s->sched = NULL;
-    if (rc == MRF_OK && spec->combine)
+    if (rc == MRF_OK && s->mapc)
         rc = drain_table_how(s, true);
     mrf__big_free(buf, cap);
     buf = NULL;
@@ -1204,23 +1360,19 @@ static int spill_table(stage *s)
     return spill_sorted(s);
 }
 
-static int deliver(void *ctx, char *p, size_t n, size_t nrec)
+/* Combines the records [p, p+n) into the reducing side's table (a split
+ * heavy key's into ht, when route_heavy), spilling cold keys when it fills. */
+static int combine_in(stage *s, const char *p, size_t n, bool route_heavy)
 {
-    stage *s = ctx;
-    /* the bytes match what their senders checksummed, and the sort checks
-     * the records' framing before it indexes them (kvbuf_check) */
-    if (!s->spec->combine) {
-        s->rkv.len += n;
-        s->rkv_recs += nrec;
-        return MRF_OK;
-    }
     for (size_t at = 0; at < n;) {
         const char *r = p + at;
         if (n - at < MRF_KV_HDR || mrf__rec_size(r) > n - at)
             return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
         size_t kl = mrf__rec_klen(r), vl = mrf__rec_vlen(r);
-        int rc = mrf__ctable_add(&s->ct, mrf__key_hash(mrf__rec_key(r), kl), mrf__rec_key(r), kl,
-                                 mrf__rec_val(r), vl, s->spec->combine, s->spec->ctx);
+        uint64_t h = mrf__key_hash(mrf__rec_key(r), kl);
+        mrf__ctable *t = route_heavy && mrf__heavy_find(&s->hv, h) >= 0 ? &s->ht : &s->ct;
+        int rc = mrf__ctable_add(t, h, mrf__rec_key(r), kl, mrf__rec_val(r), vl, s->spec->combine,
+                                 s->spec->ctx);
         if (rc == MRF_EINVAL)
             return mrf__fail(rc,
                              "job '%s': values of one key have different lengths; a job with a "
@@ -1233,6 +1385,91 @@ static int deliver(void *ctx, char *p, size_t n, size_t nrec)
         at += mrf__rec_size(r);
     }
     return MRF_OK;
+}
+
+static int deliver(void *ctx, char *p, size_t n, size_t nrec)
+{
+    stage *s = ctx;
+    s->red_in_bytes += n;
+    s->red_in_recs += nrec;
+    /* the bytes match what their senders checksummed, and the sort checks
+     * the records' framing before it indexes them (kvbuf_check) */
+    if (!s->spec->combine) {
+        s->rkv.len += n;
+        s->rkv_recs += nrec;
+        return MRF_OK;
+    }
+    return combine_in(s, p, n, s->heavy_merge);
+}
+
+/* After the shuffle: each rank's partial results for the split heavy keys go
+ * to the key's home rank (its first sub-bucket's), which combines them with
+ * its own, so the key is reduced once.  At most one record per heavy key
+ * per rank moves. */
+static int merge_heavy(stage *s)
+{
+    size_t P = (size_t)s->size;
+    mrf__kvbuf part = {0};
+    char *send = NULL, *recv = NULL;
+    int *sc = mrf__calloc(P, sizeof *sc), *sd = mrf__calloc(P, sizeof *sd);
+    int *rcn = mrf__calloc(P, sizeof *rcn), *rd = mrf__calloc(P, sizeof *rd);
+    int rc = MRF_OK;
+    if (!sc || !sd || !rcn || !rd || mrf__ctable_drain(&s->ht, &part, NULL, NULL, NULL))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory merging heavy keys");
+    if (rc == MRF_OK && part.len > INT_MAX)
+        rc = mrf__fail(MRF_EINTERNAL, "heavy keys' partial results exceed 2 GiB");
+    if (rc == MRF_OK && !(send = mrf__malloc(part.len ? part.len : 1)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory merging heavy keys");
+    if ((rc = agree(s, rc)))
+        goto out;
+    /* records grouped by home rank */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t at = 0; at < part.len; at += mrf__rec_size(part.base + at)) {
+            const char *r = part.base + at;
+            int i = mrf__heavy_find(&s->hv, mrf__key_hash(mrf__rec_key(r), mrf__rec_klen(r)));
+            int32_t home = s->owner[s->nb_base + s->hv.first[i < 0 ? 0 : i]];
+            size_t sz = mrf__rec_size(r);
+            if (pass == 0) {
+                sc[home] += (int)sz;
+            } else {
+                memcpy(send + sd[home], r, sz);
+                sd[home] += (int)sz;
+            }
+        }
+        if (pass == 0)
+            for (size_t d = 1; d < P; d++)
+                sd[d] = sd[d - 1] + sc[d - 1];
+        else
+            for (size_t d = 0; d < P; d++)
+                sd[d] -= sc[d];
+    }
+    MPI_Alltoall(sc, 1, MPI_INT, rcn, 1, MPI_INT, s->comm);
+    size_t total = 0;
+    for (size_t d = 0; d < P; d++) {
+        rd[d] = (int)total;
+        total += (size_t)rcn[d];
+    }
+    if (total > INT_MAX || !(recv = mrf__malloc(total ? total : 1)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of heavy keys' results", total);
+    if ((rc = agree(s, rc)))
+        goto out;
+    if (MPI_Alltoallv(send, sc, sd, MPI_BYTE, recv, rcn, rd, MPI_BYTE, s->comm) != MPI_SUCCESS)
+        rc = MRF_EMPI;
+    for (size_t d = 0; rc == MRF_OK && d < P; d++)
+        if (d != (size_t)s->rank)
+            s->heavy_partials += (uint64_t)rcn[d];
+    if (rc == MRF_OK)
+        rc = combine_in(s, recv, total, false);
+    rc = agree(s, rc);
+out:
+    mrf__kvbuf_destroy(&part);
+    mrf__free(send);
+    mrf__free(recv);
+    mrf__free(sc);
+    mrf__free(sd);
+    mrf__free(rcn);
+    mrf__free(rd);
+    return rc;
 }
 
 /* A sample of this rank's map output for the compression measurement: the
@@ -1327,11 +1564,39 @@ static void size_reduce_side(stage *s)
         s->red_rec_cap = 1024;
 }
 
+static void log_partitioning(const stage *s);
+
+/* Reduce input per rank, planned: under plain hashing (bucket modulo ranks,
+ * a heavy key whole in its hash bucket) and under the packing chosen. */
+static void plan_figures(stage *s, const mrf__bstat *global)
+{
+    for (uint32_t b = 0; b < s->nb; b++) {
+        uint32_t hb = b;
+        if (b >= s->nb_base) { /* a heavy key's sub-bucket: where hashing puts the key */
+            uint32_t i = 0;
+            while (i + 1 < s->hv.n && s->hv.first[i + 1] <= b - s->nb_base)
+                i++;
+            hb = mrf__hash_bucket(s->hv.key[i].hash, s->nb_base);
+        }
+        mrf__bstat *x = &s->before[s->range ? s->owner[b] : (int32_t)(hb % (uint32_t)s->size)];
+        x->bytes += global[b].bytes;
+        x->recs += global[b].recs;
+        s->after[s->owner[b]].bytes += global[b].bytes;
+        s->after[s->owner[b]].recs += global[b].recs;
+    }
+}
+
 static int exchange(stage *s)
 {
     int rc = MRF_OK;
     size_t P = (size_t)s->size;
-    uint64_t *global = mrf__malloc((size_t)s->nb * sizeof *global);
+    double t_pack = MPI_Wtime();
+    mrf__bstat *global = mrf__malloc((size_t)s->nb * sizeof *global);
+    uint64_t *gbytes = mrf__malloc((size_t)s->nb * sizeof *gbytes);
+    s->before = mrf__calloc(P, sizeof *s->before);
+    s->after = mrf__calloc(P, sizeof *s->after);
+    if (!gbytes || !s->before || !s->after)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
     s->owner = mrf__malloc((size_t)s->nb * sizeof *s->owner);
     s->order = mrf__malloc((size_t)s->nb * sizeof *s->order);
     s->dstart = mrf__calloc(P + 1, sizeof *s->dstart);
@@ -1343,20 +1608,44 @@ static int exchange(stage *s)
     /* pack by the per-task weights where they exist (a combining job with
      * speculation on); otherwise by the arena's bytes, which for a job
      * without a combiner are just as placement-independent */
-    const uint64_t *weights =
-        s->spec->combine && s->opt->speculate ? s->pack_bytes : s->bucket_bytes;
-    if (MPI_Allreduce(weights, global, (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) != MPI_SUCCESS) {
+    const mrf__bstat *weights = s->mapc && s->opt->speculate ? s->pack_bytes : s->bucket_bytes;
+    if (MPI_Allreduce(weights, global, 2 * (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) !=
+        MPI_SUCCESS) {
         rc = MRF_EMPI;
         goto out;
     }
+    for (uint32_t b = 0; b < s->nb; b++)
+        gbytes[b] = global[b].bytes;
     if (s->range)
-        mrf__pack_contiguous(global, s->nb, s->size, s->owner);
-    else if (mrf__pack_lpt(global, s->nb, s->size, s->owner))
+        mrf__pack_contiguous(gbytes, s->nb, s->size, s->owner);
+    else if (s->part == MRF__PART_HASH)
+        for (uint32_t b = 0; b < s->nb; b++)
+            s->owner[b] = (int32_t)(b % (uint32_t)s->size);
+    else if (mrf__pack_lpt(gbytes, s->nb, s->size, s->owner))
         rc = mrf__fail(MRF_ENOMEM, "out of memory packing buckets");
+    if (rc == MRF_OK)
+        plan_figures(s, global);
+    /* a split key's partial results meet on the rank of its first sub-bucket */
+    s->heavy_merge = false;
+    for (uint32_t i = 0; rc == MRF_OK && s->spec->combine && i < s->hv.n; i++)
+        for (uint32_t j = 1; j < s->hv.m[i]; j++)
+            if (s->owner[s->nb_base + s->hv.first[i] + j] != s->owner[s->nb_base + s->hv.first[i]])
+                s->heavy_merge = true;
+    if (rc == MRF_OK && s->heavy_merge && mrf__ctable_init(&s->ht, 4 * (size_t)s->hv.n + 64))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
+    s->t_decide += MPI_Wtime() - t_pack;
+    if (rc == MRF_OK)
+        log_partitioning(s);
     int spilled = s->n_bruns > 0, any_spilled = 0;
     MPI_Allreduce(&spilled, &any_spilled, 1, MPI_INT, MPI_MAX, s->comm);
-    if ((rc = agree(s, rc)) || (s->size == 1 && !any_spilled))
-        goto out; /* one rank, all in memory: the arena is the reduce input */
+    if ((rc = agree(s, rc)))
+        goto out;
+    if (s->size == 1 && !any_spilled) { /* one rank, all in memory: the arena is the reduce input */
+        s->red_in_bytes = s->kv.len;
+        for (uint32_t b = 0; b < s->nb; b++)
+            s->red_in_recs += s->bucket_bytes[b].recs;
+        goto out;
+    }
 
     /* each rank's buckets in ascending order */
     for (uint32_t b = 0; b < s->nb; b++)
@@ -1479,6 +1768,8 @@ static int exchange(stage *s)
     if (s->n_bruns)
         mrf__spill_release(&s->spill, 0, s->map_spill_end);
     s->n_bruns = 0;
+    if (s->heavy_merge && (rc = agree(s, rc)) == MRF_OK)
+        rc = merge_heavy(s);
     if (rc == MRF_OK && s->spec->combine) {
         /* what the table holds joins the reduce input, sorted if there are runs */
         if (mrf__ctable_drain(&s->ct, &s->rkv, NULL, NULL, NULL))
@@ -1490,6 +1781,7 @@ static int exchange(stage *s)
     memset(&s->rkv, 0, sizeof s->rkv);
 out:
     mrf__free(global);
+    mrf__free(gbytes);
     return rc;
 }
 
@@ -1808,6 +2100,108 @@ static void summary(stage *s, double elapsed)
     mrf__free(all);
 }
 
+/* The partitioning figures in one log line (rank 0, info). */
+static void log_partitioning(const stage *s)
+{
+    if (s->rank != 0 || s->opt->log_level < MRF_LOG_INFO)
+        return;
+    double share = 0;
+    for (uint32_t i = 0; i < s->hv.n; i++)
+        share += s->hv.share[i];
+    size_t P = (size_t)s->size;
+    double mib = 1024.0 * 1024.0;
+    uint64_t bmax = 0, amax = 0, tot = 0;
+    for (size_t r = 0; r < P; r++) {
+        bmax = s->before[r].bytes > bmax ? s->before[r].bytes : bmax;
+        amax = s->after[r].bytes > amax ? s->after[r].bytes : amax;
+        tot += s->after[r].bytes;
+    }
+    static const char *names[] = {"default", "hash", "skew", "range"};
+    mrf__log(MRF_LOG_INFO,
+             "partitioning: %s, %u buckets + %u heavy-key buckets; %u heavy keys (%.1f%% of the "
+             "sampled map output; %s)%s; reduce input per rank planned: largest %.1f MiB of "
+             "%.1f MiB mean under plain hashing (imbalance %.3f), %.1f MiB with %s (%.3f); "
+             "deciding took %.3f s",
+             names[s->part], s->nb_base, s->hv.nsub, s->hv.n, 100 * share, s->split_why,
+             s->range && s->sp.tie_runs ? " and range ties" : "", (double)bmax / mib,
+             (double)tot / (double)P / mib, mrf__imbalance(&s->before[0].bytes, P, 2),
+             (double)amax / mib, names[s->part], mrf__imbalance(&s->after[0].bytes, P, 2),
+             s->t_decide);
+    for (uint32_t i = 0; i < s->hv.n && i < 5; i++)
+        mrf__log(MRF_LOG_INFO, "heavy key %u: '%.*s'%s, %.2f%% of the sample, %u buckets", i,
+                 (int)(s->hv.key[i].klen < MRF__HEAVY_NAME ? s->hv.key[i].klen : MRF__HEAVY_NAME),
+                 s->hv.key[i].name, s->hv.key[i].klen > MRF__HEAVY_NAME ? "..." : "",
+                 100 * s->hv.share[i], s->hv.m[i]);
+}
+
+/* Gathers every rank's figures and writes DIR/_REPORT.json (rank 0) into
+ * the job's temporary directory.  Collective. */
+static int write_report(stage *s, double elapsed)
+{
+    mrf__rank_fig me = {
+        .map_s = s->t_map,
+        .shuffle_s = s->t_shuffle,
+        .reduce_s = s->t_reduce,
+        .peak_rss = peak_rss_bytes(),
+        .input_bytes = s->my_input_bytes,
+        .records_mapped = s->records_in,
+        .red_in_bytes = s->red_in_bytes,
+        .red_in_recs = s->red_in_recs,
+        .records_out = s->records_out,
+        .bytes_out = s->bytes_out,
+        .spilled = s->map_spilled + s->red_spilled,
+        .tasks = s->sst.tasks_run,
+        .stolen = s->sst.stolen,
+        .launched = s->sst.backups_launched,
+        .won = s->sst.backups_won,
+    };
+    gethostname(me.host, sizeof me.host - 1);
+    uint64_t mine[3] = {s->shuf.bytes_sent, s->shuf.wire_sent, s->heavy_partials}, tot[3];
+    MPI_Reduce(mine, tot, 3, MPI_UINT64_T, MPI_SUM, 0, s->comm);
+    mrf__rank_fig *all = NULL;
+    int rc = MRF_OK;
+    if (s->rank == 0 && !(all = mrf__calloc((size_t)s->size, sizeof *all)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for the run report");
+    /* a failed allocation still takes part: it receives nothing */
+    MPI_Gather(&me, (int)sizeof me, MPI_BYTE, all, all ? (int)sizeof me : 0, MPI_BYTE, 0, s->comm);
+    if (s->rank == 0 && all) {
+        static const char *names[] = {"default", "hash", "skew", "range"};
+        mrf__report r = {
+            .job = s->spec->name,
+            .run_id = s->run_id,
+            .status = "succeeded",
+            .partitioner = names[s->part],
+            .split_why = s->split_why,
+            .compression = s->cwhy ? s->cwhy : "off (no shuffle)",
+            .ranks = s->size,
+            .map_combine = s->mapc,
+            .elapsed_s = elapsed,
+            .decide_s = s->t_decide,
+            .buckets = s->nb_base,
+            .sub_buckets = s->hv.nsub,
+            .tie_keys = s->range ? s->sp.tie_runs : 0,
+            .shuffle_raw = tot[0],
+            .shuffle_wire = tot[1],
+            .heavy_partial_bytes = tot[2],
+            .hv = &s->hv,
+            .before = s->before,
+            .after = s->after,
+            .rk = all,
+        };
+        size_t n = strlen(s->tmpdir) + 16;
+        char *path = mrf__malloc(n);
+        if (!path) {
+            rc = mrf__fail(MRF_ENOMEM, "out of memory for the run report");
+        } else {
+            snprintf(path, n, "%s/_REPORT.json", s->tmpdir);
+            rc = mrf__report_write(path, &r);
+        }
+        mrf__free(path);
+    }
+    mrf__free(all);
+    return agree(s, rc);
+}
+
 /* ---------------------------------------------------------------- stage -- */
 
 static void make_run_id(stage *s)
@@ -1826,11 +2220,47 @@ static void make_run_id(stage *s)
     MPI_Bcast(s->run_id, sizeof s->run_id, MPI_CHAR, 0, s->comm);
 }
 
+/* The partitioner: --partitioner, else the job's (skew for hash jobs); and
+ * whether a key's values may be split over ranks, and why not. */
+static int choose_partitioner(stage *s)
+{
+    const mrf_job_spec *spec = s->spec;
+    int p = s->opt->partitioner;
+    if (p == MRF__PART_DEFAULT)
+        p = spec->partitioning == MRF_PART_RANGE ? MRF__PART_RANGE : MRF__PART_SKEW;
+    if (spec->partitioning == MRF_PART_RANGE && p != MRF__PART_RANGE) {
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_ERROR,
+                     "job '%s' writes globally ordered output: it needs --partitioner range "
+                     "(or none)",
+                     spec->name);
+        return MRF_EUSAGE;
+    }
+    s->part = p;
+    s->range = p == MRF__PART_RANGE;
+    s->mapc = spec->combine && s->opt->map_combine;
+    bool per_value = (spec->flags & MRF_PER_VALUE) != 0;
+    if (s->range) {
+        s->split_ok = per_value;
+        s->split_why = per_value ? "ties spread over adjacent buckets (the job reduces per value)"
+                                 : "ties kept whole: the job reduces a key's values together";
+    } else {
+        s->split_ok = spec->combine || per_value;
+        s->split_why = spec->combine ? "split over ranks, merged with the job's combiner"
+                       : per_value   ? "split over ranks (the job reduces per value)"
+                                     : "not split: the job has no combiner, so a key's values "
+                                       "must all reach one reduce call";
+    }
+    return MRF_OK;
+}
+
 static int run_stage(stage *s)
 {
     double t0 = MPI_Wtime(), t;
     int rc;
     make_run_id(s);
+    if ((rc = choose_partitioner(s)))
+        goto out;
     if ((rc = agree(s, set_budget(s))))
         goto out;
     if ((rc = plan_and_share(s)))
@@ -1844,10 +2274,16 @@ static int run_stage(stage *s)
         goto out;
     if ((rc = mrf__output_begin(s->comm, s->opt->output, s->opt->overwrite, s->run_id, &s->tmpdir)))
         goto out;
-    s->range = s->spec->partitioning == MRF_PART_RANGE;
-    s->nb = s->opt->buckets;
+    t = MPI_Wtime();
+    s->nb_base = s->nb = s->opt->buckets;
     if (s->range && (rc = choose_splitters(s)))
         goto out_with_tmpdir;
+    if (s->part == MRF__PART_SKEW && (rc = find_heavy_keys(s)))
+        goto out_with_tmpdir;
+    if (s->range)
+        s->nb_base = s->nb;
+    s->nb = s->nb_base + s->hv.nsub;
+    s->t_decide = MPI_Wtime() - t;
 
     t = MPI_Wtime();
     rc = map_tasks(s);
@@ -1876,6 +2312,8 @@ static int run_stage(stage *s)
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
 
+    if ((rc = write_report(s, MPI_Wtime() - t0)))
+        goto out_with_tmpdir;
     if (s->rank == 0)
         rc = mrf__output_commit(s->tmpdir, s->opt->output, s->opt->overwrite, s->run_id);
     MPI_Bcast(&rc, 1, MPI_INT, 0, s->comm);
@@ -1931,6 +2369,11 @@ out:
     mrf__free(s->pack_bytes);
     s->pack_bytes = NULL;
     mrf__splitters_free(&s->sp);
+    mrf__heavy_free(&s->hv);
+    mrf__ctable_destroy(&s->ht);
+    mrf__free(s->before);
+    mrf__free(s->after);
+    s->before = s->after = NULL;
     mrf__plan_free(&s->plan);
     return rc;
 }

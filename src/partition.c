@@ -6,11 +6,20 @@
  * packed onto ranks largest first (LPT), each to the least loaded rank, so the
  * reduce input per rank is balanced by bytes, not by bucket count.
  *
+ * Heavy keys (skew partitioning): a key with 1/(20 x ranks) or more of the
+ * sampled map output gets sub-buckets of its own past the hash buckets, about
+ * one per 1/(20 x ranks) of the data; its records are dealt over them and the
+ * LPT packing spreads them, so no bucket outweighs a twentieth of a rank's
+ * fair share.  The job's combiner later merges the partial results.
+ *
  * Range partitioning: splitters are chosen from a sorted sample of the keys;
  * a key's bucket is the number of splitters less than it, and buckets are
  * packed onto ranks contiguously, so part i holds only keys <= part i+1's.
+ * A key equal to several splitters (a key heavier than a bucket) may go to
+ * any bucket from its first to one past its last: order holds either way.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -105,6 +114,7 @@ void mrf__splitters_free(mrf__splitters *sp)
     mrf__free(sp->off);
     mrf__free(sp->prefix);
     mrf__free(sp->top);
+    mrf__free(sp->run_end);
     memset(sp, 0, sizeof *sp);
 }
 
@@ -119,6 +129,16 @@ static void build_top(mrf__splitters *sp)
             j++;
         sp->top[v] = j;
     }
+    /* runs of equal splitters, from the back */
+    sp->tie_runs = 0;
+    for (uint32_t k = sp->n; k-- > 0;) {
+        bool eq = k + 1 < sp->n && sp->prefix[k] == sp->prefix[k + 1] &&
+                  mrf__bytes_cmp(sp->keys + sp->off[k], sp->off[k + 1] - sp->off[k],
+                                 sp->keys + sp->off[k + 1], sp->off[k + 2] - sp->off[k + 1]) == 0;
+        sp->run_end[k] = eq ? sp->run_end[k + 1] : k + 1;
+        if (eq && sp->run_end[k + 1] == k + 2)
+            sp->tie_runs++;
+    }
 }
 
 static int splitters_alloc(mrf__splitters *sp, uint32_t n, size_t key_bytes)
@@ -128,7 +148,8 @@ static int splitters_alloc(mrf__splitters *sp, uint32_t n, size_t key_bytes)
     sp->off = mrf__malloc(((size_t)n + 1) * sizeof *sp->off);
     sp->prefix = mrf__malloc(((size_t)n + 1) * sizeof *sp->prefix);
     sp->top = mrf__malloc(65537 * sizeof *sp->top);
-    if (!sp->keys || !sp->off || !sp->prefix || !sp->top) {
+    sp->run_end = mrf__malloc(((size_t)n + 1) * sizeof *sp->run_end);
+    if (!sp->keys || !sp->off || !sp->prefix || !sp->top || !sp->run_end) {
         mrf__splitters_free(sp);
         return MRF_ENOMEM;
     }
@@ -161,6 +182,21 @@ int mrf__splitters_from_sorted(const char *const *keys, const size_t *lens, size
     sp->off[ns] = at;
     build_top(sp);
     return MRF_OK;
+}
+
+uint32_t mrf__range_bucket_span(const mrf__splitters *sp, const void *key, size_t klen,
+                                int (*cmp)(const void *, size_t, const void *, size_t),
+                                uint32_t *span)
+{
+    uint32_t b = mrf__range_bucket(sp, key, klen, cmp);
+    *span = 1;
+    if (sp->tie_runs == 0 || b >= sp->n || sp->run_end[b] == b + 1)
+        return b; /* no run of equal splitters starts at b */
+    const char *s = sp->keys + sp->off[b];
+    size_t sl = sp->off[b + 1] - sp->off[b];
+    if ((cmp ? cmp(s, sl, key, klen) : mrf__bytes_cmp(s, sl, key, klen)) == 0)
+        *span = sp->run_end[b] - b + 1;
+    return b;
 }
 
 uint32_t mrf__range_bucket(const mrf__splitters *sp, const void *key, size_t klen,
@@ -215,5 +251,136 @@ int mrf__splitters_bcast(mrf__splitters *sp, MPI_Comm comm)
     for (uint32_t j = 0; j < sp->n; j++)
         sp->prefix[j] = mrf__key_prefix(sp->keys + sp->off[j], sp->off[j + 1] - sp->off[j]);
     build_top(sp);
+    return MRF_OK;
+}
+
+/* ----------------------------------------------------------- heavy keys -- */
+
+static int cmp_hkey_hash(const void *a, const void *b)
+{
+    const mrf__hkey *x = a, *y = b;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+static int cmp_hkey_weight(const void *a, const void *b)
+{
+    const mrf__hkey *x = a, *y = b;
+    if (x->weight != y->weight)
+        return x->weight > y->weight ? -1 : 1;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+void mrf__hkeys_by_weight(mrf__hkey *keys, size_t n)
+{
+    if (n)
+        qsort(keys, n, sizeof *keys, cmp_hkey_weight);
+}
+
+size_t mrf__hkeys_merge(mrf__hkey *keys, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(keys, n, sizeof *keys, cmp_hkey_hash);
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (keys[i].hash == keys[k].hash)
+            keys[k].weight += keys[i].weight;
+        else
+            keys[++k] = keys[i];
+    }
+    return k + 1;
+}
+
+void mrf__heavy_free(mrf__heavy *hv)
+{
+    if (!hv)
+        return;
+    mrf__free(hv->key);
+    mrf__free(hv->first);
+    mrf__free(hv->m);
+    mrf__free(hv->share);
+    mrf__free(hv->idx);
+    memset(hv, 0, sizeof *hv);
+}
+
+static int heavy_alloc(mrf__heavy *hv, uint32_t n)
+{
+    uint32_t slots = 16;
+    while (slots < 4 * n)
+        slots *= 2;
+    hv->n = n;
+    hv->mask = slots - 1;
+    hv->key = mrf__calloc(n ? n : 1, sizeof *hv->key);
+    hv->first = mrf__calloc(n ? n : 1, sizeof *hv->first);
+    hv->m = mrf__calloc(n ? n : 1, sizeof *hv->m);
+    hv->share = mrf__calloc(n ? n : 1, sizeof *hv->share);
+    hv->idx = mrf__calloc(slots, sizeof *hv->idx);
+    if (!hv->key || !hv->first || !hv->m || !hv->share || !hv->idx) {
+        mrf__heavy_free(hv);
+        return MRF_ENOMEM;
+    }
+    return MRF_OK;
+}
+
+static void heavy_index(mrf__heavy *hv)
+{
+    hv->nsub = 0;
+    for (uint32_t i = 0; i < hv->n; i++) {
+        hv->first[i] = hv->nsub;
+        hv->nsub += hv->m[i];
+        uint32_t j = (uint32_t)hv->key[i].hash & hv->mask;
+        while (hv->idx[j])
+            j = (j + 1) & hv->mask;
+        hv->idx[j] = i + 1;
+    }
+}
+
+int mrf__heavy_pick(const mrf__hkey *keys, size_t n, uint64_t total, int nranks, bool split,
+                    mrf__heavy *hv)
+{
+    memset(hv, 0, sizeof *hv);
+    mrf__hkey *sorted = mrf__malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted)
+        return MRF_ENOMEM;
+    if (n)
+        memcpy(sorted, keys, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_hkey_weight);
+    /* heavy: weight >= total / (DIV x ranks), i.e. weight x DIV x ranks >= total */
+    double unit = (double)total / ((double)MRF__HEAVY_DIV * nranks);
+    uint32_t h = 0;
+    while (h < n && total && (double)sorted[h].weight >= unit)
+        h++;
+    int rc = heavy_alloc(hv, h);
+    if (rc == MRF_OK) {
+        for (uint32_t i = 0; i < h; i++) {
+            hv->key[i] = sorted[i];
+            hv->share[i] = (double)sorted[i].weight / (double)total;
+            double m = split && nranks > 1 ? ceil((double)sorted[i].weight / unit) : 1;
+            hv->m[i] = m > (double)MRF__HEAVY_DIV * nranks ? (uint32_t)MRF__HEAVY_DIV * nranks
+                                                           : (uint32_t)m;
+        }
+        heavy_index(hv);
+    }
+    mrf__free(sorted);
+    return rc;
+}
+
+int mrf__heavy_bcast(mrf__heavy *hv, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    uint32_t n = hv->n;
+    if (MPI_Bcast(&n, 1, MPI_UINT32_T, 0, comm) != MPI_SUCCESS)
+        return MRF_EMPI;
+    if (rank != 0 && heavy_alloc(hv, n))
+        return MRF_ENOMEM;
+    if (n == 0)
+        return MRF_OK;
+    if (MPI_Bcast(hv->key, (int)(n * sizeof *hv->key), MPI_BYTE, 0, comm) != MPI_SUCCESS ||
+        MPI_Bcast(hv->m, (int)n, MPI_UINT32_T, 0, comm) != MPI_SUCCESS ||
+        MPI_Bcast(hv->share, (int)n, MPI_DOUBLE, 0, comm) != MPI_SUCCESS)
+        return MRF_EMPI;
+    if (rank != 0)
+        heavy_index(hv);
     return MRF_OK;
 }

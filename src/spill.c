@@ -441,6 +441,7 @@ int mrf__spill_bucket_run(mrf__spill *sp, const char *base, const uint64_t *offs
         memcpy(buf + len, r, sz);
         len += sz;
         out->ents[out->n - 1].raw += sz;
+        out->ents[out->n - 1].recs++;
     }
     if (rc == MRF_OK && len)
         rc = put_block(sp, buf, len);
@@ -502,6 +503,7 @@ int mrf__spill_merge_bruns(mrf__spill *sp, const mrf__brun *runs, size_t k, mrf_
             rc = copy_bytes(sp, f->off, f->len); /* blocks stay as they are */
             e->len += f->len;
             e->raw += f->raw;
+            e->recs += f->recs;
         }
         if (rc)
             break;

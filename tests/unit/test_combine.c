@@ -43,10 +43,12 @@ static void test_table(void)
         mrf__ctable_add(&t, mrf__key_hash("k1", 2), "k1", 2, &four, 4, sum_combine, NULL),
         MRF_EINVAL);
     mrf__kvbuf out = {0};
-    uint64_t bytes[2] = {0};
+    mrf__bstat bytes[2] = {{0}};
+    size_t drained = t.used;
     CU_ASSERT_EQUAL_FATAL(mrf__ctable_drain(&t, &out, NULL, NULL, bytes), MRF_OK);
     CU_ASSERT_EQUAL(t.used, 0);
-    CU_ASSERT_EQUAL(bytes[0], out.len);
+    CU_ASSERT_EQUAL(bytes[0].bytes, out.len);
+    CU_ASSERT_EQUAL(bytes[0].recs, drained);
     size_t seen = 0;
     for (size_t at = 0; at < out.len; at += mrf__rec_size(out.base + at), seen++) {
         const char *r = out.base + at;
@@ -159,7 +161,8 @@ static void test_evict(void)
     mrf__ctable t;
     CU_ASSERT_EQUAL_FATAL(mrf__ctable_init(&t, 8192), MRF_OK);
     mrf__kvbuf out = {0};
-    uint64_t hot[HOT] = {0}, cold[COLD] = {0}, bytes[1] = {0};
+    uint64_t hot[HOT] = {0}, cold[COLD] = {0};
+    mrf__bstat bytes[1] = {{0}};
     for (int r = 0; r < ROUNDS; r++) {
         for (size_t i = 0; i < COLD; i++) {
             CU_ASSERT_EQUAL_FATAL(add_key(&t, "c", i), MRF_OK);
@@ -177,7 +180,10 @@ static void test_evict(void)
     /* nothing hit since: a second eviction in a row drains everything */
     CU_ASSERT_EQUAL_FATAL(mrf__ctable_evict(&t, &out, NULL, NULL, bytes), MRF_OK);
     CU_ASSERT_EQUAL(t.used, 0);
-    CU_ASSERT_EQUAL(bytes[0], out.len);
+    CU_ASSERT_EQUAL(bytes[0].bytes, out.len);
+    size_t nout = 0;
+    CU_ASSERT_EQUAL(mrf__kvbuf_check(out.base, out.len, &nout), MRF_OK);
+    CU_ASSERT_EQUAL(bytes[0].recs, nout);
     tally(&out, hot, cold, COLD);
     for (size_t i = 0; i < HOT; i++)
         CU_ASSERT_EQUAL(hot[i], (uint64_t)ROUNDS * (COLD / HOT));

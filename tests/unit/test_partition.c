@@ -1,5 +1,7 @@
 /* test_partition.c -- bucket packing and range splitters. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "unit.h"
@@ -128,10 +130,96 @@ static void test_range(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
+/* Sorted samples where "m" is a third of them: its splitters form one run,
+ * its span covers the run plus one, the buckets around it keep the order. */
+static void test_range_ties(void)
+{
+    enum { N = 300 };
+    const char *keys[N];
+    size_t lens[N];
+    char buf[N][8];
+    for (int i = 0; i < N; i++) {
+        if (i >= 100 && i < 200)
+            snprintf(buf[i], sizeof buf[i], "m");
+        else
+            snprintf(buf[i], sizeof buf[i], "%c%03d", i < 100 ? 'a' : 'x', i);
+        keys[i] = buf[i];
+        lens[i] = strlen(buf[i]);
+    }
+    mrf__splitters sp;
+    CU_ASSERT_EQUAL_FATAL(mrf__splitters_from_sorted(keys, lens, N, 30, &sp), MRF_OK);
+    CU_ASSERT_EQUAL(sp.tie_runs, 1);
+    uint32_t span, lo = mrf__range_bucket_span(&sp, "m", 1, NULL, &span);
+    uint32_t eq = 0;
+    for (uint32_t j = 0; j < sp.n; j++)
+        eq += sp.off[j + 1] - sp.off[j] == 1 && sp.keys[sp.off[j]] == 'm';
+    CU_ASSERT(eq >= 8); /* about a third of 29 splitters */
+    CU_ASSERT_EQUAL(span, eq + 1);
+    CU_ASSERT_EQUAL(lo, mrf__range_bucket(&sp, "m", 1, NULL));
+    /* every bucket in the span keeps the order: keys below m go at or before
+     * lo, keys above m at or after the last */
+    CU_ASSERT(mrf__range_bucket(&sp, "a050", 4, NULL) <= lo);
+    CU_ASSERT(mrf__range_bucket(&sp, "l", 1, NULL) <= lo);
+    CU_ASSERT(mrf__range_bucket(&sp, "m0", 2, NULL) >= lo + span - 1);
+    CU_ASSERT(mrf__range_bucket(&sp, "x250", 4, NULL) >= lo + span - 1);
+    /* a key equal to one splitter only has a span of 1 */
+    uint32_t s1;
+    mrf__range_bucket_span(&sp, keys[20], lens[20], NULL, &s1);
+    CU_ASSERT_EQUAL(s1, 1);
+    mrf__splitters_free(&sp);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
+/* Heavy keys: the threshold is 1/(20 x ranks) of the total, sub-buckets
+ * about one per such unit, none without splitting, and lookups by hash. */
+static void test_heavy(void)
+{
+    mrf__hkey k[6] = {
+        {.hash = 11, .weight = 500}, {.hash = 22, .weight = 100}, {.hash = 33, .weight = 24},
+        {.hash = 44, .weight = 26},  {.hash = 11, .weight = 100}, {.hash = 55, .weight = 250},
+    };
+    /* merged: 11 -> 600 */
+    size_t n = mrf__hkeys_merge(k, 6);
+    CU_ASSERT_EQUAL_FATAL(n, 5);
+    mrf__heavy hv;
+    /* total 2000 over 4 ranks: unit = 2000 / 80 = 25 */
+    CU_ASSERT_EQUAL_FATAL(mrf__heavy_pick(k, n, 2000, 4, true, &hv), MRF_OK);
+    CU_ASSERT_EQUAL(hv.n, 4); /* 600, 250, 100, 26 (24 is under) */
+    CU_ASSERT_EQUAL(hv.key[0].hash, 11);
+    CU_ASSERT_EQUAL(hv.m[0], 24);
+    CU_ASSERT_EQUAL(hv.m[1], 10);
+    CU_ASSERT_EQUAL(hv.m[2], 4);
+    CU_ASSERT_EQUAL(hv.m[3], 2);
+    CU_ASSERT_EQUAL(hv.nsub, 40);
+    CU_ASSERT_EQUAL(hv.first[2], 34);
+    CU_ASSERT_DOUBLE_EQUAL(hv.share[0], 0.3, 1e-9);
+    CU_ASSERT_EQUAL(mrf__heavy_find(&hv, 55), 1);
+    CU_ASSERT_EQUAL(mrf__heavy_find(&hv, 33), -1);
+    CU_ASSERT_EQUAL(mrf__heavy_find(&hv, 99), -1);
+    mrf__heavy_free(&hv);
+    /* no combiner: found, each in one bucket of its own */
+    CU_ASSERT_EQUAL_FATAL(mrf__heavy_pick(k, n, 2000, 4, false, &hv), MRF_OK);
+    CU_ASSERT_EQUAL(hv.n, 4);
+    CU_ASSERT_EQUAL(hv.nsub, 4);
+    mrf__heavy_free(&hv);
+    /* one key with everything is capped at 20 x ranks buckets */
+    mrf__hkey one = {.hash = 7, .weight = 1000};
+    CU_ASSERT_EQUAL_FATAL(mrf__heavy_pick(&one, 1, 1000, 2, true, &hv), MRF_OK);
+    CU_ASSERT_EQUAL(hv.m[0], 40);
+    mrf__heavy_free(&hv);
+    /* nothing sampled: no heavy keys */
+    CU_ASSERT_EQUAL_FATAL(mrf__heavy_pick(NULL, 0, 0, 4, true, &hv), MRF_OK);
+    CU_ASSERT_EQUAL(hv.n, 0);
+    mrf__heavy_free(&hv);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
 static CU_TestInfo tests[] = {{"hash_bucket", test_hash_bucket},
                               {"lpt", test_lpt},
                               {"contiguous", test_contiguous},
                               {"range", test_range},
+                              {"range_ties", test_range_ties},
+                              {"heavy", test_heavy},
                               CU_TEST_INFO_NULL};
 
 int main(void)

@@ -1,0 +1,15 @@
+/*
+ * sum.h -- the combiner and reduce shared by the counting jobs (wordcount,
+ * kvcount): values are 8-byte native-endian counts, summed; the output value
+ * is the sum in decimal.
+ */
+#ifndef MRFLOW_JOBS_SUM_H
+#define MRFLOW_JOBS_SUM_H
+
+#include "mrflow.h"
+
+void mrf_sum_u64_combine(void *acc, const void *val, size_t len, void *ctx);
+void mrf_sum_u64_reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out,
+                        void *ctx);
+
+#endif
