@@ -56,6 +56,7 @@ void mrf__mem_fail_after(uint64_t n);
 typedef struct mrf__rank_fig { /* one rank's figures (gathered as bytes) */
     char host[64];
     double map_s, shuffle_s, reduce_s;
+    double reduce_cpu_s; /* CPU time combining what arrived, and reducing */
     uint64_t peak_rss, input_bytes, records_mapped, red_in_bytes, red_in_recs, records_out,
         bytes_out, spilled, tasks, stolen, launched, won;
 } mrf__rank_fig;
@@ -388,8 +389,14 @@ typedef struct mrf__heavy {
     mrf__hkey *key; /* weight: the merged sample weight */
     uint32_t *first, *m;
     double *share; /* estimated share of the map output bytes */
-    uint32_t *idx; /* open addressing on hash: slot -> i + 1, 0 empty */
+    /* open addressing on the hash, at load <= 1/16 so a key that is not
+     * heavy almost always meets an empty slot at once; per slot: the key's
+     * hash (an empty slot j holds j + 1, which no hash whose home is j
+     * equals), index, first sub-bucket, count (0: empty), and the next
+     * sub-bucket to deal to */
     uint32_t mask;
+    uint64_t *sh;
+    uint32_t *si, *sfirst, *sm, *snext;
 } mrf__heavy;
 
 /* From merged sample keys (distinct hashes) and the sample's total weight:
@@ -403,15 +410,58 @@ void mrf__hkeys_by_weight(mrf__hkey *keys, size_t n);
 size_t mrf__hkeys_merge(mrf__hkey *keys, size_t n);
 int mrf__heavy_bcast(mrf__heavy *hv, MPI_Comm comm);
 void mrf__heavy_free(mrf__heavy *hv);
+/* Restarts every heavy key's deal at sub-bucket (seed mod m), so a task's
+ * records go to the same sub-buckets whichever rank maps it. */
+void mrf__heavy_reset(mrf__heavy *hv, uint64_t seed);
+/* The slot holding hash h, or -1; past the first probe, the slow path. */
+int mrf__heavy_slot_slow(const mrf__heavy *hv, uint64_t h);
+static inline int mrf__heavy_slot(const mrf__heavy *hv, uint64_t h)
+{
+    uint32_t j = (uint32_t)h & hv->mask;
+    uint64_t x = hv->sh[j];
+    if (x == h)
+        return (int)j;
+    if (hv->sm[j] == 0)
+        return -1; /* empty */
+    return mrf__heavy_slot_slow(hv, h);
+}
+/* 1 if hash h is a heavy key's, else 0 (no branch but for collisions). */
+static inline unsigned mrf__heavy_has(const mrf__heavy *hv, uint64_t h)
+{
+    uint32_t j = (uint32_t)h & hv->mask;
+    uint32_t hit = -(uint32_t)(hv->sh[j] == h);
+    if (__builtin_expect((hv->sm[j] & ~hit) != 0, 0))
+        return mrf__heavy_slot_slow(hv, h) >= 0;
+    return hit & 1u;
+}
+/* The heavy key index of hash h, or -1. */
 static inline int mrf__heavy_find(const mrf__heavy *hv, uint64_t h)
 {
-    for (uint32_t i = (uint32_t)h & hv->mask;; i = (i + 1) & hv->mask) {
-        uint32_t v = hv->idx[i];
-        if (v == 0)
-            return -1;
-        if (hv->key[v - 1].hash == h)
-            return (int)v - 1;
+    int j = mrf__heavy_slot(hv, h);
+    return j < 0 ? -1 : (int)hv->si[j];
+}
+/* The bucket for the next record of hash h: if it is heavy, base plus its
+ * next sub-bucket, else fallback.  Written so the common
+ * cases compile to conditional moves: heavy and light keys interleave at
+ * random in skewed data, and a branch on it mispredicts half the time. */
+static inline uint32_t mrf__heavy_deal(mrf__heavy *hv, uint64_t h, uint32_t fallback, uint32_t base)
+{
+    uint32_t j = (uint32_t)h & hv->mask;
+    uint64_t x = hv->sh[j];
+    uint32_t m = hv->sm[j], hit = -(uint32_t)(x == h); /* all ones on a hit */
+    if (__builtin_expect((m & ~hit) != 0, 0)) {        /* another heavy key lives at j */
+        int k = mrf__heavy_slot_slow(hv, h);
+        if (k < 0)
+            return fallback;
+        j = (uint32_t)k;
+        m = hv->sm[j];
+        hit = ~0u;
     }
+    /* masks, not branches or ?: (the compiler turns those back into jumps) */
+    uint32_t c = hv->snext[j], nc = c + 1;
+    nc &= -(uint32_t)(nc != m);
+    hv->snext[j] = (nc & hit) | (c & ~hit);
+    return ((base + hv->sfirst[j] + c) & hit) | (fallback & ~hit);
 }
 
 /* --------------------------------------------------------------- sort.c -- */

@@ -162,7 +162,17 @@ typedef struct stage {
      * records; and as delivered (red_in) */
     mrf__bstat *before, *after;
     uint64_t red_in_bytes, red_in_recs, heavy_partials;
+    double cpu_reduce; /* CPU seconds receiving (combining) and reducing */
 } stage;
+
+/* This thread's CPU time: a rank's own work, whether or not it shares its
+ * core (a figure that holds when ranks oversubscribe the cores). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const void *val, size_t vlen)
 {
@@ -427,6 +437,8 @@ static int sample_task(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em
         goto out;
     }
     uint64_t units = spec->input == MRF_INPUT_RECORDS ? t->len / spec->record_size : t->len;
+    if (spec->input == MRF_INPUT_LINES && k > units / SAMPLE_BLOCK) /* blocks must not overlap */
+        k = units / SAMPLE_BLOCK ? units / SAMPLE_BLOCK : 1;
     if (k > units)
         k = units;
     for (uint64_t i = 0; i < k && rc == MRF_OK && em->rc == MRF_OK; i++) {
@@ -480,16 +492,27 @@ out:
     return rc;
 }
 
-/* Samples this rank's home tasks into em: line input about a 128th of the
- * input (256 KiB to 16 MiB in all) in blocks, record input 8 records per
- * bucket (1 Ki to 1 Mi in all). */
-static int sample_input(stage *s, mrf_emitter *em)
+/* Samples this rank's home tasks into em.  For splitters (range): line
+ * input about a 128th of the input (256 KiB to 16 MiB in all) in blocks,
+ * record input 8 records per bucket (1 Ki to 1 Mi in all).  For heavy keys
+ * (skew), whose threshold is 1/(20 x ranks) of the data, a few thousand
+ * records per rank estimate every heavy key's share to a few percent: 256
+ * KiB of lines per rank (at most a 64th of the input, unless that is less
+ * than 256 KiB), or 4096 records. */
+static int sample_input(stage *s, mrf_emitter *em, bool heavy)
 {
     int rc = MRF_OK;
     uint64_t total = s->plan.total_bytes, target;
     if (s->spec->input == MRF_INPUT_RECORDS) {
-        target = (uint64_t)s->opt->buckets * 8;
+        target = heavy ? 4096u * (uint64_t)s->size : (uint64_t)s->opt->buckets * 8;
         target = target < 1024 ? 1024 : target > (1u << 20) ? (1u << 20) : target;
+    } else if (heavy) {
+        target = (256u << 10) * (uint64_t)s->size;
+        if (target > total / 64 && total / 64 > (256u << 10))
+            target = total / 64;
+        else if (target > total / 64) /* a small input: 256 KiB of it */
+            target = 256u << 10;
+        target /= SAMPLE_BLOCK;
     } else {
         target = total / 128;
         target = target < (256u << 10) ? (256u << 10) : target > (16u << 20) ? (16u << 20) : target;
@@ -573,10 +596,10 @@ static int find_heavy_keys(stage *s)
     mrf__hkey *top = NULL, *all = NULL;
     int rc = MRF_OK, mine = 0;
     size_t n = 0;
-    if (mrf__ctable_init(&c.t, 1u << 12))
+    if (mrf__ctable_init(&c.t, 1u << 14))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the key sample");
     if (rc == MRF_OK)
-        rc = sample_input(s, &em);
+        rc = sample_input(s, &em, true);
     if (rc == MRF_OK && mrf__ctable_drain(&c.t, &drained, NULL, NULL, NULL))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the key sample");
     if (rc == MRF_OK && mrf__kvbuf_check(drained.base, drained.len, &n))
@@ -621,7 +644,7 @@ static int choose_splitters(stage *s)
 {
     mrf__kvbuf samples = {0};
     mrf_emitter em = {.fn = sample_emit, .state = &samples};
-    int rc = sample_input(s, &em);
+    int rc = sample_input(s, &em, false);
     if (rc == MRF_OK && samples.len > (size_t)(INT_MAX / s->size))
         samples.len = 0; /* absurdly large keys: fall back to fewer buckets */
     rc = agree(s, rc);
@@ -680,12 +703,8 @@ static inline uint32_t key_bucket(stage *s, const void *key, size_t klen, uint64
         uint32_t span, b = mrf__range_bucket_span(&s->sp, key, klen, s->spec->key_compare, &span);
         return span > 1 && s->split_ok ? b + (uint32_t)(s->rr++ % span) : b;
     }
-    if (s->hv.n) {
-        int i = mrf__heavy_find(&s->hv, h);
-        if (i >= 0)
-            return s->nb_base + s->hv.first[i] + (uint32_t)(s->rr++ % s->hv.m[i]);
-    }
-    return mrf__hash_bucket(h, s->nb_base);
+    uint32_t b = mrf__hash_bucket(h, s->nb_base);
+    return s->hv.n ? mrf__heavy_deal(&s->hv, h, b, s->nb_base) : b;
 }
 
 static uint32_t drain_bucket(void *ctx, const void *key, size_t klen, uint64_t h)
@@ -970,6 +989,8 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
     /* the deal over a heavy key's buckets starts where the task says, so a
      * task's output is the same whichever rank maps it */
     s->rr = (uint64_t)tr->index * 0x9e3779b97f4a7c15ull;
+    if (s->hv.n)
+        mrf__heavy_reset(&s->hv, (uint64_t)tr->index);
     const char *p = buf, *end = buf + t->len, *next_check = buf + every;
     while (p < end && em.rc == MRF_OK && !tr->aborted) {
         const char *nl = NULL;
@@ -1364,13 +1385,14 @@ static int spill_table(stage *s)
  * heavy key's into ht, when route_heavy), spilling cold keys when it fills. */
 static int combine_in(stage *s, const char *p, size_t n, bool route_heavy)
 {
+    mrf__ctable *tabs[2] = {&s->ct, &s->ht}; /* indexed, not branched on */
     for (size_t at = 0; at < n;) {
         const char *r = p + at;
         if (n - at < MRF_KV_HDR || mrf__rec_size(r) > n - at)
             return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
         size_t kl = mrf__rec_klen(r), vl = mrf__rec_vlen(r);
         uint64_t h = mrf__key_hash(mrf__rec_key(r), kl);
-        mrf__ctable *t = route_heavy && mrf__heavy_find(&s->hv, h) >= 0 ? &s->ht : &s->ct;
+        mrf__ctable *t = tabs[route_heavy ? mrf__heavy_has(&s->hv, h) : 0];
         int rc = mrf__ctable_add(t, h, mrf__rec_key(r), kl, mrf__rec_val(r), vl, s->spec->combine,
                                  s->spec->ctx);
         if (rc == MRF_EINVAL)
@@ -1399,7 +1421,10 @@ static int deliver(void *ctx, char *p, size_t n, size_t nrec)
         s->rkv_recs += nrec;
         return MRF_OK;
     }
-    return combine_in(s, p, n, s->heavy_merge);
+    double c0 = cpu_now();
+    int rc = combine_in(s, p, n, s->heavy_merge);
+    s->cpu_reduce += cpu_now() - c0;
+    return rc;
 }
 
 /* After the shuffle: each rank's partial results for the split heavy keys go
@@ -2142,6 +2167,7 @@ static int write_report(stage *s, double elapsed)
         .map_s = s->t_map,
         .shuffle_s = s->t_shuffle,
         .reduce_s = s->t_reduce,
+        .reduce_cpu_s = s->cpu_reduce,
         .peak_rss = peak_rss_bytes(),
         .input_bytes = s->my_input_bytes,
         .records_mapped = s->records_in,
@@ -2305,7 +2331,9 @@ static int run_stage(stage *s)
         goto out_with_tmpdir;
 
     t = MPI_Wtime();
+    double c0 = cpu_now();
     rc = reduce_local(s);
+    s->cpu_reduce += cpu_now() - c0;
     s->t_reduce = MPI_Wtime() - t;
     mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());

@@ -299,39 +299,79 @@ void mrf__heavy_free(mrf__heavy *hv)
     mrf__free(hv->first);
     mrf__free(hv->m);
     mrf__free(hv->share);
-    mrf__free(hv->idx);
+    mrf__free(hv->sh);
+    mrf__free(hv->si);
+    mrf__free(hv->sfirst);
+    mrf__free(hv->sm);
+    mrf__free(hv->snext);
     memset(hv, 0, sizeof *hv);
 }
 
 static int heavy_alloc(mrf__heavy *hv, uint32_t n)
 {
-    uint32_t slots = 16;
-    while (slots < 4 * n)
+    size_t slots = 64;
+    while (slots < 16 * (size_t)n && slots < (1u << 24))
         slots *= 2;
     hv->n = n;
-    hv->mask = slots - 1;
+    hv->mask = (uint32_t)slots - 1;
     hv->key = mrf__calloc(n ? n : 1, sizeof *hv->key);
     hv->first = mrf__calloc(n ? n : 1, sizeof *hv->first);
     hv->m = mrf__calloc(n ? n : 1, sizeof *hv->m);
     hv->share = mrf__calloc(n ? n : 1, sizeof *hv->share);
-    hv->idx = mrf__calloc(slots, sizeof *hv->idx);
-    if (!hv->key || !hv->first || !hv->m || !hv->share || !hv->idx) {
+    hv->sh = mrf__calloc(slots, sizeof *hv->sh);
+    hv->si = mrf__calloc(slots, sizeof *hv->si);
+    hv->sfirst = mrf__calloc(slots, sizeof *hv->sfirst);
+    hv->sm = mrf__calloc(slots, sizeof *hv->sm);
+    hv->snext = mrf__calloc(slots, sizeof *hv->snext);
+    if (!hv->key || !hv->first || !hv->m || !hv->share || !hv->sh || !hv->si || !hv->sfirst ||
+        !hv->sm || !hv->snext) {
         mrf__heavy_free(hv);
         return MRF_ENOMEM;
     }
     return MRF_OK;
 }
 
+static bool slot_empty(const mrf__heavy *hv, uint32_t j)
+{
+    return hv->sm[j] == 0;
+}
+
 static void heavy_index(mrf__heavy *hv)
 {
+    for (uint32_t j = 0; j <= hv->mask; j++) {
+        hv->sh[j] = (j + 1) & hv->mask; /* empty: never a hash whose home is j */
+        hv->sm[j] = 0;
+    }
     hv->nsub = 0;
     for (uint32_t i = 0; i < hv->n; i++) {
         hv->first[i] = hv->nsub;
         hv->nsub += hv->m[i];
         uint32_t j = (uint32_t)hv->key[i].hash & hv->mask;
-        while (hv->idx[j])
+        while (!slot_empty(hv, j))
             j = (j + 1) & hv->mask;
-        hv->idx[j] = i + 1;
+        hv->sh[j] = hv->key[i].hash;
+        hv->si[j] = i;
+        hv->sfirst[j] = hv->first[i];
+        hv->sm[j] = hv->m[i];
+    }
+}
+
+int mrf__heavy_slot_slow(const mrf__heavy *hv, uint64_t h)
+{
+    for (uint32_t j = (uint32_t)h & hv->mask;; j = (j + 1) & hv->mask) {
+        if (slot_empty(hv, j))
+            return -1;
+        if (hv->sh[j] == h)
+            return (int)j;
+    }
+}
+
+void mrf__heavy_reset(mrf__heavy *hv, uint64_t seed)
+{
+    for (uint32_t i = 0; i < hv->n; i++) {
+        int j = mrf__heavy_slot(hv, hv->key[i].hash);
+        if (j >= 0)
+            hv->snext[j] = (uint32_t)(seed % hv->m[i]);
     }
 }
 

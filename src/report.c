@@ -100,6 +100,9 @@ static void put_stage(FILE *f, const mrf__report *r)
             "      \"spilled_bytes\": %llu,\n",
             (unsigned long long)r->shuffle_raw, (unsigned long long)r->shuffle_wire, SUM(spilled));
     fprintf(f, "      \"imbalance\": %.4f,\n", in_b ? mrf__imbalance(in_b, P, 1) : 1.0);
+    /* the slowest rank's own work after the map: what the reduce side takes
+     * when every rank has a core to itself */
+    fprintf(f, "      \"reduce_cpu_s_max\": %.6f,\n", MAX(reduce_cpu_s));
     fprintf(f,
             "      \"tasks\": %llu,\n      \"tasks_stolen\": %llu,\n"
             "      \"speculative_launched\": %llu,\n      \"speculative_won\": %llu,\n",
@@ -191,14 +194,15 @@ int mrf__report_write(const char *path, const mrf__report *r)
         put_str(f, k->host, strnlen(k->host, sizeof k->host));
         fprintf(f,
                 ", \"peak_rss_bytes\": %llu, \"map_s\": %.6f, \"shuffle_s\": %.6f, "
-                "\"reduce_s\": %.6f, \"input_bytes\": %llu, \"records_mapped\": %llu, "
+                "\"reduce_s\": %.6f, \"reduce_cpu_s\": %.6f, \"input_bytes\": %llu, "
+                "\"records_mapped\": %llu, "
                 "\"reduce_input_bytes\": %llu, \"reduce_input_records\": %llu, "
                 "\"records_out\": %llu, \"output_bytes\": %llu, \"spilled_bytes\": %llu}",
                 (unsigned long long)k->peak_rss, k->map_s, k->shuffle_s, k->reduce_s,
-                (unsigned long long)k->input_bytes, (unsigned long long)k->records_mapped,
-                (unsigned long long)k->red_in_bytes, (unsigned long long)k->red_in_recs,
-                (unsigned long long)k->records_out, (unsigned long long)k->bytes_out,
-                (unsigned long long)k->spilled);
+                k->reduce_cpu_s, (unsigned long long)k->input_bytes,
+                (unsigned long long)k->records_mapped, (unsigned long long)k->red_in_bytes,
+                (unsigned long long)k->red_in_recs, (unsigned long long)k->records_out,
+                (unsigned long long)k->bytes_out, (unsigned long long)k->spilled);
     }
     fprintf(f, "\n  ]\n}\n");
     int bad = ferror(f);

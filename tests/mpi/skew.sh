@@ -6,7 +6,7 @@
 . "$TOP_SRCDIR/tests/mpi/lib.sh"
 export LC_ALL=C
 
-SIZE=${MRFLOW_TEST_SKEW_SIZE:-16M}
+SIZE=${MRFLOW_TEST_SKEW_SIZE:-$([ -n "${SAN_CFLAGS:-}" ] && echo 8M || echo 16M)}
 NP=4
 
 # jget FILE KEY: the first value of "KEY": in the report (numbers, arrays
@@ -158,7 +158,7 @@ check "terasort refuses --partitioner hash (exit 2)" \
 MPICC=${MPICC:-mpicc}
 libdir=$TOP_BUILDDIR/.libs
 # shellcheck disable=SC2086
-"$MPICC" ${SAN:-} -std=c11 -Wall -Wextra -Werror -I"$TOP_SRCDIR/include" \
+"$MPICC" ${SAN_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -I"$TOP_SRCDIR/include" \
     "$TOP_SRCDIR/tests/mpi/hotkey.c" -o "$WORK/hotkey" -L"$libdir" -lmrflow \
     -Wl,-rpath,"$libdir" || { echo "cannot build the hot-key job"; exit 99; }
 yes x | head -n 20000 > "$WORK/hot" || exit 99
