@@ -598,8 +598,11 @@ static int find_heavy_keys(stage *s)
     size_t n = 0;
     if (mrf__ctable_init(&c.t, 1u << 14))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the key sample");
+    double t0 = MPI_Wtime();
     if (rc == MRF_OK)
         rc = sample_input(s, &em, true);
+    mrf__log(MRF_LOG_DEBUG, "heavy keys: sampled %llu bytes of records in %.3f s",
+             (unsigned long long)c.weight, MPI_Wtime() - t0);
     if (rc == MRF_OK && mrf__ctable_drain(&c.t, &drained, NULL, NULL, NULL))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the key sample");
     if (rc == MRF_OK && mrf__kvbuf_check(drained.base, drained.len, &n))

@@ -36,6 +36,17 @@ expect_usage "unknown option" "--frobnicate" "$WORK/o1" \
 expect_usage "no --output" "--output" "" "$MRFLOW" run wordcount --input "$WORK/text"
 expect_usage "bad --task-size" "--task-size" "$WORK/o1" \
     "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --task-size 12Q
+expect_usage "bad --partitioner" "--partitioner" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --partitioner modulo
+expect_usage "bad --map-combine" "--map-combine" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --map-combine maybe
+expect_usage "ordered job with --partitioner skew" "partitioner range" "$WORK/o1" \
+    "$MRFLOW" run terasort --input "$WORK/text" --output "$WORK/o1" --partitioner skew
+expect_usage "gen zipf --skew out of range" "--skew" "" \
+    "$MRFLOW" gen zipf --size 1K --skew 6 --output "$WORK/g"
+expect_usage "gen zipf --keys 0" "--keys" "" "$MRFLOW" gen zipf --size 1K --keys 0 --output "$WORK/g"
+expect_usage "gen terasort --hot-key-share 2" "--hot-key-share" "" \
+    "$MRFLOW" gen terasort --size 1K --hot-key-share 2 --output "$WORK/g"
 expect_usage "gen --size garbage" "--size" "" "$MRFLOW" gen text --size lots --output "$WORK/g"
 check "gen --size garbage wrote nothing" test ! -e "$WORK/g"
 expect_usage "unknown command" "frob" "" "$MRFLOW" frob
@@ -94,6 +105,13 @@ check "--overwrite with a failing job keeps the old output" test -f "$WORK/exist
 check "gen text: same seed, same bytes" cmp -s "$WORK/g1" "$WORK/g2"
 check "gen text: other seed, other bytes" sh -c '! cmp -s "$0" "$1"' "$WORK/g1" "$WORK/g3"
 check "gen text: exactly --size bytes" test "$(stat -c %s "$WORK/g1")" -eq 102400
+"$MRFLOW" gen zipf --size 100K --seed 9 --skew 1.2 --keys 1000 --output "$WORK/z1"
+"$MRFLOW" gen zipf --size 100K --seed 9 --skew 1.2 --keys 1000 --output "$WORK/z2"
+check "gen zipf: same seed, same bytes, exactly --size" \
+    sh -c 'cmp -s "$0" "$1" && [ "$(stat -c %s "$0")" -eq 102400 ]' "$WORK/z1" "$WORK/z2"
+check "gen zipf: at most --keys distinct keys, the top one ~ 1/H(1000, 1.2) = 22% of lines" \
+    sh -c 'n=$(cut -f1 "$0" | sort -u | wc -l); top=$(cut -f1 "$0" | sort | uniq -c | sort -rn | head -1 | awk "{print \$1}");
+           all=$(wc -l < "$0"); [ "$n" -le 1000 ] && awk -v t="$top" -v a="$all" "BEGIN { exit !(t / a > 0.19 && t / a < 0.25) }"' "$WORK/z1"
 "$MRFLOW" gen terasort --size 1001 --output "$WORK/t1" 2> /dev/null
 check "gen terasort: whole records" test "$(stat -c %s "$WORK/t1")" -eq 1000
 
@@ -106,7 +124,8 @@ check "empty input directory: exit 0, empty parts" \
 # help and version tell the truth and succeed
 check "--help lists --input" sh -c '"$0" run wordcount --help | grep -q -- "--input"' "$MRFLOW"
 check "--version" sh -c '"$0" --version | grep -q "^mrflow [0-9]"' "$MRFLOW"
-check "jobs lists both jobs" sh -c '"$0" jobs | grep -q wordcount && "$0" jobs | grep -q terasort' "$MRFLOW"
+check "jobs lists the jobs" sh -c '"$0" jobs | grep -q wordcount && "$0" jobs | grep -q terasort &&
+    "$0" jobs | grep -q kvcount' "$MRFLOW"
 rc=0; "$MRFLOW" > /dev/null 2>&1 || rc=$?
 check "no command: exit 2" test $rc -eq 2
 finish
