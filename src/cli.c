@@ -40,6 +40,7 @@ static void usage(FILE *f)
                "                    write deterministic test data\n"
                "  validate terasort DIR [--input PATH...]\n"
                "                    check sorted output and compare it with its input\n"
+               "  report FILE       print a run report (DIR/_REPORT.json) as a table\n"
                "  jobs              list the built-in jobs\n"
                "  --help, --version\n"
                "\n"
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "gen"))
         return mrf__cli_gen(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report"))
+        return mrf__cli_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "validate"))
         return mrf__cli_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) {

@@ -4,5 +4,6 @@
 
 int mrf__cli_gen(int argc, char **argv);
 int mrf__cli_validate(int argc, char **argv);
+int mrf__cli_report(int argc, char **argv);
 
 #endif

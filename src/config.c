@@ -165,6 +165,8 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->buckets = DEFAULT_BUCKETS;
     opt->round_bytes = DEFAULT_ROUND_BYTES;
     opt->log_level = MRF_LOG_WARN;
+    opt->progress = -1;
+    opt->progress_every = 10;
     opt->speculate = true;
     opt->map_combine = true;
     opt->fault_rank = -1;
@@ -323,6 +325,51 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 goto usage;
             }
             opt->log_level = found;
+        } else if (opt_is(a, "--log-format", &val)) {
+            NEED_VALUE();
+            if (strcmp(val, "text") && strcmp(val, "json")) {
+                snprintf(err, errlen, "--log-format '%s': use text or json", val);
+                goto usage;
+            }
+            opt->log_json = strcmp(val, "json") == 0;
+        } else if (opt_is(a, "--progress", &val)) {
+            NEED_VALUE();
+            if (strcmp(val, "on") && strcmp(val, "off") && strcmp(val, "auto")) {
+                snprintf(err, errlen, "--progress '%s': use on, off or auto", val);
+                goto usage;
+            }
+            opt->progress = !strcmp(val, "auto") ? -1 : !strcmp(val, "on");
+        } else if (opt_is(a, "--progress-every", &val)) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            double v = strtod(val, &end);
+            if (errno || end == val || *end || !(v >= 0.1) || v > 86400) {
+                snprintf(err, errlen, "--progress-every '%s' is not a number of seconds from 0.1",
+                         val);
+                goto usage;
+            }
+            opt->progress_every = v;
+        } else if (opt_is(a, "--report", &val)) {
+            NEED_VALUE();
+            if (!*val) {
+                snprintf(err, errlen, "option --report needs a file name");
+                goto usage;
+            }
+            opt->report = val;
+        } else if (opt_is(a, "--metrics", &val)) {
+            NEED_VALUE();
+            if (!*val) {
+                snprintf(err, errlen, "option --metrics needs a file name");
+                goto usage;
+            }
+            opt->metrics = val;
+        } else if (opt_is(a, "--max-bad-records", &val)) {
+            NEED_VALUE();
+            if (parse_uint(val, UINT64_MAX, &opt->max_bad_records)) {
+                snprintf(err, errlen, "--max-bad-records '%s' is not a number from 0", val);
+                goto usage;
+            }
         } else if (opt_is(a, "--quiet", &val) && !val) {
             opt->quiet = true;
         } else if ((opt_is(a, "--help", &val) && !val) || strcmp(a, "-h") == 0) {
@@ -399,6 +446,20 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      testing switch: rank R damages one shuffle (or spill)\n"
            "                      block it writes; the job must fail naming it\n"
            "  --log-level LEVEL   error, warn (default), info or debug\n"
+           "  --log-format FMT    text (default) or json (one object per line); every\n"
+           "                      line has the time, run id, rank, stage and task\n"
+           "  --progress on|off|auto\n"
+           "                      rank 0 reports progress: on a terminal one updating\n"
+           "                      line, elsewhere a line every --progress-every seconds\n"
+           "                      (default auto: on when stderr is a terminal)\n"
+           "  --progress-every S  seconds between progress lines off a terminal (10)\n"
+           "  --report FILE       the run report, JSON (default DIR/_REPORT.json; a failed\n"
+           "                      job writes one only to a FILE given here)\n"
+           "  --metrics FILE      the same figures in Prometheus text format (for\n"
+           "                      node_exporter's textfile collector), replaced atomically\n"
+           "  --max-bad-records N malformed input records tolerated (default 0): each is\n"
+           "                      written to DIR/_BAD_RECORDS/ with its file and offset;\n"
+           "                      one more fails the job\n"
            "  --quiet             no run summary on stderr\n"
            "  --help, --version\n"
            "\n"

@@ -53,18 +53,21 @@ void mrf__mem_fail_after(uint64_t n);
 /* ------------------------------------------------------------- report.c --
  * The run report, OUTPUT/_REPORT.json: one JSON document, written by rank 0
  * from figures gathered from every rank. */
+#define MRF__ERRMSG 200
 typedef struct mrf__rank_fig { /* one rank's figures (gathered as bytes) */
     char host[64];
+    char error[MRF__ERRMSG]; /* the first error this rank logged */
     double map_s, shuffle_s, reduce_s;
     double reduce_cpu_s; /* CPU time combining what arrived, and reducing */
     uint64_t peak_rss, input_bytes, records_mapped, red_in_bytes, red_in_recs, records_out,
-        bytes_out, spilled, tasks, stolen, launched, won;
+        bytes_out, spilled, tasks, stolen, launched, won, bad_records;
 } mrf__rank_fig;
 
 struct mrf__heavy;
 typedef struct mrf__report {
     const char *job, *run_id, *status, *partitioner, *split_why, *compression;
-    int ranks;
+    const char *error; /* a failed job's reason, or NULL */
+    int ranks, exit_status;
     bool map_combine;
     double elapsed_s, decide_s;
     uint32_t buckets, sub_buckets, tie_keys;
@@ -76,11 +79,22 @@ typedef struct mrf__report {
 
 /* max / mean of n values (1 when they are all 0) */
 double mrf__imbalance(const uint64_t *v, size_t n, size_t stride);
+/* Both replace path atomically (a temporary beside it, then rename). */
 int mrf__report_write(const char *path, const mrf__report *r);
+/* The same figures in Prometheus text exposition format (labels: job,
+ * stage, rank). */
+int mrf__metrics_write(const char *path, const mrf__report *r);
 
 /* ---------------------------------------------------------------- log.c -- */
 enum { MRF_LOG_ERROR = 0, MRF_LOG_WARN = 1, MRF_LOG_INFO = 2, MRF_LOG_DEBUG = 3 };
 void mrf__log_init(int rank, int level);
+void mrf__log_format(bool json);
+/* What every following line is tagged with: the run, the stage (-1: none),
+ * the map task running (-1: none). */
+void mrf__log_context(const char *run_id, int stage);
+void mrf__log_task(long task);
+/* The first error this rank logged (for the run report), or "". */
+const char *mrf__first_error(void);
 void mrf__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Log an error (always, from the rank that found it) and return code. */
 int mrf__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -115,6 +129,12 @@ typedef struct mrf__options {
     double fault_factor;
     double fault_after;
     int log_level;
+    bool log_json;            /* --log-format json */
+    int progress;             /* --progress: 0 off, 1 on, -1 auto (on if stderr is a terminal) */
+    double progress_every;    /* --progress-every SECONDS, off a terminal */
+    const char *report;       /* --report FILE; NULL = OUTPUT/_REPORT.json */
+    const char *metrics;      /* --metrics FILE; NULL = none */
+    uint64_t max_bad_records; /* --max-bad-records N */
     bool quiet;
     bool help;
     bool version;

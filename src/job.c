@@ -161,7 +161,7 @@ typedef struct stage {
      * hashing (before) and under the chosen packing (after), in bytes and
      * records; and as delivered (red_in) */
     mrf__bstat *before, *after;
-    uint64_t red_in_bytes, red_in_recs, heavy_partials;
+    uint64_t red_in_bytes, red_in_recs, heavy_partials, bad_records;
     double cpu_reduce; /* CPU seconds receiving (combining) and reducing */
 } stage;
 
@@ -1193,7 +1193,10 @@ static int map_tasks(stage *s)
         task_run tr = {.index = ti, .backup = backup, .t0 = t0, .chunk0 = t0};
         s->task_kv_start = s->kv.len;
         s->cur_task = ti;
-        if ((rc = map_one(s, t, buf, &tr)))
+        mrf__log_task(ti);
+        rc = map_one(s, t, buf, &tr);
+        mrf__log_task(-1);
+        if (rc)
             continue;
         double took = MPI_Wtime() - t0;
         mrf__log(MRF_LOG_DEBUG, "task %ld%s: %.3f-%.3f s into the map phase%s", ti,
@@ -2162,9 +2165,12 @@ static void log_partitioning(const stage *s)
                  100 * s->hv.share[i], s->hv.m[i]);
 }
 
-/* Gathers every rank's figures and writes DIR/_REPORT.json (rank 0) into
- * the job's temporary directory.  Collective. */
-static int write_report(stage *s, double elapsed)
+/* Gathers every rank's figures; rank 0 writes the run report (--report
+ * FILE, else DIR/_REPORT.json inside the job's temporary directory, so it
+ * is committed with the parts) and, with --metrics, the metrics file.  rc
+ * is the job's outcome so far: a failed job writes a report only to a
+ * --report FILE.  Collective; returns the agreed status of the writing. */
+static int write_report(stage *s, double elapsed, int rc_job)
 {
     mrf__rank_fig me = {
         .map_s = s->t_map,
@@ -2183,8 +2189,10 @@ static int write_report(stage *s, double elapsed)
         .stolen = s->sst.stolen,
         .launched = s->sst.backups_launched,
         .won = s->sst.backups_won,
+        .bad_records = s->bad_records,
     };
     gethostname(me.host, sizeof me.host - 1);
+    snprintf(me.error, sizeof me.error, "%s", mrf__first_error());
     uint64_t mine[3] = {s->shuf.bytes_sent, s->shuf.wire_sent, s->heavy_partials}, tot[3];
     MPI_Reduce(mine, tot, 3, MPI_UINT64_T, MPI_SUM, 0, s->comm);
     mrf__rank_fig *all = NULL;
@@ -2198,7 +2206,9 @@ static int write_report(stage *s, double elapsed)
         mrf__report r = {
             .job = s->spec->name,
             .run_id = s->run_id,
-            .status = "succeeded",
+            .status = rc_job ? "failed" : "succeeded",
+            .error = rc_job ? mrf_strerror(rc_job) : NULL, /* replaced below */
+            .exit_status = mrf__exit_status(rc_job),
             .partitioner = names[s->part],
             .split_why = s->split_why,
             .compression = s->cwhy ? s->cwhy : "off (no shuffle)",
@@ -2217,15 +2227,22 @@ static int write_report(stage *s, double elapsed)
             .after = s->after,
             .rk = all,
         };
-        size_t n = strlen(s->tmpdir) + 16;
+        for (int i = 0; rc_job && i < s->size; i++)
+            if (all[i].error[0]) { /* the lowest rank's first error says what went wrong */
+                r.error = all[i].error;
+                break;
+            }
+        size_t n = strlen(s->tmpdir ? s->tmpdir : "") + 16;
         char *path = mrf__malloc(n);
         if (!path) {
             rc = mrf__fail(MRF_ENOMEM, "out of memory for the run report");
-        } else {
-            snprintf(path, n, "%s/_REPORT.json", s->tmpdir);
-            rc = mrf__report_write(path, &r);
+        } else if (s->opt->report || (rc_job == MRF_OK && s->tmpdir)) {
+            snprintf(path, n, "%s/_REPORT.json", s->tmpdir ? s->tmpdir : "");
+            rc = mrf__report_write(s->opt->report ? s->opt->report : path, &r);
         }
         mrf__free(path);
+        if (rc == MRF_OK && s->opt->metrics)
+            rc = mrf__metrics_write(s->opt->metrics, &r);
     }
     mrf__free(all);
     return agree(s, rc);
@@ -2288,6 +2305,7 @@ static int run_stage(stage *s)
     double t0 = MPI_Wtime(), t;
     int rc;
     make_run_id(s);
+    mrf__log_context(s->run_id, 0);
     if ((rc = choose_partitioner(s)))
         goto out;
     if ((rc = agree(s, set_budget(s))))
@@ -2343,7 +2361,7 @@ static int run_stage(stage *s)
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
 
-    if ((rc = write_report(s, MPI_Wtime() - t0)))
+    if ((rc = write_report(s, MPI_Wtime() - t0, MRF_OK)))
         goto out_with_tmpdir;
     if (s->rank == 0)
         rc = mrf__output_commit(s->tmpdir, s->opt->output, s->opt->overwrite, s->run_id);
@@ -2354,6 +2372,8 @@ static int run_stage(stage *s)
     goto out;
 
 out_with_tmpdir:
+    if (s->opt->report || s->opt->metrics)
+        write_report(s, MPI_Wtime() - t0, rc); /* what is known of the failed run */
     if (s->rank == 0) {
         mrf__output_discard(s->tmpdir);
         mrf__log(MRF_LOG_ERROR, "job '%s' failed; no output was written to '%s'", s->spec->name,
@@ -2452,6 +2472,7 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
             mrf__options_free(&opt);
         } else {
             mrf__log_init(rank, opt.log_level);
+            mrf__log_format(opt.log_json);
             stage s = {.spec = spec, .opt = &opt};
             MPI_Comm_dup(MPI_COMM_WORLD, &s.comm);
             MPI_Comm_rank(s.comm, &s.rank);

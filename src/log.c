@@ -1,16 +1,23 @@
 /*
- * log.c -- leveled log lines on stderr, each tagged with the rank.
+ * log.c -- leveled log lines on stderr: text (the default) or one JSON object
+ * per line (--log-format json), each with the time (UTC), the run id, rank,
+ * stage and task where there is one.
  *
  * The function that decides an error logs it (mrf__fail), on the rank where it
  * happened; callers up the stack only pass the code on.
  */
 #include <stdio.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "internal.h"
 
 static int log_rank = -1;
 static int log_level = MRF_LOG_WARN;
+static bool log_json;
+static char log_run[64];
+static int log_stage = -1;
+static long log_task = -1;
 
 void mrf__log_init(int rank, int level)
 {
@@ -18,18 +25,81 @@ void mrf__log_init(int rank, int level)
     log_level = level;
 }
 
+void mrf__log_format(bool json)
+{
+    log_json = json;
+}
+
+void mrf__log_context(const char *run_id, int stage)
+{
+    snprintf(log_run, sizeof log_run, "%s", run_id ? run_id : "");
+    log_stage = stage;
+}
+
+void mrf__log_task(long task)
+{
+    log_task = task;
+}
+
+/* JSON string body: quotes, backslashes and control bytes escaped. */
+static size_t json_escape(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
 static void vlog(int level, const char *fmt, va_list ap)
 {
     static const char *names[] = {"error", "warning", "info", "debug"};
-    char line[2048];
-    int n;
-    if (log_rank >= 0)
-        n = snprintf(line, sizeof line, "mrflow[rank %d]: %s: ", log_rank, names[level]);
-    else
-        n = snprintf(line, sizeof line, "mrflow: %s: ", names[level]);
-    if (n < 0 || (size_t)n >= sizeof line)
-        n = 0;
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    char msg[2048], line[4608], ts[40], ctx[160];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t k = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + k, sizeof ts - k, ".%03dZ", (int)(tv.tv_usec / 1000));
+    if (log_json) {
+        char esc[4200];
+        json_escape(esc, sizeof esc, msg);
+        int n =
+            snprintf(line, sizeof line, "{\"time\": \"%s\", \"level\": \"%s\"", ts, names[level]);
+        if (log_run[0])
+            n += snprintf(line + n, sizeof line - (size_t)n, ", \"run_id\": \"%s\"", log_run);
+        if (log_rank >= 0)
+            n += snprintf(line + n, sizeof line - (size_t)n, ", \"rank\": %d", log_rank);
+        if (log_stage >= 0)
+            n += snprintf(line + n, sizeof line - (size_t)n, ", \"stage\": %d", log_stage);
+        if (log_task >= 0)
+            n += snprintf(line + n, sizeof line - (size_t)n, ", \"task\": %ld", log_task);
+        snprintf(line + n, sizeof line - (size_t)n, ", \"msg\": \"%s\"}", esc);
+    } else {
+        int n = 0;
+        ctx[0] = '\0';
+        if (log_rank >= 0)
+            n += snprintf(ctx + n, sizeof ctx - (size_t)n, "[rank %d", log_rank);
+        if (log_rank >= 0 && log_run[0])
+            n += snprintf(ctx + n, sizeof ctx - (size_t)n, " run %s", log_run);
+        if (log_rank >= 0 && log_stage >= 0)
+            n += snprintf(ctx + n, sizeof ctx - (size_t)n, " stage %d", log_stage);
+        if (log_rank >= 0 && log_task >= 0)
+            n += snprintf(ctx + n, sizeof ctx - (size_t)n, " task %ld", log_task);
+        if (log_rank >= 0)
+            snprintf(ctx + n, sizeof ctx - (size_t)n, "]");
+        snprintf(line, sizeof line, "%s mrflow%s: %s: %s", ts, ctx, names[level], msg);
+    }
     /* one write per line so ranks' lines do not interleave mid-line */
     fprintf(stderr, "%s\n", line);
 }
@@ -44,13 +114,25 @@ void mrf__log(int level, const char *fmt, ...)
     va_end(ap);
 }
 
+static char first_error[MRF__ERRMSG];
+
 int mrf__fail(int code, const char *fmt, ...)
 {
     va_list ap;
+    if (!first_error[0]) {
+        va_start(ap, fmt);
+        vsnprintf(first_error, sizeof first_error, fmt, ap);
+        va_end(ap);
+    }
     va_start(ap, fmt);
     vlog(MRF_LOG_ERROR, fmt, ap);
     va_end(ap);
     return code;
+}
+
+const char *mrf__first_error(void)
+{
+    return first_error;
 }
 
 const char *mrf_strerror(int code)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -103,6 +104,7 @@ static void put_stage(FILE *f, const mrf__report *r)
     /* the slowest rank's own work after the map: what the reduce side takes
      * when every rank has a core to itself */
     fprintf(f, "      \"reduce_cpu_s_max\": %.6f,\n", MAX(reduce_cpu_s));
+    fprintf(f, "      \"bad_records\": %llu,\n", SUM(bad_records));
     fprintf(f,
             "      \"tasks\": %llu,\n      \"tasks_stolen\": %llu,\n"
             "      \"speculative_launched\": %llu,\n      \"speculative_won\": %llu,\n",
@@ -116,15 +118,20 @@ static void put_stage(FILE *f, const mrf__report *r)
     /* before: plain hashing (bucket modulo ranks); planned: the packing
      * chosen, both from the map side's per-bucket counts; delivered: what
      * each rank's reduce really got */
-    fprintf(f, "        \"reduce_input_bytes_before\": ");
-    put_u64s(f, &r->before[0].bytes, P, 2);
-    fprintf(f, ",\n        \"reduce_input_records_before\": ");
-    put_u64s(f, &r->before[0].recs, P, 2);
-    fprintf(f, ",\n        \"reduce_input_bytes_planned\": ");
-    put_u64s(f, &r->after[0].bytes, P, 2);
-    fprintf(f, ",\n        \"reduce_input_records_planned\": ");
-    put_u64s(f, &r->after[0].recs, P, 2);
-    fprintf(f, ",\n        \"reduce_input_bytes\": ");
+    if (r->before && r->after) { /* planned: only once the map has run */
+        fprintf(f, "        \"reduce_input_bytes_before\": ");
+        put_u64s(f, &r->before[0].bytes, P, 2);
+        fprintf(f, ",\n        \"reduce_input_records_before\": ");
+        put_u64s(f, &r->before[0].recs, P, 2);
+        fprintf(f, ",\n        \"reduce_input_bytes_planned\": ");
+        put_u64s(f, &r->after[0].bytes, P, 2);
+        fprintf(f, ",\n        \"reduce_input_records_planned\": ");
+        put_u64s(f, &r->after[0].recs, P, 2);
+        fprintf(f, ",\n        \"imbalance_before\": %.4f,\n        \"imbalance_planned\": %.4f,\n",
+                mrf__imbalance(&r->before[0].bytes, P, 2),
+                mrf__imbalance(&r->after[0].bytes, P, 2));
+    }
+    fprintf(f, "        \"reduce_input_bytes\": ");
     if (in_b)
         put_u64s(f, in_b, P, 1);
     else
@@ -134,11 +141,7 @@ static void put_stage(FILE *f, const mrf__report *r)
         put_u64s(f, in_r, P, 1);
     else
         fprintf(f, "[]");
-    fprintf(f,
-            ",\n        \"imbalance_before\": %.4f,\n        \"imbalance_planned\": %.4f,\n"
-            "        \"imbalance\": %.4f,\n",
-            mrf__imbalance(&r->before[0].bytes, P, 2), mrf__imbalance(&r->after[0].bytes, P, 2),
-            in_b ? mrf__imbalance(in_b, P, 1) : 1.0);
+    fprintf(f, ",\n        \"imbalance\": %.4f,\n", in_b ? mrf__imbalance(in_b, P, 1) : 1.0);
     const mrf__heavy *hv = r->hv;
     double share = 0;
     uint32_t split = 0;
@@ -165,11 +168,40 @@ static void put_stage(FILE *f, const mrf__report *r)
     mrf__free(in_r);
 }
 
+/* Opens a temporary beside path; finish_file renames it over path. */
+static FILE *open_tmp(const char *path, char *tmp, size_t cap)
+{
+    snprintf(tmp, cap, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        mrf__fail(MRF_EIO, "cannot write '%s': %s; check that its directory exists and is writable",
+                  tmp, strerror(errno));
+    return f;
+}
+
+static int finish_file(FILE *f, const char *tmp, const char *path)
+{
+    int bad = ferror(f);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        bad = 1;
+    if (fclose(f) != 0)
+        bad = 1;
+    if (!bad && rename(tmp, path) != 0)
+        bad = 1;
+    if (bad) {
+        int e = errno;
+        unlink(tmp);
+        return mrf__fail(MRF_EIO, "writing '%s' failed: %s", path, strerror(e));
+    }
+    return MRF_OK;
+}
+
 int mrf__report_write(const char *path, const mrf__report *r)
 {
-    FILE *f = fopen(path, "w");
+    char tmp[4096];
+    FILE *f = open_tmp(path, tmp, sizeof tmp);
     if (!f)
-        return mrf__fail(MRF_EIO, "cannot write the run report '%s': %s", path, strerror(errno));
+        return MRF_EIO;
     fprintf(f, "{\n  \"job\": ");
     put_cstr(f, r->job);
     fprintf(f, ",\n  \"run_id\": ");
@@ -178,6 +210,11 @@ int mrf__report_write(const char *path, const mrf__report *r)
     put_cstr(f, r->status);
     fprintf(f, ",\n  \"mrflow_version\": ");
     put_cstr(f, mrf_version());
+    fprintf(f, ",\n  \"exit_status\": %d", r->exit_status);
+    if (r->error) {
+        fprintf(f, ",\n  \"error\": ");
+        put_cstr(f, r->error);
+    }
     fprintf(f,
             ",\n  \"ranks\": %d,\n  \"elapsed_s\": %.6f,\n  \"input_bytes\": %llu,\n"
             "  \"records_in\": %llu,\n  \"records_out\": %llu,\n  \"output_bytes\": %llu,\n"
@@ -192,6 +229,10 @@ int mrf__report_write(const char *path, const mrf__report *r)
         const mrf__rank_fig *k = &r->rk[i];
         fprintf(f, "%s\n    {\"rank\": %d, \"host\": ", i ? "," : "", i);
         put_str(f, k->host, strnlen(k->host, sizeof k->host));
+        if (k->error[0]) {
+            fprintf(f, ", \"error\": ");
+            put_str(f, k->error, strnlen(k->error, sizeof k->error));
+        }
         fprintf(f,
                 ", \"peak_rss_bytes\": %llu, \"map_s\": %.6f, \"shuffle_s\": %.6f, "
                 "\"reduce_s\": %.6f, \"reduce_cpu_s\": %.6f, \"input_bytes\": %llu, "
@@ -205,10 +246,90 @@ int mrf__report_write(const char *path, const mrf__report *r)
                 (unsigned long long)k->bytes_out, (unsigned long long)k->spilled);
     }
     fprintf(f, "\n  ]\n}\n");
-    int bad = ferror(f);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        bad = 1;
-    if (fclose(f) != 0 || bad)
-        return mrf__fail(MRF_EIO, "writing the run report '%s' failed: %s", path, strerror(errno));
-    return MRF_OK;
+    return finish_file(f, tmp, path);
+}
+
+/* One metric: HELP and TYPE once, then the sample. */
+static void metric(FILE *f, const char *name, const char *help, const char *labels, double v)
+{
+    fprintf(f, "# HELP mrflow_%s %s\n# TYPE mrflow_%s gauge\nmrflow_%s{%s} %.17g\n", name, help,
+            name, name, labels, v);
+}
+
+int mrf__metrics_write(const char *path, const mrf__report *r)
+{
+    char tmp[4096], job[200], lb[300];
+    FILE *f = open_tmp(path, tmp, sizeof tmp);
+    if (!f)
+        return MRF_EIO;
+    /* label values: backslash, quote and newline escaped */
+    size_t n = 0;
+    for (const char *p = r->job; *p && n + 3 < sizeof job; p++) {
+        if (*p == '\\' || *p == '"')
+            job[n++] = '\\';
+        job[n++] = *p == '\n' ? 'n' : *p;
+    }
+    job[n] = '\0';
+    size_t P = (size_t)r->ranks;
+    uint64_t *in_b = mrf__calloc(P ? P : 1, sizeof *in_b);
+    for (size_t i = 0; in_b && i < P; i++)
+        in_b[i] = r->rk[i].red_in_bytes;
+    snprintf(lb, sizeof lb, "job=\"%s\"", job);
+    metric(f, "job_succeeded", "1 if the last run succeeded, else 0.", lb,
+           strcmp(r->status, "succeeded") == 0);
+    metric(f, "job_exit_status", "Exit status of the last run.", lb, r->exit_status);
+    metric(f, "job_last_run_timestamp_seconds", "When the last run ended (Unix time).", lb,
+           (double)time(NULL));
+    metric(f, "job_elapsed_seconds", "Wall time of the last run.", lb, r->elapsed_s);
+    metric(f, "job_ranks", "MPI ranks of the last run.", lb, r->ranks);
+    metric(f, "job_input_bytes", "Input bytes mapped.", lb, (double)SUM(input_bytes));
+    metric(f, "job_records_in", "Input records mapped.", lb, (double)SUM(records_mapped));
+    metric(f, "job_records_out", "Output records written.", lb, (double)SUM(records_out));
+    metric(f, "job_output_bytes", "Output bytes written.", lb, (double)SUM(bytes_out));
+    snprintf(lb, sizeof lb, "job=\"%s\",stage=\"0\"", job);
+    metric(f, "stage_map_seconds", "Map phase wall time (slowest rank).", lb, MAX(map_s));
+    metric(f, "stage_shuffle_seconds", "Shuffle wall time (slowest rank).", lb, MAX(shuffle_s));
+    metric(f, "stage_reduce_seconds", "Reduce wall time (slowest rank).", lb, MAX(reduce_s));
+    metric(f, "stage_shuffle_raw_bytes", "Record bytes shuffled.", lb, (double)r->shuffle_raw);
+    metric(f, "stage_shuffle_wire_bytes", "Bytes on the wire after compression.", lb,
+           (double)r->shuffle_wire);
+    metric(f, "stage_spilled_bytes", "Bytes spilled to local disk.", lb, (double)SUM(spilled));
+    metric(f, "stage_imbalance", "Max / mean of the reduce input bytes over ranks.", lb,
+           in_b ? mrf__imbalance(in_b, P, 1) : 1.0);
+    metric(f, "stage_heavy_keys", "Keys found heavier than 1/(20 x ranks) of the data.", lb,
+           r->hv ? r->hv->n : 0);
+    metric(f, "stage_tasks", "Map tasks committed.", lb, (double)SUM(tasks));
+    metric(f, "stage_tasks_stolen", "Map tasks run by a rank other than their home.", lb,
+           (double)SUM(stolen));
+    metric(f, "stage_speculative_launched", "Backup copies of straggling tasks started.", lb,
+           (double)SUM(launched));
+    metric(f, "stage_speculative_won", "Backup copies that committed first.", lb, (double)SUM(won));
+    metric(f, "stage_bad_records", "Malformed input records set aside.", lb,
+           (double)SUM(bad_records));
+    static const struct {
+        const char *name, *help;
+        size_t off;
+        bool dbl;
+    } per_rank[] = {
+        {"rank_peak_rss_bytes", "Peak resident set size.", offsetof(mrf__rank_fig, peak_rss), 0},
+        {"rank_map_seconds", "Map phase wall time.", offsetof(mrf__rank_fig, map_s), 1},
+        {"rank_records_mapped", "Input records this rank mapped.",
+         offsetof(mrf__rank_fig, records_mapped), 0},
+        {"rank_reduce_input_bytes", "Record bytes this rank received to reduce.",
+         offsetof(mrf__rank_fig, red_in_bytes), 0},
+        {"rank_reduce_cpu_seconds", "CPU time combining received records and reducing.",
+         offsetof(mrf__rank_fig, reduce_cpu_s), 1},
+    };
+    for (size_t m = 0; m < sizeof per_rank / sizeof per_rank[0]; m++) {
+        fprintf(f, "# HELP mrflow_%s %s\n# TYPE mrflow_%s gauge\n", per_rank[m].name,
+                per_rank[m].help, per_rank[m].name);
+        for (size_t i = 0; i < P; i++) {
+            const char *p = (const char *)&r->rk[i] + per_rank[m].off;
+            double v = per_rank[m].dbl ? *(const double *)p : (double)*(const uint64_t *)p;
+            fprintf(f, "mrflow_%s{job=\"%s\",stage=\"0\",rank=\"%zu\"} %.17g\n", per_rank[m].name,
+                    job, i, v);
+        }
+    }
+    mrf__free(in_b);
+    return finish_file(f, tmp, path);
 }
