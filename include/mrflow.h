@@ -95,6 +95,15 @@ MRF_EXPORT int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const vo
  */
 MRF_EXPORT int mrf_values_next(mrf_values *vals, const void **val, size_t *len);
 
+/*
+ * From map only: sets the record being mapped aside as malformed, with a
+ * short reason.  It goes to DIR/_BAD_RECORDS/ with its file and byte offset
+ * and is counted in the run report; past --max-bad-records (default 0) such
+ * records fail the job (exit status 2).  Emit nothing for it.  Returns 0,
+ * or MRF_EINVAL outside map.  Not collective.
+ */
+MRF_EXPORT int mrf_reject(mrf_emitter *out, const char *reason);
+
 /* Number of values of the key being reduced, or MRF_COUNT_UNKNOWN when they
  * are streamed from spilled runs and not counted ahead. */
 #define MRF_COUNT_UNKNOWN UINT64_MAX

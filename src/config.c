@@ -344,8 +344,8 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
             char *end;
             errno = 0;
             double v = strtod(val, &end);
-            if (errno || end == val || *end || !(v >= 0.1) || v > 86400) {
-                snprintf(err, errlen, "--progress-every '%s' is not a number of seconds from 0.1",
+            if (errno || end == val || *end || !(v >= 0.01) || v > 86400) {
+                snprintf(err, errlen, "--progress-every '%s' is not a number of seconds from 0.01",
                          val);
                 goto usage;
             }

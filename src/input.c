@@ -214,14 +214,9 @@ int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint6
         if (size == 0)
             continue;
         if (kind == MRF_INPUT_RECORDS) {
-            if (size % rec_size) {
-                snprintf(err, errlen,
-                         "input '%s': size %llu is not a whole number of %zu-byte records "
-                         "(%llu trailing bytes); fix or remove the file",
-                         plan->paths[f], (unsigned long long)size, rec_size,
-                         (unsigned long long)(size % rec_size));
-                return MRF_EINPUT;
-            }
+            /* a trailing partial record is no task's: it is set aside as a
+             * bad record (job.c) */
+            size -= size % rec_size;
             uint64_t step = task_size / rec_size * rec_size;
             if (step == 0)
                 step = rec_size;

@@ -50,6 +50,24 @@ size_t mrf__mem_peak(void);
 /* Testing: make the Nth allocation from now fail (0 = never). */
 void mrf__mem_fail_after(uint64_t n);
 
+/* ------------------------------------------------------------- badrec.c --
+ * Dead-letter records (see badrec.c): a map task's are kept in buf until
+ * the task commits, then appended to DIR/_BAD_RECORDS/part-RANK. */
+typedef struct mrf__badrec {
+    char *buf;
+    size_t len, cap;
+    uint64_t n;              /* pending (uncommitted) records */
+    int fd;                  /* 0: not open yet */
+    char pending_first[512]; /* the pending records' first, described */
+    char first[512];         /* the first committed one, described */
+} mrf__badrec;
+int mrf__badrec_add(mrf__badrec *b, const char *file, uint64_t off, const void *data, size_t len,
+                    const char *reason);
+void mrf__badrec_drop(mrf__badrec *b);
+/* Appends the pending records to dir/_BAD_RECORDS/part-RANK; adds them to *count. */
+int mrf__badrec_commit(mrf__badrec *b, const char *dir, int rank, uint64_t *count);
+int mrf__badrec_close(mrf__badrec *b);
+
 /* ------------------------------------------------------------- report.c --
  * The run report, OUTPUT/_REPORT.json: one JSON document, written by rank 0
  * from figures gathered from every rank. */
@@ -76,6 +94,21 @@ typedef struct mrf__report {
     const struct mrf__bstat *before, *after; /* reduce input per rank, planned */
     const mrf__rank_fig *rk;                 /* per rank, measured */
 } mrf__report;
+
+/* Progress on rank 0 (--progress): on a terminal one line rewritten in
+ * place at most 5 times a second, elsewhere a line every `every` seconds. */
+typedef struct mrf__progress {
+    bool on, tty;
+    double every, t0, last;
+    int width; /* of the last line on a terminal */
+    int phase; /* of the last line: 1 map, 2 shuffle */
+} mrf__progress;
+void mrf__progress_init(mrf__progress *p, int mode, double every, bool rank0);
+void mrf__progress_map(mrf__progress *p, uint64_t done, uint64_t total, uint64_t tasks,
+                       uint64_t ntasks, double map_t0);
+void mrf__progress_shuffle(mrf__progress *p, unsigned round, unsigned rounds, uint64_t bytes,
+                           uint64_t total);
+void mrf__progress_done(mrf__progress *p);
 
 /* max / mean of n values (1 when they are all 0) */
 double mrf__imbalance(const uint64_t *v, size_t n, size_t stride);
@@ -214,6 +247,9 @@ bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, do
 void mrf__sched_poke(mrf__sched *s);
 /* This rank failed: the others stop waiting for tasks (not collective). */
 void mrf__sched_fail(mrf__sched *s);
+/* Tasks committed and their input bytes, job-wide (one read of rank 0's
+ * counters; for progress). */
+void mrf__sched_global(mrf__sched *s, uint64_t *tasks, uint64_t *bytes);
 /* This copy stopped early because another committed. */
 void mrf__sched_abandon(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds);
 const mrf__sched_stats *mrf__sched_get_stats(const mrf__sched *s);
@@ -659,6 +695,9 @@ typedef struct mrf__shuffle_io {
     /* The round's n bytes, nrec whole records (as the senders counted and
      * checksummed them), are at p (from space). */
     int (*deliver)(void *ctx, char *p, size_t n, size_t nrec);
+    /* Optional: round `round` (from 1) is done; bytes: raw bytes this rank
+     * has sent so far. */
+    void (*round_done)(void *ctx, unsigned round, uint64_t bytes);
     void *ctx;
 } mrf__shuffle_io;
 

@@ -50,6 +50,7 @@ typedef struct pending {
 
 struct mrf_emitter {
     int (*fn)(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl);
+    int (*reject)(mrf_emitter *e, const char *why); /* map's only */
     void *state;
     int rc;
 };
@@ -163,6 +164,11 @@ typedef struct stage {
     mrf__bstat *before, *after;
     uint64_t red_in_bytes, red_in_recs, heavy_partials, bad_records;
     double cpu_reduce; /* CPU seconds receiving (combining) and reducing */
+    mrf__progress prog;
+    mrf__badrec bad;           /* dead-letter records (badrec.c) */
+    const mrf_record *cur_rec; /* the record being mapped */
+    uint64_t out_bytes;        /* what this rank sends in the shuffle */
+    unsigned est_rounds;
 } stage;
 
 /* This thread's CPU time: a rank's own work, whether or not it shares its
@@ -229,6 +235,16 @@ int mrf_values_next(mrf_values *vals, const void **val, size_t *len)
     *val = mrf__rec_val(r);
     *len = mrf__rec_vlen(r);
     return 1;
+}
+
+int mrf_reject(mrf_emitter *out, const char *reason)
+{
+    if (!out || !out->reject)
+        return MRF_EINVAL;
+    int rc = out->reject(out, reason);
+    if (rc && out->rc == MRF_OK)
+        out->rc = rc;
+    return rc;
 }
 
 uint64_t mrf_values_count(const mrf_values *vals)
@@ -936,6 +952,66 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
     return MRF_OK;
 }
 
+static int map_reject(mrf_emitter *e, const char *why)
+{
+    stage *s = e->state;
+    const mrf_record *r = s->cur_rec;
+    return mrf__badrec_add(&s->bad, r->file, r->offset, r->data, r->len, why);
+}
+
+/* The input's trailing partial records (fixed-size input), set aside by
+ * rank 0 after the map, and the verdict: more bad records than
+ * --max-bad-records fail the job. */
+static int check_bad_records(stage *s)
+{
+    int rc = MRF_OK;
+    size_t rs = s->spec->record_size;
+    for (size_t f = 0;
+         s->rank == 0 && s->spec->input == MRF_INPUT_RECORDS && f < s->plan.n_files && rc == MRF_OK;
+         f++) {
+        uint64_t size = s->plan.sizes[f], tail = size % rs;
+        if (tail == 0)
+            continue;
+        char buf[1024], why[160];
+        size_t want = tail < sizeof buf ? (size_t)tail : sizeof buf;
+        int fd = open(s->plan.paths[f], O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? pread(fd, buf, want, (off_t)(size - tail)) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got != (ssize_t)want) {
+            rc = mrf__fail(MRF_EIO, "input '%s': reading its last %llu bytes failed",
+                           s->plan.paths[f], (unsigned long long)tail);
+            break;
+        }
+        snprintf(why, sizeof why,
+                 "a trailing partial record: %llu bytes, not a whole %zu-byte record",
+                 (unsigned long long)tail, rs);
+        rc = mrf__badrec_add(&s->bad, s->plan.paths[f], size - tail, buf, (size_t)tail, why);
+    }
+    if (rc == MRF_OK)
+        rc = mrf__badrec_commit(&s->bad, s->tmpdir, s->rank, &s->bad_records);
+    if ((rc = agree(s, rc)))
+        return rc;
+    uint64_t total = 0;
+    MPI_Allreduce(&s->bad_records, &total, 1, MPI_UINT64_T, MPI_SUM, s->comm);
+    if (total <= s->opt->max_bad_records)
+        return MRF_OK;
+    /* one line from rank 0 (with its first bad record, if it has one);
+     * another rank names its own first */
+    if (s->rank != 0 && s->bad_records)
+        mrf__fail(MRF_EINPUT, "bad input record: %s", s->bad.first);
+    if (s->rank == 0)
+        mrf__fail(
+            MRF_EINPUT,
+            "job '%s': %llu malformed input record%s, more than --max-bad-records %llu "
+            "allows%s%s; fix the input, or allow them with --max-bad-records N (they are then "
+            "written to %s/_BAD_RECORDS/ with their file and byte offset)",
+            s->spec->name, (unsigned long long)total, total == 1 ? "" : "s",
+            (unsigned long long)s->opt->max_bad_records, s->bad_records ? "; the first: " : "",
+            s->bad_records ? s->bad.first : "", s->opt->output);
+    return MRF_EINPUT;
+}
+
 /* Progress, fault injection and the check for a copy that already won run
  * 16 times per task, at least every 64 KiB, at most every 1 MiB of input. */
 static size_t check_bytes(uint64_t len)
@@ -971,6 +1047,11 @@ static void checkpoint(stage *s, task_run *tr, uint64_t done)
         }
     }
     tr->chunk0 = now;
+    if (s->prog.on && now - s->prog.last >= s->prog.every) {
+        uint64_t tasks, bytes;
+        mrf__sched_global(s->sched, &tasks, &bytes);
+        mrf__progress_map(&s->prog, bytes, s->plan.total_bytes, tasks, s->plan.n_tasks, s->map_t0);
+    }
     double rate = 0;
     if (tr->rate_t0 == 0) {
         tr->rate_t0 = now;
@@ -986,7 +1067,7 @@ static void checkpoint(stage *s, task_run *tr, uint64_t done)
 static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
 {
     const mrf_job_spec *spec = s->spec;
-    mrf_emitter em = {.fn = map_emit, .state = s};
+    mrf_emitter em = {.fn = map_emit, .reject = map_reject, .state = s};
     mrf_record rec = {.file = s->plan.paths[t->file]};
     size_t every = check_bytes(t->len);
     /* the deal over a heavy key's buckets starts where the task says, so a
@@ -1005,6 +1086,7 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
             rec.len = (size_t)((nl ? nl : end) - p);
         }
         rec.offset = t->off + (uint64_t)(p - buf);
+        s->cur_rec = &rec;
         spec->map(&rec, &em, spec->ctx);
         tr->records++;
         p = spec->input == MRF_INPUT_RECORDS ? p + spec->record_size : (nl ? nl + 1 : end);
@@ -1024,6 +1106,9 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
 static int keep_task(stage *s)
 {
     bool compacted = true;
+    int rc;
+    if ((rc = mrf__badrec_commit(&s->bad, s->tmpdir, s->rank, &s->bad_records)))
+        return rc;
     for (size_t i = 0; i < s->n_bruns; i++) {
         mrf__brun *r = &s->bruns[i];
         if (r->task != s->cur_task)
@@ -1040,7 +1125,6 @@ static int keep_task(stage *s)
             w->recs += r->ents[j].recs;
         }
     }
-    int rc;
     if (!compacted && (rc = compact_bruns(s)))
         return rc;
     if (!s->mapc || s->target == &s->ct)
@@ -1079,6 +1163,7 @@ static int keep_task(stage *s)
 /* The task's copy lost or stopped: forget its output. */
 static void drop_task(stage *s, size_t kv_start)
 {
+    mrf__badrec_drop(&s->bad);
     size_t keep = 0;
     for (size_t i = 0; i < s->n_bruns; i++) {
         mrf__brun *r = &s->bruns[i];
@@ -1172,6 +1257,8 @@ static int map_tasks(stage *s)
         return rc ? rc : crc;
     }
     s->map_t0 = MPI_Wtime();
+    if (s->prog.on)
+        mrf__progress_map(&s->prog, 0, s->plan.total_bytes, 0, s->plan.n_tasks, s->map_t0);
     for (;;) {
         long ti;
         bool backup;
@@ -1413,6 +1500,12 @@ static int combine_in(stage *s, const char *p, size_t n, bool route_heavy)
         at += mrf__rec_size(r);
     }
     return MRF_OK;
+}
+
+static void round_done(void *ctx, unsigned round, uint64_t bytes)
+{
+    stage *s = ctx;
+    mrf__progress_shuffle(&s->prog, round, s->est_rounds, bytes, s->out_bytes);
 }
 
 static int deliver(void *ctx, char *p, size_t n, size_t nrec)
@@ -1778,7 +1871,17 @@ static int exchange(stage *s)
     t_cc = MPI_Wtime() - t_cc;
     size_reduce_side(s);
     s->map_spill_end = s->spill.end;
-    mrf__shuffle_io io = {.fill = fill, .space = space, .deliver = deliver, .ctx = s};
+    /* for progress: about how many rounds the busiest sender needs */
+    s->out_bytes = s->send_bytes;
+    for (size_t i = 0; i < s->n_bruns; i++)
+        for (size_t j = 0; j < s->bruns[i].n; j++)
+            s->out_bytes += s->bruns[i].ents[j].raw;
+    uint64_t most = 0;
+    MPI_Allreduce(&s->out_bytes, &most, 1, MPI_UINT64_T, MPI_MAX, s->comm);
+    s->est_rounds = (unsigned)(most / (s->round_bytes ? s->round_bytes : 1) + 1);
+    mrf__progress_done(&s->prog);
+    mrf__shuffle_io io = {
+        .fill = fill, .space = space, .deliver = deliver, .round_done = round_done, .ctx = s};
     mrf__shuffle_opts so = {.round_bytes = s->round_bytes,
                             .level = s->level,
                             .corrupt = s->opt->corrupt_rank == s->rank};
@@ -2306,6 +2409,7 @@ static int run_stage(stage *s)
     int rc;
     make_run_id(s);
     mrf__log_context(s->run_id, 0);
+    mrf__progress_init(&s->prog, s->opt->progress, s->opt->progress_every, s->rank == 0);
     if ((rc = choose_partitioner(s)))
         goto out;
     if ((rc = agree(s, set_budget(s))))
@@ -2339,6 +2443,10 @@ static int run_stage(stage *s)
              mrf__mem_peak());
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
+    rc = check_bad_records(s);
+    int crc = mrf__badrec_close(&s->bad); /* fsynced before the commit */
+    if ((rc = agree(s, rc ? rc : crc)))
+        goto out_with_tmpdir;
 
     t = MPI_Wtime();
     rc = exchange(s);
@@ -2351,6 +2459,7 @@ static int run_stage(stage *s)
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
 
+    mrf__progress_done(&s->prog);
     t = MPI_Wtime();
     double c0 = cpu_now();
     rc = reduce_local(s);
@@ -2374,12 +2483,15 @@ static int run_stage(stage *s)
 out_with_tmpdir:
     if (s->opt->report || s->opt->metrics)
         write_report(s, MPI_Wtime() - t0, rc); /* what is known of the failed run */
-    if (s->rank == 0) {
+    if (s->rank == 0 && rc == MRF_EINPUT) {    /* bad input: its one line said it all */
+        mrf__output_discard(s->tmpdir);
+    } else if (s->rank == 0) {
         mrf__output_discard(s->tmpdir);
         mrf__log(MRF_LOG_ERROR, "job '%s' failed; no output was written to '%s'", s->spec->name,
                  s->opt->output);
     }
 out:
+    mrf__badrec_close(&s->bad);
     mrf__free(s->tmpdir);
     s->tmpdir = NULL;
     if (s->spill_open)

@@ -333,3 +333,79 @@ int mrf__metrics_write(const char *path, const mrf__report *r)
     mrf__free(in_b);
     return finish_file(f, tmp, path);
 }
+
+/* ------------------------------------------------------------- progress -- */
+
+void mrf__progress_init(mrf__progress *p, int mode, double every, bool rank0)
+{
+    memset(p, 0, sizeof *p);
+    p->tty = isatty(STDERR_FILENO);
+    p->on = rank0 && (mode == 1 || (mode == -1 && p->tty));
+    p->every = p->tty ? 0.2 : every;
+    p->t0 = p->last = MPI_Wtime();
+}
+
+static void progress_line(mrf__progress *p, const char *text)
+{
+    if (p->tty) {
+        int n = (int)strlen(text);
+        fprintf(stderr, "\r%s%*s", text, p->width > n ? p->width - n : 0, "");
+        p->width = n;
+    } else {
+        fprintf(stderr, "mrflow: progress: %s\n", text);
+    }
+    fflush(stderr);
+}
+
+/* A line is due every `every` seconds, and at the first call of a phase. */
+static bool progress_due(mrf__progress *p, int phase)
+{
+    if (!p->on)
+        return false;
+    double now = MPI_Wtime();
+    if (now - p->last < p->every && phase == p->phase)
+        return false;
+    p->last = now;
+    p->phase = phase;
+    return true;
+}
+
+void mrf__progress_map(mrf__progress *p, uint64_t done, uint64_t total, uint64_t tasks,
+                       uint64_t ntasks, double map_t0)
+{
+    if (!progress_due(p, 1))
+        return;
+    double el = MPI_Wtime() - map_t0, rate = el > 0 ? (double)done / el : 0;
+    char eta[32] = "-";
+    if (rate > 0 && done < total)
+        snprintf(eta, sizeof eta, "%.0f s", (double)(total - done) / rate);
+    char line[256];
+    snprintf(line, sizeof line,
+             "map %3.0f%% of %.1f MiB (%llu/%llu tasks), %.1f MB/s, ETA %s, %.0f s elapsed",
+             total ? 100.0 * (double)done / (double)total : 100.0, (double)total / 1048576.0,
+             (unsigned long long)tasks, (unsigned long long)ntasks, rate / 1e6, eta,
+             MPI_Wtime() - p->t0);
+    progress_line(p, line);
+}
+
+void mrf__progress_shuffle(mrf__progress *p, unsigned round, unsigned rounds, uint64_t bytes,
+                           uint64_t total)
+{
+    if (!progress_due(p, 2))
+        return;
+    char line[256];
+    snprintf(line, sizeof line,
+             "shuffle round %u/%u, %.1f of %.1f MiB sent (rank 0), %.0f s elapsed", round,
+             rounds < round ? round : rounds, (double)bytes / 1048576.0, (double)total / 1048576.0,
+             MPI_Wtime() - p->t0);
+    progress_line(p, line);
+}
+
+void mrf__progress_done(mrf__progress *p)
+{
+    if (p->on && p->tty && p->width) {
+        fprintf(stderr, "\r%*s\r", p->width, "");
+        fflush(stderr);
+        p->width = 0;
+    }
+}

@@ -6,8 +6,8 @@
  * passive target, lock_all for the whole phase) holding the state of its
  * home tasks -- the contiguous share the static dealing would have given it:
  *
- *   window of rank r:  [committed][backups][failed][claim] | task 0: done bytes rate backup | ...
- *                       (first three used on rank 0)         (int64 each)
+ *   window of rank r:  [committed][backups][failed][claim][bytes] | task 0: done bytes rate backup
+ * | ... (all but claim used on rank 0 only)          (int64 each)
  *
  * Every update is an MPI_Fetch_and_op (SUM or REPLACE): Open MPI 4.1's
  * emulated MPI_Compare_and_swap over the vader BTL crashes (seen here), while
@@ -47,7 +47,7 @@
 #include "internal.h"
 
 enum { F_DONE, F_BYTES, F_RATE, F_BACKUP, NFIELD };
-enum { G_COMMITTED, G_BACKUPS, G_FAILED, G_CLAIM, NGLOBAL };
+enum { G_COMMITTED, G_BACKUPS, G_FAILED, G_CLAIM, G_BYTES, NGLOBAL };
 
 struct mrf__sched {
     MPI_Comm comm;
@@ -191,6 +191,7 @@ int mrf__sched_create(MPI_Comm comm, const mrf__plan *plan, bool speculate, int 
     s->base[G_COMMITTED] = 0;
     s->base[G_BACKUPS] = 0;
     s->base[G_FAILED] = 0;
+    s->base[G_BYTES] = 0;
     s->base[G_CLAIM] = (int64_t)((uint64_t)mine << 32); /* head 0, tail mine */
     memset(s->base + NGLOBAL, 0, mine * NFIELD * sizeof(int64_t));
     MPI_Barrier(comm); /* every window initialised before anyone reads one */
@@ -410,6 +411,7 @@ bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, do
     bool won = first_to(s, t, F_DONE);
     if (won) {
         fetch_add(s, 0, G_COMMITTED, 1);
+        fetch_add(s, 0, G_BYTES, (int64_t)bytes);
         s->st.tasks_run++;
         if (backup)
             s->st.backups_won++;
@@ -424,6 +426,12 @@ bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, do
     if (backup)
         fetch_add(s, 0, G_BACKUPS, -1);
     return won;
+}
+
+void mrf__sched_global(mrf__sched *s, uint64_t *tasks, uint64_t *bytes)
+{
+    *tasks = (uint64_t)fetch_op(s, 0, G_COMMITTED, 0, MPI_NO_OP);
+    *bytes = (uint64_t)fetch_op(s, 0, G_BYTES, 0, MPI_NO_OP);
 }
 
 void mrf__sched_fail(mrf__sched *s)

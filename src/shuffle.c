@@ -270,6 +270,8 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         st.wire_sent += wire;
         st.bytes_recv += rawsum;
         st.rounds++;
+        if (io->round_done)
+            io->round_done(io->ctx, st.rounds, st.bytes_sent);
     }
 out:
     if (stats)
