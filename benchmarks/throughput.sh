@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh -- mrflow's throughput benchmark.  Generates a Zipf text corpus and a
+# throughput.sh -- mrflow's throughput benchmark.  Generates a Zipf text corpus and a
 # terasort file (once; kept in bench-out/), warms the page cache, then runs
 # wordcount and terasort at 1 and 2 ranks REPS times each, and in the same run
 # the single-process references: a coreutils word count (LC_ALL=C tr | sort |

@@ -1,0 +1,79 @@
+#!/bin/sh
+# readme.sh -- renders a benchmark results file (benchmarks/results/*.csv,
+# written by benchmarks/run) as Markdown and puts it into README.md between
+# the lines "<!-- benchmarks:begin -->" and "<!-- benchmarks:end -->", so the
+# README's figures are the latest run's, not typed by hand.
+#   benchmarks/readme.sh [RESULTS.csv] [--print]
+# Without a file: the newest in benchmarks/results/.  --print: to stdout only.
+set -eu
+cd "$(dirname "$0")/.."
+csv="" print=no
+for a in "$@"; do
+    case $a in
+    --print) print=yes ;;
+    *) csv=$a ;;
+    esac
+done
+[ -n "$csv" ] || csv=$(ls -t benchmarks/results/*-quick.csv benchmarks/results/*-full.csv 2> /dev/null | head -n 1)
+[ -n "$csv" ] && [ -f "$csv" ] || { echo "readme.sh: no results file (run benchmarks/run first)" >&2; exit 2; }
+json=${csv%.csv}.json
+png=${csv%.csv}.png
+machine=""
+[ -f "$json" ] && machine=$(sed -n 's/.*"machine": {"cores": \([0-9]*\), "mem_gib": \([0-9.]*\), "cpu": "\(.*\)"},/\1 cores, \2 GiB, \3/p' "$json")
+when=$(basename "$csv" .csv)
+
+render() {
+    echo "Results of \`benchmarks/run\` in \`$csv\` ($when${machine:+; $machine});"
+    echo "medians of the runs, min–max in brackets; wall time includes mpirun start-up."
+    echo
+    echo "| baseline | what | median s [min–max] | MB/s |"
+    echo "|---|---|---|---|"
+    awk -F, '$1 == "baseline" {
+        printf "| %s | %.0f MiB%s | %.3f [%.3f–%.3f] | %.0f |\n", $2, $4 / 1048576, $5 == "" ? "" : ", " $5, $7, $8, $9, $10 }' "$csv"
+    echo
+    echo "| throughput | ranks | config | median s [min–max] | MB/s | peak RSS MiB/rank | vs baseline |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F, '
+        $1 == "baseline" && $2 == "coreutils-wordcount" { ref["wordcount"] = $7; rb["wordcount"] = $4 }
+        $1 == "baseline" && $2 == "refsort" { ref["terasort"] = $7; rb["terasort"] = $4 }
+        $1 == "throughput" { r[++n] = $0 }
+        END { for (k = 1; k <= n; k++) { split(r[k], f, ",");
+            vs = (ref[f[2]] > 0 && rb[f[2]] == f[4]) ? sprintf("%.2fx", ref[f[2]] / f[7]) : "-"
+            printf "| %s %.0f MiB | %s | %s | %.2f [%.2f–%.2f] | %.1f | %s | %s |\n", f[2], f[4] / 1048576, f[3],
+                f[5] == "" ? "default" : f[5], f[7], f[8], f[9], f[10], f[11], vs } }' "$csv"
+    echo
+    echo "| weak scaling | ranks | input MiB | median s [min–max] | MB/s |"
+    echo "|---|---|---|---|---|"
+    awk -F, '$1 == "weak" { printf "| %s | %s | %.0f | %.2f [%.2f–%.2f] | %.1f |\n", $2, $3, $4 / 1048576, $7, $8, $9, $10 }' "$csv"
+    echo
+    echo "| skew (kvcount, --map-combine off) | ranks | partitioner | imbalance | median s [min–max] |"
+    echo "|---|---|---|---|---|"
+    awk -F, '$1 == "skew" { split($5, a, " "); printf "| %s, %.0f MiB | %s | %s | %.3f | %.2f [%.2f–%.2f] |\n", a[1], $4 / 1048576, $3, a[2], $13, $7, $8, $9 }' "$csv"
+    echo
+    echo "| straggler (wordcount) | ranks | median s [min–max] |"
+    echo "|---|---|---|"
+    awk -F, '$1 == "straggler" { printf "| %s | %s | %.2f [%.2f–%.2f] |\n", $5, $3, $7, $8, $9 }' "$csv"
+    echo
+    echo "| memory sweep | ranks | budget | median s [min–max] | MB/s | peak RSS MiB/rank |"
+    echo "|---|---|---|---|---|---|"
+    awk -F, '$1 == "memory" { b = $5; sub("--memory ", "", b); printf "| %s %.0f MiB | %s | %s | %.2f [%.2f–%.2f] | %.1f | %s |\n", $2, $4 / 1048576, $3, b, $7, $8, $9, $10, $11 }' "$csv"
+    if [ -f "$png" ]; then
+        echo
+        echo "![benchmark plots]($png)"
+    fi
+}
+
+if [ "$print" = yes ]; then
+    render
+    exit 0
+fi
+grep -q '^<!-- benchmarks:begin -->$' README.md && grep -q '^<!-- benchmarks:end -->$' README.md ||
+    { echo "readme.sh: README.md lacks the benchmarks:begin/end markers" >&2; exit 2; }
+render > bench-out/readme-section.md
+awk -v sec=bench-out/readme-section.md '
+    /^<!-- benchmarks:begin -->$/ { print; while ((getline l < sec) > 0) print l; skip = 1; next }
+    /^<!-- benchmarks:end -->$/ { skip = 0 }
+    !skip { print }' README.md > bench-out/README.new
+mv bench-out/README.new README.md
+rm -f bench-out/readme-section.md
+echo "README.md: benchmark section from $csv"
