@@ -11,6 +11,7 @@
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -102,6 +103,7 @@ typedef struct mrf__progress {
     double every, t0, last;
     int width; /* of the last line on a terminal */
     int phase; /* of the last line: 1 map, 2 shuffle */
+    FILE *out; /* stderr, or the terminal itself (/dev/tty) under a launcher */
 } mrf__progress;
 void mrf__progress_init(mrf__progress *p, int mode, double every, bool rank0);
 void mrf__progress_map(mrf__progress *p, uint64_t done, uint64_t total, uint64_t tasks,
@@ -109,6 +111,7 @@ void mrf__progress_map(mrf__progress *p, uint64_t done, uint64_t total, uint64_t
 void mrf__progress_shuffle(mrf__progress *p, unsigned round, unsigned rounds, uint64_t bytes,
                            uint64_t total);
 void mrf__progress_done(mrf__progress *p);
+void mrf__progress_end(mrf__progress *p);
 
 /* max / mean of n values (1 when they are all 0) */
 double mrf__imbalance(const uint64_t *v, size_t n, size_t stride);

@@ -2492,6 +2492,7 @@ out_with_tmpdir:
     }
 out:
     mrf__badrec_close(&s->bad);
+    mrf__progress_end(&s->prog);
     mrf__free(s->tmpdir);
     s->tmpdir = NULL;
     if (s->spill_open)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,25 +337,51 @@ int mrf__metrics_write(const char *path, const mrf__report *r)
 
 /* ------------------------------------------------------------- progress -- */
 
+/* Under mpirun or srun a rank's stderr is a pipe to the launcher even when
+ * the user sits at a terminal; auto then writes to the terminal itself
+ * (/dev/tty), which the rank shares when it runs on the launching node. */
+static bool launched(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
+           getenv("SLURM_PROCID");
+}
+
 void mrf__progress_init(mrf__progress *p, int mode, double every, bool rank0)
 {
     memset(p, 0, sizeof *p);
+    p->out = stderr;
     p->tty = isatty(STDERR_FILENO);
+    if (rank0 && mode == -1 && !p->tty && launched()) {
+        FILE *t = fopen("/dev/tty", "w");
+        if (t) {
+            p->out = t;
+            p->tty = true;
+        }
+    }
     p->on = rank0 && (mode == 1 || (mode == -1 && p->tty));
     p->every = p->tty ? 0.2 : every;
     p->t0 = p->last = MPI_Wtime();
+}
+
+void mrf__progress_end(mrf__progress *p)
+{
+    mrf__progress_done(p);
+    if (p->out && p->out != stderr)
+        fclose(p->out);
+    p->out = NULL;
+    p->on = false;
 }
 
 static void progress_line(mrf__progress *p, const char *text)
 {
     if (p->tty) {
         int n = (int)strlen(text);
-        fprintf(stderr, "\r%s%*s", text, p->width > n ? p->width - n : 0, "");
+        fprintf(p->out, "\r%s%*s", text, p->width > n ? p->width - n : 0, "");
         p->width = n;
     } else {
-        fprintf(stderr, "mrflow: progress: %s\n", text);
+        fprintf(p->out, "mrflow: progress: %s\n", text);
     }
-    fflush(stderr);
+    fflush(p->out);
 }
 
 /* A line is due every `every` seconds, and at the first call of a phase. */
@@ -404,8 +431,8 @@ void mrf__progress_shuffle(mrf__progress *p, unsigned round, unsigned rounds, ui
 void mrf__progress_done(mrf__progress *p)
 {
     if (p->on && p->tty && p->width) {
-        fprintf(stderr, "\r%*s\r", p->width, "");
-        fflush(stderr);
+        fprintf(p->out, "\r%*s\r", p->width, "");
+        fflush(p->out);
         p->width = 0;
     }
 }
