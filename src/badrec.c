@@ -104,7 +104,7 @@ int mrf__badrec_commit(mrf__badrec *b, const char *dir, int rank, uint64_t *coun
         if (mkdir(path, 0777) != 0 && errno != EEXIST)
             return mrf__fail(MRF_EIO, "cannot create '%s': %s", path, strerror(errno));
         snprintf(path, sizeof path, "%s/_BAD_RECORDS/part-%05d", dir, rank);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (fd < 0)
             return mrf__fail(MRF_EIO, "cannot create '%s': %s", path, strerror(errno));
         b->fd = fd;

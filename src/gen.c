@@ -389,7 +389,7 @@ int mrf__cli_gen(int argc, char **argv)
         fprintf(stderr, "mrflow: error: '%s' exists; choose another --output or add --overwrite\n",
                 output);
         rc = MRF_EEXIST;
-    } else if ((o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0) {
+    } else if ((o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666)) < 0) {
         fprintf(stderr, "mrflow: error: cannot create '%s': %s\n", tmp, strerror(errno));
         rc = MRF_EUSAGE;
     } else {

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,7 +174,11 @@ static void put_stage(FILE *f, const mrf__report *r)
 static FILE *open_tmp(const char *path, char *tmp, size_t cap)
 {
     snprintf(tmp, cap, "%s.tmp-%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    /* a new file (never through a link an attacker left), with the umask */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
     if (!f)
         mrf__fail(MRF_EIO, "cannot write '%s': %s; check that its directory exists and is writable",
                   tmp, strerror(errno));
