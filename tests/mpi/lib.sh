@@ -7,12 +7,14 @@ MPIEXEC=${MPIEXEC:-mpiexec}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LC_ALL=C
 # a job that ends with engine bytes still allocated fails
 export MRFLOW_STRICT_MEM=1
-# Under the sanitizers, LeakSanitizer stays on for the unit tests and fuzz
-# targets but is off in MPI ranks: Open MPI 4.1's components, dlopen'ed and
-# unloaded in MPI_Finalize, leak at exit as "<unknown module>" frames that no
-# suppression file can name.  The engine's own allocations are checked in
-# every MPI run by the byte accounting above instead.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+# Under the sanitizers, LeakSanitizer checks MPI ranks in mrf_main just
+# before MPI_Finalize (src/job.c), not at exit: Finalize unloads Open MPI's
+# components, whose leaks would then be "<unknown module>" frames no
+# suppression can name.  Full (slow) unwinding gives every stack frames in
+# libmpi or libopen-pal, which tests/lsan.supp suppresses by library; any
+# leak of ours or of a job's fails the run.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}leak_check_at_exit=0:fast_unwind_on_malloc=0"
+export LSAN_OPTIONS="suppressions=$TOP_SRCDIR/tests/lsan.supp:print_suppressions=0"
 # keep MPI's TCP traffic on the loopback interface
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mrflow-test.XXXXXX") || exit 99
