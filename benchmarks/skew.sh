@@ -89,6 +89,19 @@ awk -F, 'NR > 1 { k = $1 "," $2 "," $3; if ($4 == "hash") { h[k] = $0 } else { s
             a[1], a[2], a[3], a[8], b[8], a[7], b[7], a[7] / b[7], a[10], b[10], a[10] / b[10],
             a[5], b[5], b[5] / a[5] } }' "$csv"
 
+# panel COLUMN YLABEL: one gnuplot panel, a line per (ranks, partitioner)
+panel() {
+    echo "set ylabel '$2'"
+    printf "plot"
+    sep=""
+    for np in $RANKS; do for p in hash skew; do
+        printf "%s 'bench-out/skew-%s-off-%s.dat' using 1:%s with linespoints title '%s, %s ranks'" \
+            "$sep" "$np" "$p" "$1" "$p" "$np"
+        sep=","
+    done; done
+    echo
+}
+
 if command -v gnuplot > /dev/null; then
     for np in $RANKS; do for mode in $MODES; do for p in hash skew; do
         awk -F, -v n="$np" -v m="$mode" -v p="$p" '$2 == n && $3 == m && $4 == p { print $1, $7, $8, $10 }' \
@@ -99,33 +112,9 @@ if command -v gnuplot > /dev/null; then
         echo "set output 'bench-out/skew.png'"
         echo "set multiplot layout 1,3 title 'kvcount, $SIZE Zipf keys, --map-combine off, $(nproc) cores'"
         echo "set xlabel 'Zipf exponent S'; set key top left; set grid"
-        echo "set ylabel 'reduce phase (s), median of $REPS'"
-        printf "plot"
-        sep=""
-        for np in $RANKS; do for p in hash skew; do
-            printf "%s 'bench-out/skew-%s-off-%s.dat' using 1:2 with linespoints title '%s, %s ranks'" \
-                "$sep" "$np" "$p" "$p" "$np"
-            sep=","
-        done; done
-        echo
-        echo "set ylabel 'slowest rank reduce CPU (s), median of $REPS'"
-        printf "plot"
-        sep=""
-        for np in $RANKS; do for p in hash skew; do
-            printf "%s 'bench-out/skew-%s-off-%s.dat' using 1:4 with linespoints title '%s, %s ranks'" \
-                "$sep" "$np" "$p" "$p" "$np"
-            sep=","
-        done; done
-        echo
-        echo "set ylabel 'imbalance of reduce input bytes (max/mean)'"
-        printf "plot"
-        sep=""
-        for np in $RANKS; do for p in hash skew; do
-            printf "%s 'bench-out/skew-%s-off-%s.dat' using 1:3 with linespoints title '%s, %s ranks'" \
-                "$sep" "$np" "$p" "$p" "$np"
-            sep=","
-        done; done
-        echo
+        panel 2 "reduce phase (s), median of $REPS"
+        panel 4 "slowest rank reduce CPU (s), median of $REPS"
+        panel 3 "imbalance of reduce input bytes (max/mean)"
         echo "unset multiplot"
     } > bench-out/skew.gp
     if echo "$MODES" | grep -q off; then

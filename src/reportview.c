@@ -19,7 +19,8 @@ typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
 typedef struct jval {
     jtype t;
     double num;
-    char *str;         /* J_STR; also the key when inside an object */
+    char *str;         /* J_STR */
+    char *key;         /* a member of an object: its name */
     struct jval *kids; /* J_ARR, J_OBJ */
     size_t n, cap;
 } jval;
@@ -36,6 +37,7 @@ static void jfree(jval *v)
         jfree(&v->kids[i]);
     mrf__free(v->kids);
     mrf__free(v->str);
+    mrf__free(v->key);
 }
 
 static void skip_ws(jparser *jp)
@@ -163,25 +165,7 @@ static int parse_container(jparser *jp, jval *v, bool obj)
             jfree(&kid);
             return -1;
         }
-        if (obj) {
-            if (kid.t == J_STR) { /* keep the value in str; the key goes first */
-                char *val = kid.str;
-                size_t kl = strlen(key), vl = strlen(val);
-                char *both = mrf__malloc(kl + vl + 2);
-                if (!both) {
-                    mrf__free(key);
-                    mrf__free(val);
-                    return jp->err = "out of memory", -1;
-                }
-                memcpy(both, key, kl + 1);
-                memcpy(both + kl + 1, val, vl + 1);
-                mrf__free(key);
-                mrf__free(val);
-                kid.str = both;
-            } else {
-                kid.str = key;
-            }
-        }
+        kid.key = key;
         if (add_kid(jp, v, &kid)) {
             jfree(&kid);
             return -1;
@@ -244,16 +228,16 @@ static const jval *get(const jval *o, const char *key)
     if (!o || o->t != J_OBJ)
         return NULL;
     for (size_t i = 0; i < o->n; i++)
-        if (o->kids[i].str && !strcmp(o->kids[i].str, key))
+        if (o->kids[i].key && !strcmp(o->kids[i].key, key))
             return &o->kids[i];
     return NULL;
 }
 
-/* A string member's value (stored after its key), or "-". */
+/* A string member's value, or "-". */
 static const char *gs(const jval *o, const char *key)
 {
     const jval *v = get(o, key);
-    return v && v->t == J_STR ? v->str + strlen(v->str) + 1 : "-";
+    return v && v->t == J_STR ? v->str : "-";
 }
 
 static double gn(const jval *o, const char *key)

@@ -61,6 +61,14 @@ no_leftovers() {
     ! ls -a "$parent" 2>/dev/null | grep -q "^\.$base\.mrflow-"
 }
 
+# jget FILE KEY: the first value of "KEY" in a run report (the writer puts
+# each member on its own line): a number, a string unquoted, or an array's
+# numbers separated by spaces
+jget() {
+    sed -n "s/^ *\"$2\": \(.*\)$/\1/p" "$1" | head -n 1 |
+        sed 's/,$//; /^\[/ { s/^\[//; s/\]$//; s/,//g; }; s/^"//; s/"$//'
+}
+
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ] || exit 1

@@ -29,8 +29,6 @@ mpix() {
     timeout 300 "$MPIEXEC" -np "$np" --oversubscribe --mca btl "self,$btl" "$@"
 }
 
-# jget FILE KEY: the first numeric or string value of "KEY"
-jget() { sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -n 1; }
 
 for np in $RANKS; do
     out=$WORK/o-$np

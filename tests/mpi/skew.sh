@@ -9,11 +9,6 @@ export LC_ALL=C
 SIZE=${MRFLOW_TEST_SKEW_SIZE:-$([ -n "${SAN_CFLAGS:-}" ] && echo 8M || echo 16M)}
 NP=4
 
-# jget FILE KEY: the first value of "KEY": in the report (numbers, arrays
-# as space-separated numbers, strings unquoted)
-jget() {
-    sed -n "s/^ *\"$2\": \(.*\)$/\1/p" "$1" | head -n 1 | sed 's/,$//; s/^\[//; s/\]$//; s/,//g; s/^"//; s/"$//'
-}
 # imb LIST: max / mean of the numbers, to 4 places
 imb() { echo "$1" | awk '{ m = 0; s = 0; for (i = 1; i <= NF; i++) { s += $i; if ($i > m) m = $i } printf "%.4f\n", s ? m * NF / s : 1 }'; }
 # le A B: A <= B (decimals)
