@@ -126,6 +126,15 @@ int mrf__badrec_commit(mrf__badrec *b, const char *dir, int rank, uint64_t *coun
     return MRF_OK;
 }
 
+int mrf__badrec_restore(mrf__badrec *b, const char *lines, size_t len, uint64_t n)
+{
+    int rc = put(b, lines, len);
+    if (rc)
+        return mrf__fail(rc, "out of memory restoring bad records");
+    b->n += n;
+    return MRF_OK;
+}
+
 int mrf__badrec_close(mrf__badrec *b)
 {
     int rc = MRF_OK;

@@ -87,10 +87,33 @@ static int parse_rank(const char *v, int *rank)
     return MRF_OK;
 }
 
-/* slow:rank=R[:factor=F][:after=S], fail:rank=R, corrupt:rank=R or
- * corrupt-spill:rank=R */
+/* crash:rank=R:phase=P: rank R kills itself (SIGKILL) in phase P */
+static int parse_crash(const char *v, mrf__options *opt)
+{
+    static const char *phases[] = {"map", "shuffle", "reduce", "checkpoint"};
+    const char *ph = strstr(v, ":phase=");
+    if (!ph)
+        return MRF_EINVAL;
+    char rank[32];
+    size_t n = (size_t)(ph - v);
+    if (n >= sizeof rank)
+        return MRF_EINVAL;
+    memcpy(rank, v, n);
+    rank[n] = '\0';
+    for (int k = 0; k < 4; k++)
+        if (strcmp(ph + 7, phases[k]) == 0) {
+            opt->crash_phase = k;
+            return parse_rank(rank, &opt->crash_rank);
+        }
+    return MRF_EINVAL;
+}
+
+/* slow:rank=R[:factor=F][:after=S], fail:rank=R, corrupt:rank=R,
+ * corrupt-spill:rank=R or crash:rank=R:phase=P */
 static int parse_fault(const char *v, mrf__options *opt)
 {
+    if (strncmp(v, "crash:rank=", 11) == 0)
+        return parse_crash(v + 11, opt);
     if (strncmp(v, "fail:rank=", 10) == 0)
         return parse_rank(v + 10, &opt->fail_rank);
     if (strncmp(v, "corrupt:rank=", 13) == 0)
@@ -173,6 +196,8 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->fail_rank = -1;
     opt->corrupt_rank = -1;
     opt->corrupt_spill_rank = -1;
+    opt->crash_rank = -1;
+    opt->ckpt_every = 300;
     opt->fault_factor = 5.0;
     opt->compress = MRF__COMPRESS_AUTO;
     opt->compress_level = 1;
@@ -309,7 +334,8 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
             if (parse_fault(val, opt)) {
                 snprintf(err, errlen,
                          "--fault '%s': use slow:rank=R[:factor=F][:after=SECONDS] (F >= 1), "
-                         "fail:rank=R, corrupt:rank=R or corrupt-spill:rank=R",
+                         "fail:rank=R, corrupt:rank=R, corrupt-spill:rank=R or "
+                         "crash:rank=R:phase=map|shuffle|reduce|checkpoint",
                          val);
                 goto usage;
             }
@@ -370,6 +396,30 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 snprintf(err, errlen, "--max-bad-records '%s' is not a number from 0", val);
                 goto usage;
             }
+        } else if (opt_is(a, "--checkpoint-dir", &val)) {
+            NEED_VALUE();
+            if (!*val) {
+                snprintf(err, errlen, "option --checkpoint-dir needs a directory name");
+                goto usage;
+            }
+            opt->ckpt_dir = val;
+        } else if (opt_is(a, "--checkpoint-every", &val)) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            double v = strtod(val, &end);
+            if (errno || end == val || *end || !(v >= 0) || v > 1e7) {
+                snprintf(err, errlen,
+                         "--checkpoint-every '%s' is not a number of seconds (0 turns periodic "
+                         "checkpoints off)",
+                         val);
+                goto usage;
+            }
+            opt->ckpt_every = v;
+        } else if (opt_is(a, "--no-resume", &val) && !val) {
+            opt->no_resume = true;
+        } else if (opt_is(a, "--restart-from-scratch", &val) && !val) {
+            opt->restart_scratch = true;
         } else if (opt_is(a, "--quiet", &val) && !val) {
             opt->quiet = true;
         } else if ((opt_is(a, "--help", &val) && !val) || strcmp(a, "-h") == 0) {
@@ -445,6 +495,9 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "  --fault corrupt:rank=R | corrupt-spill:rank=R\n"
            "                      testing switch: rank R damages one shuffle (or spill)\n"
            "                      block it writes; the job must fail naming it\n"
+           "  --fault crash:rank=R:phase=map|shuffle|reduce|checkpoint\n"
+           "                      testing switch: rank R kills itself (SIGKILL) in that\n"
+           "                      phase (checkpoint: while writing one)\n"
            "  --log-level LEVEL   error, warn (default), info or debug\n"
            "  --log-format FMT    text (default) or json (one object per line); every\n"
            "                      line has the time, run id, rank, stage and task\n"
@@ -460,6 +513,19 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "  --max-bad-records N malformed input records tolerated (default 0): each is\n"
            "                      written to DIR/_BAD_RECORDS/ with its file and offset;\n"
            "                      one more fails the job\n"
+           "  --checkpoint-dir DIR\n"
+           "                      take coordinated HDF5 checkpoints in DIR (epoch-N.h5,\n"
+           "                      LATEST): after the map phase, every --checkpoint-every\n"
+           "                      seconds between map tasks, and on SIGUSR1, SIGUSR2 or\n"
+           "                      SIGTERM, after which the job exits with status 75.\n"
+           "                      Running the same command again resumes from the newest\n"
+           "                      valid checkpoint, on any number of ranks\n"
+           "  --checkpoint-every S seconds between checkpoints during the map (default\n"
+           "                      300; 0: only after the map and on a signal)\n"
+           "  --no-resume         ignore DIR's checkpoints and start from the beginning\n"
+           "  --restart-from-scratch\n"
+           "                      when DIR holds checkpoints but none is valid, start\n"
+           "                      from the beginning instead of failing\n"
            "  --quiet             no run summary on stderr\n"
            "  --help, --version\n"
            "\n"
@@ -468,6 +534,7 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "DIR/_SUCCESS.  The job writes into a hidden sibling of DIR and renames it into\n"
            "place only when every rank succeeded.\n"
            "\n"
-           "Exit status: 0 done, 1 failed, 2 usage or input error.\n",
+           "Exit status: 0 done, 1 failed, 2 usage or input error, 75 checkpointed after\n"
+           "a preemption signal (run the same command again to resume).\n",
            prog, spec->name, spec->summary ? ": " : "", spec->summary ? spec->summary : "");
 }

@@ -22,6 +22,9 @@
 /* Internal status: "another rank failed" (positive, so the MIN over ranks in
  * an agreement always yields the failing rank's own code). */
 #define MRF__PEER_FAILED 1
+/* Internal status: a preemption signal arrived; the job checkpointed (or
+ * kept its last checkpoint) and exits with MRF_EXIT_CHECKPOINTED. */
+#define MRF__PREEMPTED (-50)
 
 /* ---------------------------------------------------------------- mem.c --
  * All engine allocation goes through here so bytes in use are known.
@@ -68,6 +71,8 @@ void mrf__badrec_drop(mrf__badrec *b);
 /* Appends the pending records to dir/_BAD_RECORDS/part-RANK; adds them to *count. */
 int mrf__badrec_commit(mrf__badrec *b, const char *dir, int rank, uint64_t *count);
 int mrf__badrec_close(mrf__badrec *b);
+/* Pending records restored from a checkpoint: n lines, as committed before. */
+int mrf__badrec_restore(mrf__badrec *b, const char *lines, size_t len, uint64_t n);
 
 /* ------------------------------------------------------------- report.c --
  * The run report, OUTPUT/_REPORT.json: one JSON document, written by rank 0
@@ -139,6 +144,8 @@ int mrf__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 enum { MRF__COMPRESS_AUTO, MRF__COMPRESS_OFF, MRF__COMPRESS_ZSTD };
 /* --partitioner: DEFAULT is the job's (skew for hash jobs, range for range) */
 enum { MRF__PART_DEFAULT, MRF__PART_HASH, MRF__PART_SKEW, MRF__PART_RANGE };
+/* where --fault crash strikes */
+enum { MRF__PHASE_MAP, MRF__PHASE_SHUFFLE, MRF__PHASE_REDUCE, MRF__PHASE_CHECKPOINT };
 #define MRF__MIN_MEMORY (16ull << 20)
 
 typedef struct mrf__options {
@@ -171,6 +178,12 @@ typedef struct mrf__options {
     const char *report;       /* --report FILE; NULL = OUTPUT/_REPORT.json */
     const char *metrics;      /* --metrics FILE; NULL = none */
     uint64_t max_bad_records; /* --max-bad-records N */
+    const char *ckpt_dir;     /* --checkpoint-dir DIR; NULL = no checkpoints */
+    double ckpt_every;        /* --checkpoint-every SECONDS during the map; 0 = none */
+    bool no_resume;           /* --no-resume: ignore existing checkpoints */
+    bool restart_scratch;     /* --restart-from-scratch: no valid epoch is not an error */
+    int crash_rank;           /* --fault crash:rank=R:phase=P (testing); -1 = none */
+    int crash_phase;          /* MRF__PHASE_* */
     bool quiet;
     bool help;
     bool version;
@@ -246,6 +259,10 @@ bool mrf__sched_progress(mrf__sched *s, long task, bool backup, uint64_t bytes_d
                          double rate_bps);
 /* True when this copy won the task: its output is the task's output. */
 bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds);
+/* Asks every rank to leave the phase after its running task (not collective). */
+void mrf__sched_stop(mrf__sched *s);
+/* This rank left the phase because of a stop. */
+bool mrf__sched_stopped(const mrf__sched *s);
 /* Lets MPI serve other ranks' requests on this rank's window. */
 void mrf__sched_poke(mrf__sched *s);
 /* This rank failed: the others stop waiting for tasks (not collective). */
@@ -523,6 +540,12 @@ static inline uint32_t mrf__heavy_deal(mrf__heavy *hv, uint64_t h, uint32_t fall
     return ((base + hv->sfirst[j] + c) & hit) | (fallback & ~hit);
 }
 
+/* The splitters and heavy keys of a stage, serialised for a checkpoint, and
+ * back (checked; at most max_sub sub-buckets: MRF_EINVAL otherwise). */
+int mrf__decisions_pack(const mrf__splitters *sp, const mrf__heavy *hv, char **buf, size_t *len);
+int mrf__decisions_unpack(const char *buf, size_t len, uint32_t max_sub, mrf__splitters *sp,
+                          mrf__heavy *hv);
+
 /* --------------------------------------------------------------- sort.c -- */
 typedef struct mrf__sort_ent {
     uint64_t prefix; /* first 8 key bytes, big-endian, zero-padded */
@@ -745,6 +768,62 @@ int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, c
 /* Rank 0 only: remove the temporary directory and what is in it. */
 void mrf__output_discard(const char *tmpdir);
 int mrf__remove_tree(const char *path);
+
+/* --------------------------------------------------------------- ckpt.c --
+ * Coordinated HDF5 checkpoints (layout and commit protocol: see ckpt.c). */
+typedef struct mrf__ckpt_meta {
+    char job[64], version[16], run_id[64], phase[16], partitioner[16];
+    uint64_t spec_fp, inputs_fp, task_size, tasks, tasks_done, buckets_opt, nb, nb_base,
+        map_combine, ranks, epoch, records, raw_bytes, stored_bytes, blocks, bad_records,
+        records_in, input_bytes, created;
+} mrf__ckpt_meta;
+
+typedef struct mrf__ckpt_stats {
+    uint64_t written, bytes, raw_bytes, last_epoch;
+    double seconds;
+} mrf__ckpt_stats;
+
+typedef struct mrf__ckpt_writer mrf__ckpt_writer;
+typedef struct mrf__ckpt_reader mrf__ckpt_reader;
+/* One verified block of records of one bucket (kvbuf layout). */
+typedef int (*mrf__ckpt_block_fn)(void *ctx, const char *recs, size_t len, uint64_t n);
+
+int mrf__ckpt_writer_create(MPI_Comm comm, const char *spill_dir, mrf__ckpt_writer **out);
+void mrf__ckpt_writer_destroy(mrf__ckpt_writer *w);
+/* Adds one record; records come bucket by bucket, buckets ascending. */
+int mrf__ckpt_put(mrf__ckpt_writer *w, const char *rec);
+/* Collective: writes DIR/epoch-N.h5 (N = m->epoch) with what was put, the
+ * task bitmap, the partitioning decisions and the dead letters, commits it
+ * and publishes it as LATEST.  crash: --fault crash:phase=checkpoint. */
+int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, const uint8_t *done,
+                     size_t done_len, const char *part, size_t part_len, const char *bad,
+                     size_t bad_len, bool crash, mrf__ckpt_stats *st);
+/* Rank 0: creates DIR if needed, checks it is writable, removes files of
+ * unfinished writes, and lists up to max epochs, newest first, that LATEST
+ * allows.  On a usage error writes the reason to err. */
+int mrf__ckpt_prepare(const char *dir, uint64_t *epochs, int max, int *n, char *err, size_t errlen);
+/* Collective: opens DIR/epoch-N.h5 and reads its /meta. */
+int mrf__ckpt_open(MPI_Comm comm, const char *dir, uint64_t epoch, mrf__ckpt_reader **r,
+                   mrf__ckpt_meta *meta);
+const char *mrf__ckpt_path(const mrf__ckpt_reader *r);
+/* A whole 1-D byte dataset of at most max bytes (not collective). */
+int mrf__ckpt_read_bytes(mrf__ckpt_reader *r, const char *name, uint64_t max, char **buf,
+                         size_t *len);
+/* This rank's share of the blocks, each verified, handed to fn. */
+int mrf__ckpt_load(mrf__ckpt_reader *r, mrf__ckpt_block_fn fn, void *ctx);
+/* Rank 0 gets all the dead letters, the others none. */
+int mrf__ckpt_read_bad(mrf__ckpt_reader *r, char **buf, size_t *len);
+void mrf__ckpt_close(mrf__ckpt_reader *r);
+/* `mrflow inspect`: metadata, sizes per bucket, every block verified. */
+int mrf__ckpt_inspect(const char *path, FILE *out);
+
+/* ------------------------------------------------------------ signals.c --
+ * Preemption: SIGUSR1, SIGUSR2 and SIGTERM set a flag (see signals.c). */
+int mrf__signals_install(void);
+void mrf__signals_restore(void);
+/* The signal received (0: none). */
+int mrf__preempted(void);
+void mrf__preempt_reset(void);
 
 /* ---------------------------------------------------------------- job.c -- */
 int mrf__exit_status(int rc);

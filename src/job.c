@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,6 +174,27 @@ typedef struct stage {
     const mrf_record *cur_rec; /* the record being mapped */
     uint64_t out_bytes;        /* what this rank sends in the shuffle */
     unsigned est_rounds;
+    /* checkpoints (ckpt.c) */
+    bool ckpt;        /* --checkpoint-dir given */
+    uint8_t *done;    /* bit t: map task t of the plan committed */
+    size_t done_len;  /* bytes */
+    uint64_t n_done;  /* tasks done */
+    long *tmap;       /* the scheduler's task index -> the plan's */
+    bool stop_sent;   /* this rank asked the scheduler to stop */
+    bool preempt;     /* ranks agreed a preemption signal came */
+    double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
+    uint64_t epoch;   /* the next epoch to write */
+    mrf__ckpt_writer *ckw;
+    mrf__ckpt_stats ckst;
+    uint64_t cands[8]; /* epochs to resume from, newest first */
+    int ncands, ci;
+    mrf__ckpt_reader *ckr;  /* the one open */
+    mrf__ckpt_meta ckmeta;  /* and its /meta */
+    uint64_t resumed_epoch; /* 0: started afresh */
+    uint64_t resumed_tasks;
+    double t_resume; /* seconds reading the checkpoint */
+    uint64_t inputs_fp, spec_fp;
+    uint64_t task_size; /* the plan's */
 } stage;
 
 /* This thread's CPU time: a rank's own work, whether or not it shares its
@@ -276,6 +298,8 @@ int mrf__exit_status(int rc)
     case MRF_EINPUT:
     case MRF_EEXIST:
         return MRF_EXIT_USAGE;
+    case MRF__PREEMPTED:
+        return MRF_EXIT_CHECKPOINTED;
     default:
         return MRF_EXIT_FAILED;
     }
@@ -366,6 +390,28 @@ static int set_budget(stage *s)
 
 /* ------------------------------------------------------------- planning -- */
 
+/* What a checkpoint's map output depends on in the input: every file's
+ * name, size and modification time, and the tasks cut from them. */
+static uint64_t inputs_fingerprint(const mrf__plan *p)
+{
+    uint64_t h = mrf__checksum(&p->n_tasks, sizeof p->n_tasks);
+    for (size_t f = 0; f < p->n_files; f++) {
+        struct stat st;
+        uint64_t v[3] = {p->sizes[f], 0, 0};
+        if (stat(p->paths[f], &st) == 0) {
+            v[1] = (uint64_t)st.st_mtim.tv_sec;
+            v[2] = (uint64_t)st.st_mtim.tv_nsec;
+        }
+        h ^= mrf__checksum(p->paths[f], strlen(p->paths[f])) * 0x9e3779b97f4a7c15ull;
+        h = (h << 7 | h >> 57) ^ mrf__checksum(v, sizeof v);
+    }
+    for (size_t t = 0; t < p->n_tasks; t++) {
+        uint64_t v[3] = {p->tasks[t].file, p->tasks[t].off, p->tasks[t].len};
+        h = (h << 5 | h >> 59) ^ mrf__checksum(v, sizeof v);
+    }
+    return h;
+}
+
 static int plan_and_share(stage *s)
 {
     int rc = MRF_OK;
@@ -386,16 +432,21 @@ static int plan_and_share(stage *s)
             if (task_size > s->budget / 8) /* a task's input is read whole */
                 task_size = s->budget / 8;
         }
+        if (s->ckr && !s->opt->task_size_set && s->ckmeta.task_size)
+            task_size = s->ckmeta.task_size; /* resuming: the same tasks as before */
+        s->task_size = task_size;
         if (rc == MRF_OK)
             rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, task_size, err,
                                  sizeof err);
+        if (rc == MRF_OK)
+            s->inputs_fp = inputs_fingerprint(&s->plan);
         if (rc == MRF_OK)
             rc = mrf__plan_pack(&s->plan, &buf, &len);
         if (rc)
             mrf__fail(rc, "%s", err[0] ? err : "out of memory planning input");
     }
-    int64_t hdr[2] = {rc, (int64_t)len};
-    if (MPI_Bcast(hdr, 2, MPI_INT64_T, 0, s->comm) != MPI_SUCCESS) {
+    int64_t hdr[4] = {rc, (int64_t)len, (int64_t)s->inputs_fp, (int64_t)s->task_size};
+    if (MPI_Bcast(hdr, 4, MPI_INT64_T, 0, s->comm) != MPI_SUCCESS) {
         mrf__free(buf);
         return MRF_EMPI;
     }
@@ -403,6 +454,8 @@ static int plan_and_share(stage *s)
         mrf__free(buf);
         return (int)hdr[0];
     }
+    s->inputs_fp = (uint64_t)hdr[2];
+    s->task_size = (uint64_t)hdr[3];
     if (hdr[1] > INT_MAX) {
         mrf__free(buf);
         return s->rank == 0 ? mrf__fail(MRF_EINPUT, "too many input files and tasks") : MRF_EINPUT;
@@ -1025,7 +1078,8 @@ static size_t check_bytes(uint64_t len)
 }
 
 typedef struct task_run {
-    long index;
+    long index; /* the scheduler's */
+    long orig;  /* the plan's */
     bool backup;
     double t0, chunk0;
     double rate_t0;       /* the rate is measured from the first checkpoint on, */
@@ -1065,6 +1119,12 @@ static void checkpoint(stage *s, task_run *tr, uint64_t done)
     }
     if (mrf__sched_progress(s->sched, tr->index, tr->backup, done, rate))
         tr->aborted = true;
+    if (s->ckpt && mrf__preempted()) { /* stop now: the task is redone on resume */
+        if (!s->stop_sent)
+            mrf__sched_stop(s->sched);
+        s->stop_sent = true;
+        tr->aborted = true;
+    }
 }
 
 /* Runs map over one task's records into the task's output. */
@@ -1076,9 +1136,9 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
     size_t every = check_bytes(t->len);
     /* the deal over a heavy key's buckets starts where the task says, so a
      * task's output is the same whichever rank maps it */
-    s->rr = (uint64_t)tr->index * 0x9e3779b97f4a7c15ull;
+    s->rr = (uint64_t)tr->orig * 0x9e3779b97f4a7c15ull;
     if (s->hv.n)
-        mrf__heavy_reset(&s->hv, (uint64_t)tr->index);
+        mrf__heavy_reset(&s->hv, (uint64_t)tr->orig);
     const char *p = buf, *end = buf + t->len, *next_check = buf + every;
     while (p < end && em.rc == MRF_OK && !tr->aborted) {
         const char *nl = NULL;
@@ -1204,11 +1264,11 @@ static void drop_task(stage *s, size_t kv_start)
     s->kv.len = kv_start;
 }
 
-static int map_tasks(stage *s)
+/* The map phase's memory: per-bucket figures and the combining tables.
+ * Before any task runs (and before a checkpoint's data is loaded). */
+static int map_setup(stage *s)
 {
     const mrf_job_spec *spec = s->spec;
-    char *buf = NULL;
-    size_t cap = 0;
     int rc = MRF_OK;
     s->bucket_bytes = mrf__calloc(s->nb, sizeof *s->bucket_bytes);
     s->pack_bytes = mrf__calloc(s->nb, sizeof *s->pack_bytes);
@@ -1252,17 +1312,51 @@ static int map_tasks(stage *s)
 #undef MIN_SLOTS
     /* without speculation every copy commits: combine straight into ct */
     s->target = s->opt->speculate ? &s->tt : &s->ct;
+    s->done_len = (s->plan.n_tasks + 7) / 8;
+    if (rc == MRF_OK && !(s->done = mrf__calloc(s->done_len ? s->done_len : 1, 1)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
+    return rc;
+}
+
+/* Undoes map_setup and forgets all map output (a checkpoint that failed to
+ * load). */
+static void map_reset(stage *s)
+{
+    mrf__free(s->bucket_bytes);
+    mrf__free(s->pack_bytes);
+    s->bucket_bytes = s->pack_bytes = NULL;
+    mrf__free(s->done);
+    s->done = NULL;
+    s->n_done = 0;
+    for (size_t i = 0; i < s->n_bruns; i++)
+        mrf__free(s->bruns[i].ents);
+    s->n_bruns = 0;
+    mrf__kvbuf_destroy(&s->kv);
+    s->map_recs = 0;
+    mrf__ctable_destroy(&s->ct);
+    mrf__ctable_destroy(&s->tt);
+    s->records_in = s->my_input_bytes = s->bad_records = 0;
+    mrf__badrec_drop(&s->bad);
+}
+
+static void test_pause(stage *s, const char *phase);
+
+/* One pass of the scheduler over the tasks not yet done (sub: those,
+ * tmap: their indices in the plan), until they are all committed or a stop
+ * was requested. */
+static int map_round(stage *s, const mrf__plan *sub)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    int rc = MRF_OK;
     int max_backups = s->opt->max_backups ? s->opt->max_backups : s->size / 4;
     if (max_backups < 1)
         max_backups = 1;
-    int crc = mrf__sched_create(s->comm, &s->plan, s->opt->speculate, max_backups, &s->sched);
-    if (crc) { /* every rank got the same answer: no scheduler, no tasks */
-        mrf__ctable_destroy(&s->tt);
-        return rc ? rc : crc;
-    }
-    s->map_t0 = MPI_Wtime();
-    if (s->prog.on)
-        mrf__progress_map(&s->prog, 0, s->plan.total_bytes, 0, s->plan.n_tasks, s->map_t0);
+    int crc = mrf__sched_create(s->comm, sub, s->opt->speculate, max_backups, &s->sched);
+    if (crc) /* every rank got the same answer: no scheduler, no tasks */
+        return crc;
+    s->stop_sent = false;
+    bool paused = false;
     for (;;) {
         long ti;
         bool backup;
@@ -1272,27 +1366,28 @@ static int map_tasks(stage *s)
         }
         if ((rc = mrf__sched_next(s->sched, &ti, &backup)) || ti < 0)
             break;
-        const mrf__task *t = &s->plan.tasks[ti];
+        long oi = s->tmap[ti];
+        const mrf__task *t = &s->plan.tasks[oi];
         if (s->opt->fail_rank == s->rank) {
             rc = mrf__fail(MRF_EIO, "injected failure (--fault fail:rank=%d) in task %ld of '%s'",
-                           s->rank, ti, s->plan.paths[t->file]);
+                           s->rank, oi, s->plan.paths[t->file]);
             continue;
         }
         if ((rc = mrf__task_read(&s->plan, t, &buf, &cap)))
             continue;
         double t0 = MPI_Wtime();
-        task_run tr = {.index = ti, .backup = backup, .t0 = t0, .chunk0 = t0};
+        task_run tr = {.index = ti, .orig = oi, .backup = backup, .t0 = t0, .chunk0 = t0};
         s->task_kv_start = s->kv.len;
         s->cur_task = ti;
-        mrf__log_task(ti);
+        mrf__log_task(oi);
         rc = map_one(s, t, buf, &tr);
         mrf__log_task(-1);
         if (rc)
             continue;
         double took = MPI_Wtime() - t0;
-        mrf__log(MRF_LOG_DEBUG, "task %ld%s: %.3f-%.3f s into the map phase%s", ti,
+        mrf__log(MRF_LOG_DEBUG, "task %ld%s: %.3f-%.3f s into the map phase%s", oi,
                  backup ? " (backup)" : "", t0 - s->map_t0, t0 + took - s->map_t0,
-                 tr.aborted ? ", stopped: another copy committed" : "");
+                 tr.aborted ? ", stopped" : "");
         if (tr.aborted) {
             drop_task(s, s->task_kv_start);
             mrf__sched_abandon(s->sched, ti, backup, t->len, took);
@@ -1300,18 +1395,97 @@ static int map_tasks(stage *s)
             rc = keep_task(s);
             s->my_input_bytes += t->len;
             s->records_in += tr.records;
+            s->done[oi / 8] |= (uint8_t)(1u << (oi % 8));
+            if (s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_MAP) {
+                mrf__log(MRF_LOG_WARN, "--fault crash: killing myself in the map phase");
+                raise(SIGKILL);
+            }
+            if (!paused) {
+                paused = true;
+                test_pause(s, "map");
+            }
         } else {
             drop_task(s, s->task_kv_start);
         }
         s->cur_task = -1;
+        /* a checkpoint is due (rank 0's clock), or a preemption signal came */
+        if (s->ckpt && !s->stop_sent &&
+            (mrf__preempted() || (s->rank == 0 && s->opt->ckpt_every > 0 &&
+                                  MPI_Wtime() - s->ckpt_last >= s->opt->ckpt_every))) {
+            mrf__sched_stop(s->sched);
+            s->stop_sent = true;
+        }
     }
-    s->sst = *mrf__sched_get_stats(s->sched);
+    const mrf__sched_stats *st = mrf__sched_get_stats(s->sched);
+    s->sst.tasks_run += st->tasks_run;
+    s->sst.stolen += st->stolen;
+    s->sst.backups_launched += st->backups_launched;
+    s->sst.backups_won += st->backups_won;
+    s->sst.discarded += st->discarded;
+    for (int i = 0; i < MRF_SCHED_HIST; i++)
+        s->sst.hist[i] += st->hist[i];
     mrf__sched_destroy(s->sched);
     s->sched = NULL;
+    mrf__big_free(buf, cap);
+    return rc;
+}
+
+static int take_checkpoint(stage *s, const char *phase);
+
+/* Rounds of the scheduler until every task is committed, with a checkpoint
+ * between rounds when one is due or a signal came. */
+static int map_tasks(stage *s)
+{
+    int rc = MRF_OK;
+    size_t nt = s->plan.n_tasks;
+    mrf__plan sub = s->plan;
+    sub.tasks = mrf__malloc((nt ? nt : 1) * sizeof *sub.tasks);
+    s->tmap = mrf__malloc((nt ? nt : 1) * sizeof *s->tmap);
+    if (!sub.tasks || !s->tmap)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
+    if ((rc = agree(s, rc))) {
+        mrf__free(sub.tasks);
+        return rc;
+    }
+    s->map_t0 = s->ckpt_last = MPI_Wtime();
+    if (s->prog.on)
+        mrf__progress_map(&s->prog, 0, s->plan.total_bytes, 0, s->plan.n_tasks, s->map_t0);
+    for (;;) {
+        /* the tasks not done yet (every rank holds the same bitmap) */
+        sub.n_tasks = 0;
+        sub.total_bytes = 0;
+        for (size_t t = 0; t < nt; t++)
+            if (!(s->done[t / 8] & (1u << (t % 8)))) {
+                s->tmap[sub.n_tasks] = (long)t;
+                sub.tasks[sub.n_tasks++] = s->plan.tasks[t];
+                sub.total_bytes += s->plan.tasks[t].len;
+            }
+        if (sub.n_tasks == 0)
+            break;
+        rc = map_round(s, &sub);
+        if ((rc = agree(s, rc)))
+            break;
+        MPI_Allreduce(MPI_IN_PLACE, s->done, (int)s->done_len, MPI_BYTE, MPI_BOR, s->comm);
+        int pre = mrf__preempted() != 0;
+        MPI_Allreduce(MPI_IN_PLACE, &pre, 1, MPI_INT, MPI_MAX, s->comm);
+        s->preempt = pre;
+        s->n_done = 0;
+        for (size_t t = 0; t < nt; t++)
+            s->n_done += (s->done[t / 8] >> (t % 8)) & 1u;
+        if (s->n_done == nt)
+            break; /* the checkpoint after the map follows */
+        if ((rc = take_checkpoint(s, "map")))
+            break;
+        if (s->preempt) {
+            rc = MRF__PREEMPTED;
+            break;
+        }
+    }
+    mrf__free(sub.tasks);
+    mrf__free(s->tmap);
+    s->tmap = NULL;
     if (rc == MRF_OK && s->mapc)
         rc = drain_table_how(s, true);
-    mrf__big_free(buf, cap);
-    buf = NULL;
     /* a rank that spilled spills the rest too: the shuffle then reads only
      * runs, and the arena's memory goes to the reducing side */
     if (rc == MRF_OK && s->n_bruns && s->kv.len)
@@ -1322,6 +1496,444 @@ static int map_tasks(stage *s)
     mrf__kvbuf_destroy(&s->tkv);
     /* the drained (empty) table stays for the reducing side's combine */
     return rc;
+}
+
+/* ---------------------------------------------------------- checkpoints -- */
+
+static const char *part_name(int p)
+{
+    return p == MRF__PART_HASH ? "hash" : p == MRF__PART_SKEW ? "skew" : "range";
+}
+
+/* What the job's map output depends on in its definition. */
+static uint64_t spec_fingerprint(const mrf_job_spec *spec)
+{
+    char buf[512];
+    int n =
+        snprintf(buf, sizeof buf, "%s|%d|%zu|%d|%d|%u", spec->name, (int)spec->input,
+                 spec->record_size, spec->combine != NULL, (int)spec->partitioning, spec->flags);
+    return mrf__checksum(buf, (size_t)(n < 0 ? 0 : n));
+}
+
+static void fill_meta(stage *s, mrf__ckpt_meta *m, const char *phase)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->job, sizeof m->job, "%s", s->spec->name);
+    snprintf(m->version, sizeof m->version, "%s", mrf_version());
+    snprintf(m->run_id, sizeof m->run_id, "%s", s->run_id);
+    snprintf(m->phase, sizeof m->phase, "%s", phase);
+    snprintf(m->partitioner, sizeof m->partitioner, "%s", part_name(s->part));
+    m->spec_fp = s->spec_fp;
+    m->inputs_fp = s->inputs_fp;
+    m->task_size = s->task_size;
+    m->tasks = s->plan.n_tasks;
+    m->tasks_done = s->n_done;
+    m->buckets_opt = s->opt->buckets;
+    m->nb = s->nb;
+    m->nb_base = s->nb_base;
+    m->map_combine = s->opt->map_combine;
+    m->epoch = s->epoch;
+}
+
+/* This rank's committed dead letters (its _BAD_RECORDS part so far). */
+static int my_bad_records(stage *s, char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (!s->bad_records)
+        return MRF_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/_BAD_RECORDS/part-%05d", s->tmpdir, s->rank);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mrf__fail(MRF_EIO, "checkpoint: cannot read '%s': %s", path, strerror(errno));
+    size_t cap = 0;
+    char chunk[65536];
+    size_t k;
+    int rc = MRF_OK;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (*len + k > cap) {
+            size_t nc = cap ? cap * 2 : 65536;
+            while (nc < *len + k)
+                nc *= 2;
+            char *nb = mrf__realloc(*buf, nc);
+            if (!nb) {
+                rc = mrf__fail(MRF_ENOMEM, "out of memory");
+                break;
+            }
+            *buf = nb;
+            cap = nc;
+        }
+        memcpy(*buf + *len, chunk, k);
+        *len += k;
+    }
+    if (ferror(f) && rc == MRF_OK)
+        rc = mrf__fail(MRF_EIO, "checkpoint: reading '%s' failed", path);
+    fclose(f);
+    return rc;
+}
+
+/* Puts the records of bucket b held in bucket run r. */
+static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw, size_t *cap)
+{
+    const mrf__bdir_ent *e = mrf__brun_find(r, b);
+    if (!e)
+        return MRF_OK;
+    int rc = MRF_OK;
+    for (uint64_t at = e->off; at < e->off + e->len && rc == MRF_OK;) {
+        uint32_t rl, sl;
+        uint64_t next;
+        if ((rc = mrf__spill_peek(&s->spill, at, &rl, &sl)))
+            break;
+        if (mrf__big_grow(raw, cap, rl ? rl : 1))
+            return mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+        if ((rc = mrf__spill_read(&s->spill, at, *raw, &next)))
+            break;
+        for (size_t o = 0; o < rl && rc == MRF_OK; o += mrf__rec_size(*raw + o))
+            rc = mrf__ckpt_put(s->ckw, *raw + o);
+        at = next;
+    }
+    return rc;
+}
+
+/* Collective, between map tasks or after the map: writes every rank's
+ * committed map output, by bucket, as the next epoch. */
+static int take_checkpoint(stage *s, const char *phase)
+{
+    double t0 = MPI_Wtime();
+    int rc = MRF_OK;
+    uint64_t *offs = NULL, *cnt = NULL;
+    size_t n = 0, ocap = 0;
+    char *raw = NULL, *bad = NULL, *part = NULL;
+    size_t rcap = 0, bad_len = 0, part_len = 0;
+    if (s->mapc && s->ct.used)
+        rc = drain_table_how(s, true); /* combining starts afresh after it */
+    if (rc == MRF_OK && !s->ckw)
+        rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
+    /* the arena's records by bucket (a counting sort of their offsets) */
+    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+        n++;
+    ocap = n ? n : 1;
+    if (rc == MRF_OK && (!(offs = mrf__big_alloc(ocap * sizeof *offs)) ||
+                         !(cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt))))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    if (rc == MRF_OK) {
+        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+            cnt[mrf__rec_bucket(s->kv.base + at) + 1]++;
+        for (uint32_t b = 0; b < s->nb; b++)
+            cnt[b + 1] += cnt[b];
+        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+            offs[cnt[mrf__rec_bucket(s->kv.base + at)]++] = at;
+        /* cnt[b] is now where bucket b ends */
+    }
+    if (rc == MRF_OK && s->n_bruns)
+        rc = mrf__spill_flush(&s->spill);
+    for (uint32_t b = 0, i = 0; rc == MRF_OK && b < s->nb; b++) {
+        for (; rc == MRF_OK && i < cnt[b]; i++)
+            rc = mrf__ckpt_put(s->ckw, s->kv.base + offs[i]);
+        for (size_t r = 0; rc == MRF_OK && r < s->n_bruns; r++)
+            if (s->bruns[r].task == -1)
+                rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
+    }
+    if (rc == MRF_OK)
+        rc = my_bad_records(s, &bad, &bad_len);
+    if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    mrf__ckpt_meta m;
+    fill_meta(s, &m, phase);
+    uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
+    MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
+    m.records_in = tot[0];
+    m.input_bytes = tot[1];
+    m.bad_records = tot[2];
+    if ((rc = agree(s, rc)) == MRF_OK) {
+        bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
+        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
+                              bad, bad_len, crash, &s->ckst);
+    }
+    mrf__big_free(offs, ocap * sizeof *offs);
+    mrf__free(cnt);
+    mrf__big_free(raw, rcap);
+    mrf__free(bad);
+    mrf__free(part);
+    if (rc == MRF_OK) {
+        s->epoch++;
+        double took = MPI_Wtime() - t0;
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_INFO,
+                     "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu records, "
+                     "%llu bytes raw, %llu stored, %.3f s",
+                     s->opt->ckpt_dir, (unsigned long long)m.epoch, phase,
+                     (unsigned long long)s->n_done, s->plan.n_tasks, (unsigned long long)m.records,
+                     (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes, took);
+    } else if (s->rank == 0) {
+        mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu was not written; %s",
+                 (unsigned long long)m.epoch,
+                 s->ckst.written ? "the previous one stays valid"
+                                 : "no checkpoint of this run exists yet");
+    }
+    s->ckpt_last = MPI_Wtime();
+    return rc;
+}
+
+/* A verified block of a checkpoint becomes committed map output. */
+static int load_block(void *ctx, const char *recs, size_t len, uint64_t n)
+{
+    stage *s = ctx;
+    int rc;
+    if (s->kv.len && (s->kv.len + len > s->map_cap || s->map_recs + n > s->map_rec_cap) &&
+        (rc = spill_map(s)))
+        return rc;
+    if (mrf__kvbuf_reserve(&s->kv, len))
+        return mrf__fail(MRF_ENOMEM, "out of memory loading a checkpoint");
+    memcpy(s->kv.base + s->kv.len, recs, len);
+    s->kv.len += len;
+    s->map_recs += n;
+    for (size_t at = 0; at < len; at += mrf__rec_size(recs + at)) {
+        uint32_t b = mrf__rec_bucket(recs + at);
+        size_t sz = mrf__rec_size(recs + at);
+        s->bucket_bytes[b].bytes += sz;
+        s->bucket_bytes[b].recs++;
+        s->pack_bytes[b].bytes += sz;
+        s->pack_bytes[b].recs++;
+    }
+    return MRF_OK;
+}
+
+/* Why a checkpoint may not be resumed by this run (NULL: it may). */
+static const char *fingerprint_differs(stage *s, const mrf__ckpt_meta *m, char *why, size_t n)
+{
+    if (strcmp(m->job, s->spec->name) != 0)
+        snprintf(why, n, "it was written by job '%s', this is job '%s'", m->job, s->spec->name);
+    else if (m->spec_fp != s->spec_fp)
+        snprintf(why, n,
+                 "job '%s' is defined differently now (its input kind, record size, combiner, "
+                 "partitioning or flags changed)",
+                 m->job);
+    else if (strcmp(m->partitioner, part_name(s->part)) != 0)
+        snprintf(why, n, "it was written with --partitioner %s, this run has --partitioner %s",
+                 m->partitioner, part_name(s->part));
+    else if (m->map_combine != (uint64_t)s->opt->map_combine)
+        snprintf(why, n, "it was written with --map-combine %s, this run has --map-combine %s",
+                 m->map_combine ? "on" : "off", s->opt->map_combine ? "on" : "off");
+    else if (m->buckets_opt != s->opt->buckets)
+        snprintf(why, n, "it was written with --buckets %llu, this run has --buckets %u",
+                 (unsigned long long)m->buckets_opt, s->opt->buckets);
+    else if (m->task_size != s->task_size)
+        snprintf(why, n, "it was written with --task-size %llu, this run has --task-size %llu",
+                 (unsigned long long)m->task_size, (unsigned long long)s->task_size);
+    else if (m->inputs_fp != s->inputs_fp || m->tasks != s->plan.n_tasks)
+        snprintf(why, n,
+                 "the --input files differ from that run's (their names, sizes or modification "
+                 "times)");
+    else
+        return NULL;
+    return why;
+}
+
+/* Restores the open epoch: decisions, map output, dead letters, tasks done. */
+static int load_epoch(stage *s)
+{
+    const mrf__ckpt_meta *m = &s->ckmeta;
+    char *part = NULL, *bad = NULL;
+    size_t part_len = 0, bad_len = 0;
+    int rc = mrf__ckpt_read_bytes(s->ckr, "/partition", 1ull << 31, &part, &part_len);
+    if (rc == MRF_OK) {
+        mrf__splitters_free(&s->sp);
+        mrf__heavy_free(&s->hv);
+        if (m->nb > (1u << 26) || m->nb_base > m->nb ||
+            mrf__decisions_unpack(part, part_len, (uint32_t)(m->nb - m->nb_base), &s->sp, &s->hv) ||
+            s->hv.nsub != m->nb - m->nb_base ||
+            (s->range ? s->sp.n + 1 != m->nb_base : m->nb_base != s->opt->buckets))
+            rc = mrf__fail(MRF_EIO, "checkpoint '%s': its partitioning record is damaged",
+                           mrf__ckpt_path(s->ckr));
+    }
+    mrf__free(part);
+    if ((rc = agree(s, rc)))
+        return rc;
+    s->nb_base = (uint32_t)m->nb_base;
+    s->nb = (uint32_t)m->nb;
+    rc = map_setup(s);
+    if (rc == MRF_OK) {
+        char *d = NULL;
+        size_t dl = 0;
+        rc = mrf__ckpt_read_bytes(s->ckr, "/tasks_done", 1ull << 31, &d, &dl);
+        if (rc == MRF_OK && dl == s->done_len)
+            memcpy(s->done, d, dl);
+        else if (rc == MRF_OK)
+            rc = MRF_EIO;
+        mrf__free(d);
+        s->n_done = 0;
+        for (size_t t = 0; rc == MRF_OK && t < s->plan.n_tasks; t++)
+            s->n_done += (s->done[t / 8] >> (t % 8)) & 1u;
+        if (rc == MRF_OK && s->n_done != m->tasks_done)
+            rc = MRF_EIO;
+        if (rc)
+            rc = mrf__fail(MRF_EIO, "checkpoint '%s': its task bitmap is damaged",
+                           mrf__ckpt_path(s->ckr));
+    }
+    if (rc == MRF_OK)
+        rc = mrf__ckpt_load(s->ckr, load_block, s);
+    if (rc == MRF_OK)
+        rc = mrf__ckpt_read_bad(s->ckr, &bad, &bad_len);
+    if ((rc = agree(s, rc)) == MRF_OK && s->rank == 0 && bad_len) {
+        /* only now: a fallback to another epoch must not find them written */
+        rc = mrf__badrec_restore(&s->bad, bad, bad_len, m->bad_records);
+        if (rc == MRF_OK)
+            rc = mrf__badrec_commit(&s->bad, s->tmpdir, s->rank, &s->bad_records);
+    }
+    mrf__free(bad);
+    if (rc == MRF_OK && s->rank == 0) { /* the figures of the tasks done before */
+        s->records_in += m->records_in;
+        s->my_input_bytes += m->input_bytes;
+    }
+    return agree(s, rc);
+}
+
+/* Rank 0 finds the epochs to try; every rank opens the newest readable. */
+static int open_candidate(stage *s)
+{
+    for (; s->ci < s->ncands; s->ci++) {
+        int rc = mrf__ckpt_open(s->comm, s->opt->ckpt_dir, s->cands[s->ci], &s->ckr, &s->ckmeta);
+        if (rc == MRF_OK)
+            return MRF_OK;
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_WARN,
+                     "checkpoint %s/epoch-%06llu.h5 cannot be read (truncated, or not a complete "
+                     "HDF5 file)%s",
+                     s->opt->ckpt_dir, (unsigned long long)s->cands[s->ci],
+                     s->ci + 1 < s->ncands ? "; trying the previous epoch" : "");
+    }
+    return MRF_EIO;
+}
+
+/* Collective, before planning: the checkpoint directory is usable, and the
+ * newest readable epoch (if any) is open. */
+static int ckpt_begin(stage *s)
+{
+    char err[MRF_ERRLEN] = "";
+    int hdr[2] = {MRF_OK, 0};
+    if (s->rank == 0) {
+        hdr[0] = mrf__ckpt_prepare(s->opt->ckpt_dir, s->cands, 8, &hdr[1], err, sizeof err);
+        if (hdr[0])
+            mrf__fail(hdr[0], "%s", err[0] ? err : "out of memory");
+    }
+    MPI_Bcast(hdr, 2, MPI_INT, 0, s->comm);
+    MPI_Bcast(s->cands, 8, MPI_UINT64_T, 0, s->comm);
+    if (hdr[0])
+        return hdr[0];
+    s->ncands = hdr[1];
+    s->epoch = s->ncands ? s->cands[0] + 1 : 1;
+    if (s->opt->no_resume) {
+        if (s->rank == 0 && s->ncands)
+            mrf__log(MRF_LOG_WARN,
+                     "--no-resume: ignoring the checkpoints in '%s' (epoch %llu is next)",
+                     s->opt->ckpt_dir, (unsigned long long)s->epoch);
+        s->ncands = 0;
+        return MRF_OK;
+    }
+    if (s->ncands)
+        open_candidate(s); /* none readable: resume() says what to do */
+    return MRF_OK;
+}
+
+/* After planning: resume from the open epoch, falling back to older ones
+ * when one is damaged.  *resumed says whether one was loaded. */
+static int resume(stage *s, bool *resumed)
+{
+    *resumed = false;
+    bool first = true;
+    double t0 = MPI_Wtime();
+    while (s->ckr) {
+        char why[MRF_ERRLEN];
+        const char *diff = fingerprint_differs(s, &s->ckmeta, why, sizeof why);
+        int rc;
+        if (diff && first) {
+            if (s->rank == 0)
+                mrf__fail(MRF_EUSAGE,
+                          "cannot resume from checkpoint '%s': %s.  Rerun with the options of "
+                          "the run that wrote it, or start over with --no-resume (or another "
+                          "--checkpoint-dir)",
+                          mrf__ckpt_path(s->ckr), diff);
+            mrf__ckpt_close(s->ckr);
+            s->ckr = NULL;
+            return MRF_EUSAGE;
+        }
+        first = false;
+        if (diff) {
+            if (s->rank == 0)
+                mrf__log(MRF_LOG_WARN, "skipping checkpoint '%s': %s", mrf__ckpt_path(s->ckr),
+                         diff);
+            rc = MRF_EINPUT;
+        } else {
+            rc = load_epoch(s);
+        }
+        if (rc == MRF_OK) {
+            s->resumed_epoch = s->ckmeta.epoch;
+            s->resumed_tasks = s->n_done;
+            s->t_resume = MPI_Wtime() - t0;
+            if (s->rank == 0)
+                mrf__log(s->opt->quiet ? MRF_LOG_INFO : MRF_LOG_WARN,
+                         "resuming job '%s' from checkpoint '%s' (%s phase, %llu of %zu map tasks "
+                         "done, written by %llu ranks; now %d), read in %.3f s",
+                         s->spec->name, mrf__ckpt_path(s->ckr), s->ckmeta.phase,
+                         (unsigned long long)s->n_done, s->plan.n_tasks,
+                         (unsigned long long)s->ckmeta.ranks, s->size, s->t_resume);
+            mrf__ckpt_close(s->ckr);
+            s->ckr = NULL;
+            *resumed = true;
+            return MRF_OK;
+        }
+        if (rc == MRF_ENOMEM)
+            return rc;
+        map_reset(s);
+        if (s->rank == 0 && !diff)
+            mrf__log(MRF_LOG_WARN, "checkpoint '%s' is damaged (see above)%s",
+                     mrf__ckpt_path(s->ckr),
+                     s->ci + 1 < s->ncands ? "; falling back to the previous epoch" : "");
+        mrf__ckpt_close(s->ckr);
+        s->ckr = NULL;
+        s->ci++;
+        open_candidate(s);
+    }
+    if (s->ncands == 0)
+        return MRF_OK;
+    if (s->opt->restart_scratch) {
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_WARN,
+                     "no valid checkpoint in '%s': starting from the beginning "
+                     "(--restart-from-scratch)",
+                     s->opt->ckpt_dir);
+        return MRF_OK;
+    }
+    return s->rank == 0 ? mrf__fail(MRF_EIO,
+                                    "'%s' holds checkpoints but none is valid (see above); rerun "
+                                    "with --restart-from-scratch to start from the beginning",
+                                    s->opt->ckpt_dir)
+                        : MRF_EIO;
+}
+
+/* Testing switch: MRFLOW_TEST_PAUSE=map|shuffle|reduce makes every rank wait
+ * there (up to 60 s) for a preemption signal, after creating the file
+ * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase. */
+static void test_pause(stage *s, const char *phase)
+{
+    const char *want = getenv("MRFLOW_TEST_PAUSE"), *file = getenv("MRFLOW_TEST_PAUSE_FILE");
+    if (!want || strcmp(want, phase) != 0)
+        return;
+    if (file) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%d", file, s->rank);
+        FILE *f = fopen(path, "w");
+        if (f)
+            fclose(f);
+    }
+    for (int i = 0; i < 6000 && !mrf__preempted(); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (s->sched)
+            mrf__sched_poke(s->sched);
+    }
 }
 
 /* -------------------------------------------------------------- shuffle -- */
@@ -1509,6 +2121,12 @@ static int combine_in(stage *s, const char *p, size_t n, bool route_heavy)
 static void round_done(void *ctx, unsigned round, uint64_t bytes)
 {
     stage *s = ctx;
+    if (round == 1 && s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_SHUFFLE) {
+        mrf__log(MRF_LOG_WARN, "--fault crash: killing myself in the shuffle");
+        raise(SIGKILL);
+    }
+    if (round == 1)
+        test_pause(s, "shuffle");
     mrf__progress_shuffle(&s->prog, round, s->est_rounds, bytes, s->out_bytes);
 }
 
@@ -2044,7 +2662,12 @@ static int reduce_merge(stage *s)
         goto out;
     mrf_emitter em = {.fn = reduce_emit, .state = s};
     const char *r;
+    uint64_t nkeys = 0;
     while (em.rc == MRF_OK && vals.rc == MRF_OK && (r = mrf__merge_top(&m))) {
+        if ((nkeys++ & 1023) == 0 && mrf__preempted()) {
+            em.rc = MRF__PREEMPTED;
+            break;
+        }
         size_t kl = mrf__rec_klen(r);
         if (kl > kcap) {
             char *b = mrf__realloc(kbuf, kl);
@@ -2130,6 +2753,10 @@ static int reduce_local(stage *s)
         goto out;
     mrf_emitter em = {.fn = reduce_emit, .state = s};
     for (i = 0; i < n && em.rc == MRF_OK;) {
+        if ((i & 1023) == 0 && mrf__preempted()) {
+            em.rc = MRF__PREEMPTED; /* agreed on at the end of the phase */
+            break;
+        }
         size_t j = i + 1;
         while (j < n && same_key(s, &ents[i], &ents[j]))
             j++;
@@ -2418,6 +3045,10 @@ static int run_stage(stage *s)
         goto out;
     if ((rc = agree(s, set_budget(s))))
         goto out;
+    s->spec_fp = spec_fingerprint(s->spec);
+    s->ckpt = s->opt->ckpt_dir != NULL;
+    if (s->ckpt && ((rc = ckpt_begin(s)) || (rc = agree(s, mrf__signals_install()))))
+        goto out;
     if ((rc = plan_and_share(s)))
         goto out;
     rc = mrf__spill_open(&s->spill, mrf__spill_dir(s->opt->spill_dir),
@@ -2430,15 +3061,22 @@ static int run_stage(stage *s)
     if ((rc = mrf__output_begin(s->comm, s->opt->output, s->opt->overwrite, s->run_id, &s->tmpdir)))
         goto out;
     t = MPI_Wtime();
-    s->nb_base = s->nb = s->opt->buckets;
-    if (s->range && (rc = choose_splitters(s)))
+    bool resumed = false;
+    if (s->ckpt && (rc = resume(s, &resumed)))
         goto out_with_tmpdir;
-    if (s->part == MRF__PART_SKEW && (rc = find_heavy_keys(s)))
-        goto out_with_tmpdir;
-    if (s->range)
-        s->nb_base = s->nb;
-    s->nb = s->nb_base + s->hv.nsub;
-    s->t_decide = MPI_Wtime() - t;
+    if (!resumed) {
+        s->nb_base = s->nb = s->opt->buckets;
+        if (s->range && (rc = choose_splitters(s)))
+            goto out_with_tmpdir;
+        if (s->part == MRF__PART_SKEW && (rc = find_heavy_keys(s)))
+            goto out_with_tmpdir;
+        if (s->range)
+            s->nb_base = s->nb;
+        s->nb = s->nb_base + s->hv.nsub;
+        if ((rc = agree(s, map_setup(s))))
+            goto out_with_tmpdir;
+    }
+    s->t_decide = MPI_Wtime() - t - s->t_resume;
 
     t = MPI_Wtime();
     rc = map_tasks(s);
@@ -2447,6 +3085,14 @@ static int run_stage(stage *s)
              mrf__mem_peak());
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
+    /* the checkpoint after the map (unless the one resumed from was it) */
+    if (s->ckpt && !(resumed && s->resumed_tasks == s->plan.n_tasks) &&
+        (rc = take_checkpoint(s, "mapped")))
+        goto out_with_tmpdir;
+    if (s->preempt) {
+        rc = MRF__PREEMPTED;
+        goto out_with_tmpdir;
+    }
     rc = check_bad_records(s);
     int crc = mrf__badrec_close(&s->bad); /* fsynced before the commit */
     if ((rc = agree(s, rc ? rc : crc)))
@@ -2466,6 +3112,11 @@ static int run_stage(stage *s)
     mrf__progress_done(&s->prog);
     t = MPI_Wtime();
     double c0 = cpu_now();
+    if (s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_REDUCE) {
+        mrf__log(MRF_LOG_WARN, "--fault crash: killing myself in the reduce phase");
+        raise(SIGKILL);
+    }
+    test_pause(s, "reduce");
     rc = reduce_local(s);
     s->cpu_reduce += cpu_now() - c0;
     s->t_reduce = MPI_Wtime() - t;
@@ -2489,12 +3140,29 @@ out_with_tmpdir:
         write_report(s, MPI_Wtime() - t0, rc); /* what is known of the failed run */
     if (s->rank == 0 && rc == MRF_EINPUT) {    /* bad input: its one line said it all */
         mrf__output_discard(s->tmpdir);
+    } else if (s->rank == 0 && rc == MRF__PREEMPTED) {
+        mrf__output_discard(s->tmpdir);
+        mrf__log(MRF_LOG_WARN,
+                 "job '%s' stopped on signal %d: %s in '%s'; run the same command again to "
+                 "resume (exit status 75)",
+                 s->spec->name, mrf__preempted(),
+                 s->ckst.written ? "checkpointed"
+                                 : "no new checkpoint was needed, the newest valid one is",
+                 s->opt->ckpt_dir);
     } else if (s->rank == 0) {
         mrf__output_discard(s->tmpdir);
         mrf__log(MRF_LOG_ERROR, "job '%s' failed; no output was written to '%s'", s->spec->name,
                  s->opt->output);
     }
 out:
+    if (s->ckpt)
+        mrf__signals_restore();
+    mrf__ckpt_close(s->ckr);
+    s->ckr = NULL;
+    mrf__ckpt_writer_destroy(s->ckw);
+    s->ckw = NULL;
+    mrf__free(s->done);
+    s->done = NULL;
     mrf__badrec_close(&s->bad);
     mrf__progress_end(&s->prog);
     mrf__free(s->tmpdir);

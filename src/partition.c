@@ -424,3 +424,128 @@ int mrf__heavy_bcast(mrf__heavy *hv, MPI_Comm comm)
         heavy_index(hv);
     return MRF_OK;
 }
+
+/* ------------------------------------------- decisions (for checkpoints) -- */
+
+/* Layout, little-endian as in memory:
+ *   "MRFD" u32 version=1 | u32 n_splitters, u64 key_bytes, u64 off[n+1],
+ *   keys | u32 n_heavy, per key: u64 hash, u64 weight, u32 klen,
+ *   name[MRF__HEAVY_NAME], u32 m, f64 share */
+#define DEC_MAGIC 0x4446524du
+#define HKEY_BYTES (8 + 8 + 4 + MRF__HEAVY_NAME + 4 + 8)
+
+int mrf__decisions_pack(const mrf__splitters *sp, const mrf__heavy *hv, char **buf, size_t *len)
+{
+    uint64_t kb = sp->n ? sp->off[sp->n] : 0;
+    size_t n = 8 + 4 + 8 + (sp->n ? ((size_t)sp->n + 1) * 8 : 0) + (size_t)kb + 4 +
+               (size_t)hv->n * HKEY_BYTES;
+    char *p = mrf__malloc(n), *o = p;
+    if (!p)
+        return MRF_ENOMEM;
+#define PUT(v)                                                                                     \
+    do {                                                                                           \
+        memcpy(o, &(v), sizeof(v));                                                                \
+        o += sizeof(v);                                                                            \
+    } while (0)
+    uint32_t magic = DEC_MAGIC, version = 1;
+    PUT(magic);
+    PUT(version);
+    PUT(sp->n);
+    PUT(kb);
+    if (sp->n) {
+        memcpy(o, sp->off, ((size_t)sp->n + 1) * 8);
+        o += ((size_t)sp->n + 1) * 8;
+        memcpy(o, sp->keys, (size_t)kb);
+        o += kb;
+    }
+    PUT(hv->n);
+    for (uint32_t i = 0; i < hv->n; i++) {
+        PUT(hv->key[i].hash);
+        PUT(hv->key[i].weight);
+        PUT(hv->key[i].klen);
+        memcpy(o, hv->key[i].name, MRF__HEAVY_NAME);
+        o += MRF__HEAVY_NAME;
+        PUT(hv->m[i]);
+        PUT(hv->share[i]);
+    }
+#undef PUT
+    *buf = p;
+    *len = (size_t)(o - p);
+    return MRF_OK;
+}
+
+int mrf__decisions_unpack(const char *buf, size_t len, uint32_t max_sub, mrf__splitters *sp,
+                          mrf__heavy *hv)
+{
+    memset(sp, 0, sizeof *sp);
+    memset(hv, 0, sizeof *hv);
+    const char *p = buf, *end = buf + len;
+#define GET(v)                                                                                     \
+    do {                                                                                           \
+        if ((size_t)(end - p) < sizeof(v))                                                         \
+            goto bad;                                                                              \
+        memcpy(&(v), p, sizeof(v));                                                                \
+        p += sizeof(v);                                                                            \
+    } while (0)
+    uint32_t magic, version, ns, nh;
+    uint64_t kb;
+    GET(magic);
+    GET(version);
+    if (magic != DEC_MAGIC || version != 1)
+        goto bad;
+    GET(ns);
+    GET(kb);
+    if (ns >= (1u << 26) || kb > (uint64_t)(end - p) ||
+        ((uint64_t)ns + 1) * 8 > (uint64_t)(end - p) - kb)
+        goto bad;
+    if (ns) {
+        if (splitters_alloc(sp, ns, (size_t)kb))
+            return MRF_ENOMEM;
+        memcpy(sp->off, p, ((size_t)ns + 1) * 8);
+        p += ((size_t)ns + 1) * 8;
+        if (sp->off[0] != 0 || sp->off[ns] != kb)
+            goto bad;
+        for (uint32_t j = 0; j < ns; j++)
+            if (sp->off[j + 1] < sp->off[j])
+                goto bad;
+        memcpy(sp->keys, p, (size_t)kb);
+        p += kb;
+        for (uint32_t j = 0; j < ns; j++)
+            sp->prefix[j] = mrf__key_prefix(sp->keys + sp->off[j], sp->off[j + 1] - sp->off[j]);
+        for (uint32_t j = 0; j + 1 < ns; j++) /* sorted, as splitters are */
+            if (mrf__bytes_cmp(sp->keys + sp->off[j], sp->off[j + 1] - sp->off[j],
+                               sp->keys + sp->off[j + 1], sp->off[j + 2] - sp->off[j + 1]) > 0)
+                goto bad;
+        build_top(sp);
+    }
+    GET(nh);
+    if (nh > (1u << 20) || (uint64_t)nh * HKEY_BYTES != (uint64_t)(end - p))
+        goto bad;
+    if (heavy_alloc(hv, nh)) {
+        mrf__splitters_free(sp);
+        return MRF_ENOMEM;
+    }
+    uint64_t sub = 0;
+    for (uint32_t i = 0; i < nh; i++) {
+        GET(hv->key[i].hash);
+        GET(hv->key[i].weight);
+        GET(hv->key[i].klen);
+        memcpy(hv->key[i].name, p, MRF__HEAVY_NAME);
+        p += MRF__HEAVY_NAME;
+        GET(hv->m[i]);
+        GET(hv->share[i]);
+        sub += hv->m[i];
+        if (hv->m[i] == 0 || sub > max_sub)
+            goto bad;
+        for (uint32_t k = 0; nh <= 4096 && k < i; k++) /* distinct hashes */
+            if (hv->key[k].hash == hv->key[i].hash)
+                goto bad;
+    }
+#undef GET
+    heavy_index(hv);
+    return MRF_OK;
+bad:
+    mrf__splitters_free(sp);
+    mrf__heavy_free(hv);
+    return MRF_EINVAL;
+}

@@ -35,6 +35,10 @@
  * - end: every commit increments rank 0's counter; a rank leaves the phase
  *   when it reads ntasks there, or when a rank that failed has set `failed`
  *   (so nobody waits for a task whose runner is gone).
+ * - stop (a checkpoint is due, or a preemption signal came): any rank adds 1
+ *   to rank 0's `stop`; every rank reads it before each claim and while
+ *   idle, and leaves the phase after the task it is running, so all stop
+ *   within one task; the caller learns which tasks were committed.
  *
  * Per-rank state: its home tasks' entries and its own cursor; an idle rank
  * reads every rank's entries every 5 ms (x (1 + ranks/16)) to look for
@@ -47,7 +51,7 @@
 #include "internal.h"
 
 enum { F_DONE, F_BYTES, F_RATE, F_BACKUP, NFIELD };
-enum { G_COMMITTED, G_BACKUPS, G_FAILED, G_CLAIM, G_BYTES, NGLOBAL };
+enum { G_COMMITTED, G_BACKUPS, G_FAILED, G_CLAIM, G_BYTES, G_STOP, NGLOBAL };
 
 struct mrf__sched {
     MPI_Comm comm;
@@ -60,6 +64,7 @@ struct mrf__sched {
     bool own_empty; /* my home tasks are all claimed */
     bool *drained;  /* per victim: nothing left to steal there */
     bool speculate;
+    bool stopped; /* left because a stop was requested */
     int max_backups;
     uint64_t mapped_bytes; /* by me, in committed or aborted work */
     double mapped_s;
@@ -192,6 +197,7 @@ int mrf__sched_create(MPI_Comm comm, const mrf__plan *plan, bool speculate, int 
     s->base[G_BACKUPS] = 0;
     s->base[G_FAILED] = 0;
     s->base[G_BYTES] = 0;
+    s->base[G_STOP] = 0;
     s->base[G_CLAIM] = (int64_t)((uint64_t)mine << 32); /* head 0, tail mine */
     memset(s->base + NGLOBAL, 0, mine * NFIELD * sizeof(int64_t));
     MPI_Barrier(comm); /* every window initialised before anyone reads one */
@@ -326,8 +332,24 @@ static long pick_backup(mrf__sched *s)
     return best;
 }
 
+void mrf__sched_stop(mrf__sched *s)
+{
+    fetch_add(s, 0, G_STOP, 1);
+}
+
+bool mrf__sched_stopped(const mrf__sched *s)
+{
+    return s->stopped;
+}
+
 int mrf__sched_next(mrf__sched *s, long *task, bool *backup)
 {
+    *task = -1;
+    *backup = false;
+    if (fetch_op(s, 0, G_STOP, 0, MPI_NO_OP) > 0) {
+        s->stopped = true;
+        return MRF_OK;
+    }
     long t = claim_next(s);
     if (t >= 0) {
         *task = t;
@@ -335,12 +357,17 @@ int mrf__sched_next(mrf__sched *s, long *task, bool *backup)
         return MRF_OK;
     }
     for (;;) {
-        int64_t committed, failed, zero = 0;
+        int64_t committed, failed, stop, zero = 0;
         MPI_Fetch_and_op(&zero, &committed, MPI_INT64_T, 0, G_COMMITTED, MPI_NO_OP, s->win);
         MPI_Fetch_and_op(&zero, &failed, MPI_INT64_T, 0, G_FAILED, MPI_NO_OP, s->win);
+        MPI_Fetch_and_op(&zero, &stop, MPI_INT64_T, 0, G_STOP, MPI_NO_OP, s->win);
         MPI_Win_flush(0, s->win);
         if (failed)
             return MRF__PEER_FAILED;
+        if (stop) {
+            s->stopped = true;
+            return MRF_OK;
+        }
         if ((size_t)committed >= s->ntasks) {
             *task = -1;
             *backup = false;

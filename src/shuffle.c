@@ -111,8 +111,10 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             more |= n > 0;
         }
         start[P] = stage.len;
-        int flags[2] = {local_err ? 1 : 0, more};
-        if (MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) {
+        /* a preemption signal on any rank stops every rank here, between
+         * rounds (signals.c) */
+        int flags[3] = {local_err ? 1 : 0, more, mrf__preempted() != 0};
+        if (MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) {
             rc = MRF_EMPI;
             goto out;
         }
@@ -122,6 +124,10 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         }
         if (!flags[1])
             break;
+        if (flags[2]) {
+            rc = MRF__PREEMPTED;
+            goto out;
+        }
 
         /* where each chunk's raw bytes are: in memory already (direct), or
          * copied into the stage by fill */
