@@ -810,6 +810,25 @@ int mrf__ckpt_prepare(const char *dir, uint64_t *epochs, int max, int *n, char *
     return MRF_OK;
 }
 
+void mrf__ckpt_remove_all(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    uint64_t e, n = 0;
+    while (dp && (de = readdir(dp)))
+        if (parse_epoch(de->d_name, &e) || strcmp(de->d_name, "LATEST") == 0) {
+            char *p = path_join(dir, de->d_name);
+            if (p && unlink(p) == 0)
+                n++;
+            mrf__free(p);
+        }
+    if (dp)
+        closedir(dp);
+    sync_dir(dir);
+    mrf__log(MRF_LOG_INFO, "the output is committed: removed %llu checkpoint file%s from '%s'",
+             (unsigned long long)n, n == 1 ? "" : "s", dir);
+}
+
 /* ---------------------------------------------------------------- reader -- */
 
 struct mrf__ckpt_reader {
@@ -1072,8 +1091,9 @@ int mrf__ckpt_read_bad(mrf__ckpt_reader *r, char **buf, size_t *len)
 
 int mrf__ckpt_inspect(const char *path, FILE *out)
 {
-    hid_t f;
-    if (open_file(path, MPI_COMM_SELF, &f)) {
+    quiet_hdf5();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); /* a plain HDF5 file: no MPI needed */
+    if (f < 0) {
         fprintf(stderr, "mrflow inspect: '%s' is not a readable HDF5 file\n", path);
         return MRF_EINPUT;
     }

@@ -1,5 +1,5 @@
 /*
- * cli.c -- the mrflow command: run, gen, validate, jobs.
+ * cli.c -- the mrflow command: run, gen, validate, report, inspect, jobs.
  *
  * `run` hands the job's spec and the rest of the command line to mrf_main;
  * gen and validate are plain single-process tools.
@@ -41,10 +41,13 @@ static void usage(FILE *f)
                "  validate terasort DIR [--input PATH...]\n"
                "                    check sorted output and compare it with its input\n"
                "  report FILE       print a run report (DIR/_REPORT.json) as a table\n"
+               "  inspect FILE.h5   print a checkpoint's metadata and sizes per bucket, and\n"
+               "                    verify every block (exit 1 if one is damaged)\n"
                "  jobs              list the built-in jobs\n"
                "  --help, --version\n"
                "\n"
-               "Exit status: 0 done, 1 failed, 2 usage or input error.\n");
+               "Exit status: 0 done, 1 failed, 2 usage or input error, 75 (run) checkpointed\n"
+               "after a preemption signal: run the same command again to resume.\n");
 }
 
 int main(int argc, char **argv)
@@ -72,6 +75,13 @@ int main(int argc, char **argv)
         return mrf__cli_gen(argc - 1, argv + 1);
     if (!strcmp(cmd, "report"))
         return mrf__cli_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) {
+        if (argc != 3 || argv[2][0] == '-') {
+            fprintf(stderr, "Usage: mrflow inspect FILE.h5\n");
+            return argc == 3 && !strcmp(argv[2], "--help") ? MRF_EXIT_OK : MRF_EXIT_USAGE;
+        }
+        return mrf__exit_status(mrf__ckpt_inspect(argv[2], stdout));
+    }
     if (!strcmp(cmd, "validate"))
         return mrf__cli_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) {

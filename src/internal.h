@@ -99,6 +99,11 @@ typedef struct mrf__report {
     const struct mrf__heavy *hv;
     const struct mrf__bstat *before, *after; /* reduce input per rank, planned */
     const mrf__rank_fig *rk;                 /* per rank, measured */
+    /* checkpoints (ckpt_dir NULL: off) */
+    const char *ckpt_dir;
+    uint64_t ckpt_written, ckpt_bytes, ckpt_raw_bytes, ckpt_last_epoch, resumed_epoch,
+        resumed_tasks;
+    double ckpt_s, resume_s;
 } mrf__report;
 
 /* Progress on rank 0 (--progress): on a terminal one line rewritten in
@@ -814,6 +819,8 @@ int mrf__ckpt_load(mrf__ckpt_reader *r, mrf__ckpt_block_fn fn, void *ctx);
 /* Rank 0 gets all the dead letters, the others none. */
 int mrf__ckpt_read_bad(mrf__ckpt_reader *r, char **buf, size_t *len);
 void mrf__ckpt_close(mrf__ckpt_reader *r);
+/* Rank 0, after the output is committed: removes DIR's epochs and LATEST. */
+void mrf__ckpt_remove_all(const char *dir);
 /* `mrflow inspect`: metadata, sizes per bucket, every block verified. */
 int mrf__ckpt_inspect(const char *path, FILE *out);
 

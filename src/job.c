@@ -2940,7 +2940,9 @@ static int write_report(stage *s, double elapsed, int rc_job)
         mrf__report r = {
             .job = s->spec->name,
             .run_id = s->run_id,
-            .status = rc_job ? "failed" : "succeeded",
+            .status = rc_job == MRF__PREEMPTED ? "checkpointed"
+                      : rc_job                 ? "failed"
+                                               : "succeeded",
             .error = rc_job ? mrf_strerror(rc_job) : NULL, /* replaced below */
             .exit_status = mrf__exit_status(rc_job),
             .partitioner = names[s->part],
@@ -2960,6 +2962,15 @@ static int write_report(stage *s, double elapsed, int rc_job)
             .before = s->before,
             .after = s->after,
             .rk = all,
+            .ckpt_dir = s->opt->ckpt_dir,
+            .ckpt_written = s->ckst.written,
+            .ckpt_bytes = s->ckst.bytes,
+            .ckpt_raw_bytes = s->ckst.raw_bytes,
+            .ckpt_last_epoch = s->ckst.last_epoch,
+            .ckpt_s = s->ckst.seconds,
+            .resumed_epoch = s->resumed_epoch,
+            .resumed_tasks = s->resumed_tasks,
+            .resume_s = s->t_resume,
         };
         for (int i = 0; rc_job && i < s->size; i++)
             if (all[i].error[0]) { /* the lowest rank's first error says what went wrong */
@@ -3132,6 +3143,8 @@ static int run_stage(stage *s)
     MPI_Bcast(&rc, 1, MPI_INT, 0, s->comm);
     if (rc)
         goto out_with_tmpdir;
+    if (s->ckpt && s->rank == 0) /* they could only resume a finished job */
+        mrf__ckpt_remove_all(s->opt->ckpt_dir);
     summary(s, MPI_Wtime() - t0);
     goto out;
 

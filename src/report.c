@@ -228,6 +228,19 @@ int mrf__report_write(const char *path, const mrf__report *r)
             r->ranks, r->elapsed_s, SUM(input_bytes), SUM(records_mapped), SUM(records_out),
             SUM(bytes_out));
     put_cstr(f, r->compression);
+    if (r->ckpt_dir) {
+        fprintf(f, ",\n  \"checkpoints\": {\"dir\": ");
+        put_cstr(f, r->ckpt_dir);
+        fprintf(f,
+                ", \"written\": %llu, \"bytes\": %llu, \"raw_bytes\": %llu, \"seconds\": %.6f, "
+                "\"write_bandwidth_bytes_per_s\": %.0f, \"last_epoch\": %llu, "
+                "\"resumed_from_epoch\": %llu, \"resumed_tasks\": %llu, \"resume_s\": %.6f}",
+                (unsigned long long)r->ckpt_written, (unsigned long long)r->ckpt_bytes,
+                (unsigned long long)r->ckpt_raw_bytes, r->ckpt_s,
+                r->ckpt_s > 0 ? (double)r->ckpt_bytes / r->ckpt_s : 0.0,
+                (unsigned long long)r->ckpt_last_epoch, (unsigned long long)r->resumed_epoch,
+                (unsigned long long)r->resumed_tasks, r->resume_s);
+    }
     fprintf(f, ",\n  \"stages\": [\n");
     put_stage(f, r);
     fprintf(f, "\n  ],\n  \"ranks_detail\": [");
@@ -287,6 +300,16 @@ int mrf__metrics_write(const char *path, const mrf__report *r)
     metric(f, "job_last_run_timestamp_seconds", "When the last run ended (Unix time).", lb,
            (double)time(NULL));
     metric(f, "job_elapsed_seconds", "Wall time of the last run.", lb, r->elapsed_s);
+    if (r->ckpt_dir) {
+        metric(f, "checkpoints_written", "Checkpoints the last run wrote.", lb,
+               (double)r->ckpt_written);
+        metric(f, "checkpoint_bytes", "Bytes of checkpoints the last run wrote.", lb,
+               (double)r->ckpt_bytes);
+        metric(f, "checkpoint_seconds", "Seconds the last run spent writing checkpoints.", lb,
+               r->ckpt_s);
+        metric(f, "checkpoint_resumed_epoch", "Epoch the last run resumed from (0: none).", lb,
+               (double)r->resumed_epoch);
+    }
     metric(f, "job_ranks", "MPI ranks of the last run.", lb, r->ranks);
     metric(f, "job_input_bytes", "Input bytes mapped.", lb, (double)SUM(input_bytes));
     metric(f, "job_records_in", "Input records mapped.", lb, (double)SUM(records_mapped));

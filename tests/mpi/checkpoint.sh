@@ -1,0 +1,259 @@
+# checkpoint.sh -- coordinated HDF5 checkpoints with real signals, real
+# process kills and real damaged files, over TCP:
+# - USR1 to mpirun during map, shuffle and reduce: exit 75; resuming on 4, 2
+#   and 3 ranks gives the output of an uninterrupted run (terasort: the
+#   same bytes; wordcount: the same lines, and a coreutils count);
+# - a rank SIGKILLed mid-shuffle, a rank killed while writing a checkpoint,
+#   SIGTERM (mpirun kills ranks a second later): the rerun resumes;
+# - a flipped byte or a truncated newest epoch: fallback to the older one;
+#   none valid: an error unless --restart-from-scratch;
+# - another job or option: refused, exit 2, naming it; an unusable
+#   directory: exit 2 before any work; mrflow inspect and h5dump read it.
+. "${TOP_SRCDIR:-.}/tests/mpi/lib.sh"
+
+in=$WORK/in
+mkdir -p "$in"
+"$MRFLOW" gen text --size 3M --seed 5 --output "$in/text.txt" 2>/dev/null || exit 99
+"$MRFLOW" gen terasort --size 2M --seed 6 --output "$in/sort.dat" 2>/dev/null || exit 99
+ref_wordcount "$in/text.txt" > "$WORK/ref-wc"
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0"
+
+input_of() { [ "$1" = wordcount ] && echo "$in/text.txt" || echo "$in/sort.dat"; }
+# the output, comparable: terasort's parts in order; wordcount's lines sorted
+flat() { if [ "$1" = wordcount ]; then sort "$2"/part-*; else cat "$2"/part-*; fi; }
+
+for job in wordcount terasort; do
+    mpi 4 tcp run "$job" --input "$(input_of $job)" --output "$WORK/plain-$job" $COMMON --quiet ||
+        not_ok "$job: uninterrupted run failed"
+    flat "$job" "$WORK/plain-$job" > "$WORK/plain-$job.flat"
+done
+check "wordcount uninterrupted equals coreutils" cmp -s "$WORK/ref-wc" "$WORK/plain-wordcount.flat"
+check "terasort uninterrupted validates" "$MRFLOW" validate terasort "$WORK/plain-terasort" \
+    --input "$in/sort.dat"
+
+# preempt JOB PHASE CKDIR OUT [ARGS...]: runs JOB on 4 ranks, waits until every
+# rank is paused in PHASE (MRFLOW_TEST_PAUSE), sends SIGNAL (default USR1) to
+# mpirun; the exit status goes to $rc.
+preempt() {
+    local job=$1 phase=$2 ck=$3 out=$4 sig=${SIGNAL:-USR1}
+    shift 4
+    rm -f "$WORK"/pause.*
+    MRFLOW_TEST_PAUSE=$phase MRFLOW_TEST_PAUSE_FILE=$WORK/pause \
+        "$MPIEXEC" -np 4 --oversubscribe --mca btl self,tcp "$MRFLOW" run "$job" \
+        --input "$(input_of "$job")" --output "$out" --checkpoint-dir "$ck" $COMMON --quiet \
+        "$@" > "$WORK/preempt.log" 2>&1 &
+    local pid=$! i
+    for i in $(seq 600); do
+        [ "$(ls "$WORK"/pause.* 2>/dev/null | wc -l)" -ge 4 ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 0.2
+    kill -s "$sig" "$pid" 2>/dev/null
+    ( sleep 120; kill -9 "$pid" 2>/dev/null ) & local dog=$!
+    wait "$pid"
+    rc=$?
+    kill "$dog" 2>/dev/null
+    wait "$dog" 2>/dev/null
+}
+
+# resume JOB NP CKDIR OUT [ARGS...]: the same command again, on NP ranks
+resume() {
+    local job=$1 np=$2 ck=$3 out=$4
+    shift 4
+    mpi "$np" tcp run "$job" --input "$(input_of "$job")" --output "$out" --checkpoint-dir "$ck" \
+        $COMMON --log-level info "$@" > "$WORK/resume.log" 2>&1
+}
+
+same_output() { # JOB OUT: equal to the uninterrupted run
+    flat "$1" "$2" > "$WORK/got.flat" && cmp -s "$WORK/plain-$1.flat" "$WORK/got.flat"
+}
+
+for job in wordcount terasort; do
+    for phase in map shuffle reduce; do
+        ck=$WORK/ck-$job-$phase
+        preempt "$job" "$phase" "$ck" "$WORK/o-$job-$phase"
+        check "$job: USR1 during $phase exits 75" [ "$rc" -eq 75 ]
+        check "$job: USR1 during $phase leaves no output and LATEST names a file" \
+            sh -c '[ ! -e "$1" ] && [ -f "$2/$(cat "$2/LATEST")" ]' _ "$WORK/o-$job-$phase" "$ck"
+        if [ "$phase" = map ]; then
+            check "$job: the map-phase checkpoint has tasks left to do" \
+                sh -c '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase map:"' "$MRFLOW" "$ck"
+        fi
+        for np in 4 2 3; do
+            rm -rf "$ck-$np"
+            cp -r "$ck" "$ck-$np"
+            out=$WORK/r-$job-$phase-$np
+            if resume "$job" "$np" "$ck-$np" "$out"; then
+                check "$job: preempted in $phase, resumed on $np ranks: same output" \
+                    same_output "$job" "$out"
+                check "$job: resumed on $np ranks said so" grep -q "resuming job" "$WORK/resume.log"
+                check "$job: checkpoints removed once the output is committed" \
+                    sh -c '! ls "$1" | grep -q "epoch\|LATEST"' _ "$ck-$np"
+            else
+                not_ok "$job: resume on $np ranks after $phase failed: $(grep -m1 error "$WORK/resume.log")"
+            fi
+        done
+    done
+done
+
+# a map-phase checkpoint: metadata, h5dump, inspect
+ck=$WORK/ck-wordcount-map
+f=$ck/$(cat "$ck/LATEST")
+check "h5dump -H reads a checkpoint" sh -c 'h5dump -H "$1" | grep -q "GROUP \"meta\""' _ "$f"
+check "mrflow inspect verifies every block" sh -c '"$0" inspect "$1" | grep -q "verification: OK"' \
+    "$MRFLOW" "$f"
+
+# corrupt_data FILE: flip a byte in the middle of /data
+corrupt_data() {
+    local off size
+    off=$(h5dump -p -H -d /data "$1" | sed -n 's/.*OFFSET \([0-9]*\).*/\1/p' | head -n1)
+    size=$(h5dump -p -H -d /data "$1" | sed -n 's/.*SIZE \([0-9]*\).*/\1/p' | head -n1)
+    [ -n "$off" ] && [ -n "$size" ] || return 1
+    python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2]))
+f.write(bytes([b[0] ^ 0x5a]))' "$1" $((off + size / 2))
+}
+
+# two epochs (periodic checkpoints during the map, then after it), preempted
+# in the shuffle; the newest damaged
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0.000001"
+ck=$WORK/ck-two
+preempt wordcount shuffle "$ck" "$WORK/o-two"
+check "periodic checkpoints: exit 75, two epochs kept" \
+    sh -c '[ "$1" -eq 75 ] && [ "$(ls "$2"/epoch-*.h5 | wc -l)" -eq 2 ]' _ "$rc" "$ck"
+newest=$ck/$(cat "$ck/LATEST")
+cp -r "$ck" "$WORK/ck-two-saved"
+if corrupt_data "$newest"; then
+    check "inspect finds the flipped byte" \
+        sh -c '! "$0" inspect "$1" 2>/dev/null | grep -q "verification: OK"' "$MRFLOW" "$newest"
+    if resume wordcount 4 "$ck" "$WORK/r-flip"; then
+        check "a flipped byte: fallback to the older epoch, said" \
+            grep -q "falling back to the previous epoch" "$WORK/resume.log"
+        check "a flipped byte: output correct" same_output wordcount "$WORK/r-flip"
+    else
+        not_ok "resume after a flipped byte failed: $(grep -m1 error "$WORK/resume.log")"
+    fi
+else
+    not_ok "could not find /data in $newest"
+fi
+cp -r "$WORK/ck-two-saved" "$WORK/ck-trunc"
+newest=$WORK/ck-trunc/$(cat "$WORK/ck-trunc/LATEST")
+truncate -s $(($(stat -c %s "$newest") / 2)) "$newest"
+if resume wordcount 2 "$WORK/ck-trunc" "$WORK/r-trunc"; then
+    check "a truncated newest epoch: fallback, said" grep -q "trying the previous epoch" "$WORK/resume.log"
+    check "a truncated newest epoch: output correct" same_output wordcount "$WORK/r-trunc"
+else
+    not_ok "resume after truncation failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+# no valid epoch at all
+cp -r "$WORK/ck-two-saved" "$WORK/ck-none"
+for e in "$WORK"/ck-none/epoch-*.h5; do truncate -s 100 "$e"; done
+resume wordcount 2 "$WORK/ck-none" "$WORK/r-none"
+rc=$?
+check "no valid epoch: exit 1 naming --restart-from-scratch" \
+    sh -c '[ "$1" -eq 1 ] && grep -q -- "--restart-from-scratch" "$2" && [ ! -e "$3" ]' _ "$rc" \
+    "$WORK/resume.log" "$WORK/r-none"
+if resume wordcount 2 "$WORK/ck-none" "$WORK/r-none" --restart-from-scratch; then
+    check "--restart-from-scratch: output correct" same_output wordcount "$WORK/r-none"
+else
+    not_ok "--restart-from-scratch failed"
+fi
+
+# another option or job between runs: refused, naming it
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0"
+cp -r "$WORK/ck-two-saved" "$WORK/ck-opt"
+resume wordcount 4 "$WORK/ck-opt" "$WORK/r-opt" --partitioner hash
+rc=$?
+check "another --partitioner: exit 2 naming it" \
+    sh -c '[ "$1" -eq 2 ] && grep -q "partitioner skew, this run has --partitioner hash" "$2"' _ \
+    "$rc" "$WORK/resume.log"
+mpi 2 tcp run kvcount --input "$in/text.txt" --output "$WORK/r-job" --checkpoint-dir "$WORK/ck-opt" \
+    $COMMON > "$WORK/job.log" 2>&1
+rc=$?
+check "another job: exit 2 naming both" \
+    sh -c '[ "$1" -eq 2 ] && grep -q "written by job .wordcount., this is job .kvcount." "$2"' _ \
+    "$rc" "$WORK/job.log"
+if resume wordcount 3 "$WORK/ck-opt" "$WORK/r-noresume" --no-resume; then
+    check "--no-resume: starts over, output correct" sh -c \
+        'grep -q "ignoring the checkpoints" "$1" && ! grep -q "resuming job" "$1"' _ "$WORK/resume.log"
+    check "--no-resume: output correct" same_output wordcount "$WORK/r-noresume"
+else
+    not_ok "--no-resume failed"
+fi
+
+# crashes: a rank SIGKILLed mid-shuffle (by the test, and by --fault); the
+# rerun resumes from the checkpoint taken after the map
+ck=$WORK/ck-kill
+rm -f "$WORK"/pause.*
+MRFLOW_TEST_PAUSE=shuffle MRFLOW_TEST_PAUSE_FILE=$WORK/pause "$MPIEXEC" -np 4 --oversubscribe \
+    --mca btl self,tcp "$MRFLOW" run terasort --input "$in/sort.dat" --output "$WORK/o-kill" \
+    --checkpoint-dir "$ck" $COMMON --quiet > "$WORK/kill.log" 2>&1 &
+pid=$!
+for i in $(seq 600); do [ "$(ls "$WORK"/pause.* 2>/dev/null | wc -l)" -ge 4 ] && break; sleep 0.1; done
+victim=$(pgrep -P "$pid" | sed -n 2p)
+[ -n "$victim" ] && kill -9 "$victim"
+( sleep 60; kill -9 "$pid" 2>/dev/null ) & dog=$!
+wait "$pid"
+rc=$?
+kill "$dog" 2>/dev/null
+check "a rank SIGKILLed mid-shuffle: the job fails, no output" \
+    sh -c '[ "$1" -ne 0 ] && [ "$1" -ne 75 ] && [ ! -e "$2" ]' _ "$rc" "$WORK/o-kill"
+if resume terasort 2 "$ck" "$WORK/r-kill"; then
+    check "after SIGKILL: resumed from the map checkpoint" grep -q "resuming job" "$WORK/resume.log"
+    check "after SIGKILL: same bytes" same_output terasort "$WORK/r-kill"
+else
+    not_ok "resume after SIGKILL failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+ck=$WORK/ck-fault
+mpi 4 tcp run wordcount --input "$in/text.txt" --output "$WORK/o-fault" --checkpoint-dir "$ck" \
+    $COMMON --fault crash:rank=2:phase=shuffle > "$WORK/fault.log" 2>&1
+rc=$?
+check "--fault crash:rank=2:phase=shuffle: the job fails" [ "$rc" -ne 0 ]
+if resume wordcount 3 "$ck" "$WORK/r-fault"; then
+    check "after a crash in the shuffle: resumed, output correct" same_output wordcount "$WORK/r-fault"
+else
+    not_ok "resume after --fault crash failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+# killed while writing a checkpoint: no LATEST to a partial file; the rerun
+# removes the partial file and starts over
+ck=$WORK/ck-midwrite
+mpi 4 tcp run wordcount --input "$in/text.txt" --output "$WORK/o-mid" --checkpoint-dir "$ck" \
+    $COMMON --fault crash:rank=1:phase=checkpoint > "$WORK/mid.log" 2>&1
+rc=$?
+check "killed while writing a checkpoint: fails, no LATEST, no epoch" \
+    sh -c '[ "$1" -ne 0 ] && [ ! -e "$2/LATEST" ] && ! ls "$2" | grep -q "^epoch"' _ "$rc" "$ck"
+if resume wordcount 4 "$ck" "$WORK/r-mid"; then
+    check "after a crash mid-write: output correct, partial file gone" \
+        sh -c '! ls -a "$1" | grep -q "h5.tmp"' _ "$ck"
+    check "after a crash mid-write: output correct" same_output wordcount "$WORK/r-mid"
+else
+    not_ok "rerun after a crash mid-write failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+# SIGTERM: mpirun gives ranks about a second; the epoch after the map stays valid
+ck=$WORK/ck-term
+SIGNAL=TERM preempt terasort shuffle "$ck" "$WORK/o-term"
+check "SIGTERM mid-shuffle: stopped (75, or killed), LATEST still valid" \
+    sh -c '[ "$1" -ne 0 ] && "$2" inspect "$3/$(cat "$3/LATEST")" | grep -q "verification: OK"' _ \
+    "$rc" "$MRFLOW" "$ck"
+if resume terasort 4 "$ck" "$WORK/r-term"; then
+    check "after SIGTERM: same bytes" same_output terasort "$WORK/r-term"
+else
+    not_ok "resume after SIGTERM failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+
+# an unusable checkpoint directory: exit 2 before any work
+: > "$WORK/afile"
+mpi 2 tcp run wordcount --input "$in/text.txt" --output "$WORK/o-nodir" \
+    --checkpoint-dir "$WORK/afile" > "$WORK/nodir.log" 2>&1
+rc=$?
+check "--checkpoint-dir naming a file: exit 2, named, no output" \
+    sh -c '[ "$1" -eq 2 ] && grep -q "is not a directory" "$2" && [ ! -e "$3" ]' _ "$rc" \
+    "$WORK/nodir.log" "$WORK/o-nodir"
+mpi 2 tcp run wordcount --input "$in/text.txt" --output "$WORK/o-nodir" \
+    --checkpoint-dir /proc/mrflow-no/ck > "$WORK/nodir.log" 2>&1
+rc=$?
+check "--checkpoint-dir that cannot be created: exit 2, named" \
+    sh -c '[ "$1" -eq 2 ] && grep -q "cannot be created" "$2" && [ ! -e "$3" ]' _ "$rc" \
+    "$WORK/nodir.log" "$WORK/o-nodir"
+finish
