@@ -707,7 +707,7 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
         st->written++;
         st->bytes += total[1] + total[0] * sizeof(ck_ent) + done_len + part_len + total[2];
         st->raw_bytes += tsums[0];
-        st->seconds += MPI_Wtime() - t0;
+        st->seconds += MPI_Wtime() - t0; /* the caller adds the time gathering the data */
         st->last_epoch = m->epoch;
     }
     mrf__free(tmp);

@@ -1600,7 +1600,7 @@ static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw,
  * committed map output, by bucket, as the next epoch. */
 static int take_checkpoint(stage *s, const char *phase)
 {
-    double t0 = MPI_Wtime();
+    double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
     int rc = MRF_OK;
     uint64_t *offs = NULL, *cnt = NULL;
     size_t n = 0, ocap = 0;
@@ -1659,6 +1659,7 @@ static int take_checkpoint(stage *s, const char *phase)
     if (rc == MRF_OK) {
         s->epoch++;
         double took = MPI_Wtime() - t0;
+        s->ckst.seconds = ck_before + took; /* gathering and compressing too, not only writing */
         if (s->rank == 0)
             mrf__log(MRF_LOG_INFO,
                      "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu records, "
