@@ -9,16 +9,17 @@ set -eu
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-options records block lines report}
+targets=${*:-options records block lines report decisions}
 command -v clang > /dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
 [ -f config.h ] || [ -f Makefile ] || { echo "fuzz.sh: configure the tree first" >&2; exit 2; }
 out=bench-out/fuzz
 mkdir -p "$out"
 # the engine's sources (not the mrflow program's), compiled with clang
 srcs="src/mem.c src/log.c src/report.c src/badrec.c src/config.c src/input.c src/sched.c src/kvbuf.c
-      src/combine.c src/partition.c src/sort.c src/shuffle.c src/codec.c src/spill.c src/output.c src/job.c"
-mpi_c=$(mpicc -showme:compile)
-mpi_l=$(mpicc -showme:link)
+      src/combine.c src/partition.c src/sort.c src/shuffle.c src/codec.c src/spill.c src/output.c
+      src/signals.c src/ckpt.c src/job.c"
+mpi_c="$(mpicc -showme:compile) $(pkg-config --cflags hdf5-openmpi)"
+mpi_l="$(mpicc -showme:link) $(pkg-config --libs hdf5-openmpi)"
 failed=0
 for t in $targets; do
     extra=""
