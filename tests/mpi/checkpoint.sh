@@ -110,9 +110,10 @@ corrupt_data() {
     off=$(h5dump -p -H -d /data "$1" | sed -n 's/.*OFFSET \([0-9]*\).*/\1/p' | head -n1)
     size=$(h5dump -p -H -d /data "$1" | sed -n 's/.*SIZE \([0-9]*\).*/\1/p' | head -n1)
     [ -n "$off" ] && [ -n "$size" ] || return 1
-    python3 -c 'import sys
-f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2]))
-f.write(bytes([b[0] ^ 0x5a]))' "$1" $((off + size / 2))
+    local pos=$((off + size / 2)) b
+    b=$(dd if="$1" bs=1 skip="$pos" count=1 status=none | od -An -tu1 | tr -d ' ')
+    # shellcheck disable=SC2059
+    printf "$(printf '\\%03o' $((b ^ 90)))" | dd of="$1" bs=1 seek="$pos" conv=notrunc status=none
 }
 
 # two epochs (periodic checkpoints during the map, then after it), preempted
