@@ -42,6 +42,15 @@ expect_usage "bad --map-combine" "--map-combine" "$WORK/o1" \
     "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --map-combine maybe
 expect_usage "ordered job with --partitioner skew" "partitioner range" "$WORK/o1" \
     "$MRFLOW" run terasort --input "$WORK/text" --output "$WORK/o1" --partitioner skew
+expect_usage "bad --checkpoint-every" "--checkpoint-every" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --checkpoint-every soon
+expect_usage "empty --checkpoint-dir" "--checkpoint-dir" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --checkpoint-dir=
+expect_usage "bad --fault crash phase" "crash:rank=R:phase" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --fault crash:rank=1:phase=sort
+expect_usage "inspect without a file" "inspect" "" "$MRFLOW" inspect
+expect_usage "inspect a file that is not HDF5" "not a readable HDF5 file" "" \
+    "$MRFLOW" inspect "$WORK/text"
 expect_usage "gen zipf --skew out of range" "--skew" "" \
     "$MRFLOW" gen zipf --size 1K --skew 6 --output "$WORK/g"
 expect_usage "gen zipf --keys 0" "--keys" "" "$MRFLOW" gen zipf --size 1K --keys 0 --output "$WORK/g"
