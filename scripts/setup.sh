@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 pkgs="build-essential autoconf automake libtool pkg-config libopenmpi-dev openmpi-bin
       libhdf5-openmpi-dev hdf5-tools libhwloc-dev hwloc libzstd-dev libxxhash-dev
-      libcunit1-dev"
+      libcunit1-dev python3-h5py"
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

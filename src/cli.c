@@ -41,8 +41,9 @@ static void usage(FILE *f)
                "  validate terasort DIR [--input PATH...]\n"
                "                    check sorted output and compare it with its input\n"
                "  report FILE       print a run report (DIR/_REPORT.json) as a table\n"
-               "  inspect FILE.h5   print a checkpoint's metadata and sizes per bucket, and\n"
-               "                    verify every block (exit 1 if one is damaged)\n"
+               "  inspect FILE.h5   print a checkpoint's metadata and sizes per bucket and\n"
+               "                    verify every block, or an output.h5's parts and offsets\n"
+               "                    (exit 1 if something is damaged)\n"
                "  jobs              list the built-in jobs\n"
                "  --help, --version\n"
                "\n"
@@ -80,7 +81,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "Usage: mrflow inspect FILE.h5\n");
             return argc == 3 && !strcmp(argv[2], "--help") ? MRF_EXIT_OK : MRF_EXIT_USAGE;
         }
-        return mrf__exit_status(mrf__ckpt_inspect(argv[2], stdout));
+        int rc = mrf__output_h5_inspect(argv[2], stdout); /* HDF5 output, or a checkpoint */
+        if (rc == MRF_EINPUT)
+            rc = mrf__ckpt_inspect(argv[2], stdout);
+        return mrf__exit_status(rc);
     }
     if (!strcmp(cmd, "validate"))
         return mrf__cli_validate(argc - 1, argv + 1);

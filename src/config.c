@@ -396,6 +396,14 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 snprintf(err, errlen, "--max-bad-records '%s' is not a number from 0", val);
                 goto usage;
             }
+        } else if (opt_is(a, "--format", &val)) {
+            NEED_VALUE();
+            if (strcmp(val, "text") && strcmp(val, "hdf5")) {
+                snprintf(err, errlen, "--format '%s': use text (parts) or hdf5 (one output.h5)",
+                         val);
+                goto usage;
+            }
+            opt->format_hdf5 = strcmp(val, "hdf5") == 0;
         } else if (opt_is(a, "--checkpoint-dir", &val)) {
             NEED_VALUE();
             if (!*val) {
@@ -459,6 +467,10 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      are read in name order); may be repeated\n"
            "  --output DIR        output directory; must not exist unless --overwrite\n"
            "  --overwrite         replace DIR if it exists (only once the job succeeded)\n"
+           "  --format F          text (the default: DIR/part-NNNNN, one per rank, as the\n"
+           "                      job writes them) or hdf5 (DIR/output.h5, written\n"
+           "                      collectively: a group per part with keys and values as\n"
+           "                      byte arrays and offsets; readable with h5py)\n"
            "  --task-size SIZE    bytes of input per map task; tasks hold whole records\n"
            "                      only (default: input / (8 x ranks), from 1M to 64M,\n"
            "                      at most 1/8 of --memory)\n"

@@ -183,6 +183,7 @@ typedef struct mrf__options {
     const char *report;       /* --report FILE; NULL = OUTPUT/_REPORT.json */
     const char *metrics;      /* --metrics FILE; NULL = none */
     uint64_t max_bad_records; /* --max-bad-records N */
+    bool format_hdf5;         /* --format hdf5: DIR/output.h5 instead of parts */
     const char *ckpt_dir;     /* --checkpoint-dir DIR; NULL = no checkpoints */
     double ckpt_every;        /* --checkpoint-every SECONDS during the map; 0 = none */
     bool no_resume;           /* --no-resume: ignore existing checkpoints */
@@ -763,7 +764,22 @@ typedef struct mrf__writer mrf__writer;
  * the name is broadcast.  Collective. */
 int mrf__output_begin(MPI_Comm comm, const char *output, bool overwrite, const char *run_id,
                       char **tmpdir);
-int mrf__writer_open(const char *dir, int part, mrf_output_format fmt, mrf__writer **w);
+/* fmt: mrf_output_format, or MRF__OUTPUT_H5STAGE: records staged (u32 klen,
+ * u32 vlen, key, value) in DIR/.stage-PART for mrf__output_h5. */
+#define MRF__OUTPUT_H5STAGE 100
+int mrf__writer_open(const char *dir, int part, int fmt, mrf__writer **w);
+/* Records, key bytes and value bytes put so far. */
+void mrf__writer_counts(const mrf__writer *w, uint64_t *recs, uint64_t *kbytes, uint64_t *vbytes);
+/* Collective: DIR/output.h5 from every rank's staged part (then removed):
+ * a group per part, keys and values as byte blobs with offset arrays. */
+typedef struct mrf__h5out {
+    const char *job, *run_id, *text_format; /* "text" or "raw": what the parts would be */
+    uint64_t job_fp;
+    uint64_t recs, kbytes, vbytes; /* this rank's part */
+} mrf__h5out;
+int mrf__output_h5(MPI_Comm comm, const char *dir, const mrf__h5out *o, uint64_t *bytes);
+/* `mrflow inspect` on an output.h5: its attributes and parts, offsets checked. */
+int mrf__output_h5_inspect(const char *path, FILE *out);
 int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, size_t vl);
 /* Flushes, fsyncs and closes; returns the bytes written through *bytes. */
 int mrf__writer_close(mrf__writer *w, uint64_t *bytes);

@@ -195,6 +195,7 @@ typedef struct stage {
     double t_resume; /* seconds reading the checkpoint */
     uint64_t inputs_fp, spec_fp;
     uint64_t task_size; /* the plan's */
+    mrf__h5out h5;      /* --format hdf5: this rank's part */
 } stage;
 
 /* This thread's CPU time: a rank's own work, whether or not it shares its
@@ -2659,7 +2660,9 @@ static int reduce_merge(stage *s)
     src[k - 1] = (mrf__merge_src){.next = mrf__sorted_next, .ctx = &ms};
     if ((rc = mrf__merge_init(&m, src, k, spec->key_compare)))
         goto out;
-    if ((rc = mrf__writer_open(s->tmpdir, s->rank, spec->output, &s->out)))
+    if ((rc = mrf__writer_open(s->tmpdir, s->rank,
+                               s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE : (int)spec->output,
+                               &s->out)))
         goto out;
     mrf_emitter em = {.fn = reduce_emit, .state = s};
     const char *r;
@@ -2693,6 +2696,8 @@ static int reduce_merge(stage *s)
     }
     if (rc == MRF_OK)
         rc = vals.rc ? vals.rc : em.rc;
+    if (rc == MRF_OK)
+        mrf__writer_counts(s->out, &s->h5.recs, &s->h5.kbytes, &s->h5.vbytes);
     if (rc == MRF_OK)
         rc = mrf__writer_close(s->out, &s->bytes_out);
     else
@@ -2750,7 +2755,9 @@ static int reduce_local(stage *s)
     }
     mrf__sort_records(ents, tmp, n, s->kv.base, spec->key_compare);
 
-    if ((rc = mrf__writer_open(s->tmpdir, s->rank, spec->output, &s->out)))
+    if ((rc = mrf__writer_open(s->tmpdir, s->rank,
+                               s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE : (int)spec->output,
+                               &s->out)))
         goto out;
     mrf_emitter em = {.fn = reduce_emit, .state = s};
     for (i = 0; i < n && em.rc == MRF_OK;) {
@@ -2767,6 +2774,8 @@ static int reduce_local(stage *s)
         i = j;
     }
     rc = em.rc;
+    if (rc == MRF_OK)
+        mrf__writer_counts(s->out, &s->h5.recs, &s->h5.kbytes, &s->h5.vbytes);
     if (rc == MRF_OK)
         rc = mrf__writer_close(s->out, &s->bytes_out);
     else
@@ -3136,6 +3145,17 @@ static int run_stage(stage *s)
              mrf__mem_peak());
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
+    if (s->opt->format_hdf5) {
+        s->h5.job = s->spec->name;
+        s->h5.run_id = s->run_id;
+        s->h5.text_format = s->spec->output == MRF_OUTPUT_RAW ? "raw" : "text";
+        s->h5.job_fp = s->spec_fp;
+        t = MPI_Wtime();
+        rc = mrf__output_h5(s->comm, s->tmpdir, &s->h5, &s->bytes_out);
+        s->t_reduce += MPI_Wtime() - t;
+        if ((rc = agree(s, rc)))
+            goto out_with_tmpdir;
+    }
 
     if ((rc = write_report(s, MPI_Wtime() - t0, MRF_OK)))
         goto out_with_tmpdir;

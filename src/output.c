@@ -25,10 +25,11 @@
 struct mrf__writer {
     int fd;
     char *path;
-    mrf_output_format fmt;
+    int fmt; /* mrf_output_format, or MRF__OUTPUT_H5STAGE */
     char *buf;
     size_t len;
     uint64_t written;
+    uint64_t recs, kbytes, vbytes;
 };
 
 /* dir and base of path, without trailing slashes */
@@ -130,7 +131,7 @@ int mrf__output_begin(MPI_Comm comm, const char *output, bool overwrite, const c
     return MRF_OK;
 }
 
-int mrf__writer_open(const char *dir, int part, mrf_output_format fmt, mrf__writer **w)
+int mrf__writer_open(const char *dir, int part, int fmt, mrf__writer **w)
 {
     mrf__writer *x = mrf__calloc(1, sizeof *x);
     if (!x)
@@ -144,7 +145,7 @@ int mrf__writer_open(const char *dir, int part, mrf_output_format fmt, mrf__writ
         mrf__free(x);
         return mrf__fail(MRF_ENOMEM, "out of memory");
     }
-    snprintf(x->path, n, "%s/part-%05d", dir, part);
+    snprintf(x->path, n, fmt == MRF__OUTPUT_H5STAGE ? "%s/.stage-%05d" : "%s/part-%05d", dir, part);
     x->fmt = fmt;
     x->fd = open(x->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (x->fd < 0) {
@@ -199,6 +200,17 @@ static int put_bytes(mrf__writer *w, const void *p, size_t n)
 int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, size_t vl)
 {
     int rc;
+    w->recs++;
+    w->kbytes += kl;
+    w->vbytes += vl;
+    if (w->fmt == MRF__OUTPUT_H5STAGE) { /* u32 klen, u32 vlen, key, value */
+        char hdr[8];
+        mrf__wr32(hdr, (uint32_t)kl);
+        mrf__wr32(hdr + 4, (uint32_t)vl);
+        if ((rc = put_bytes(w, hdr, 8)) || (rc = put_bytes(w, k, kl)))
+            return rc;
+        return put_bytes(w, v, vl);
+    }
     if (w->fmt == MRF_OUTPUT_TEXT && WBUF - w->len >= kl + vl + 2) {
         char *o = w->buf + w->len;
         if (kl)
@@ -226,6 +238,13 @@ static void writer_free(mrf__writer *w)
     mrf__free(w->path);
     mrf__free(w->buf);
     mrf__free(w);
+}
+
+void mrf__writer_counts(const mrf__writer *w, uint64_t *recs, uint64_t *kbytes, uint64_t *vbytes)
+{
+    *recs = w->recs;
+    *kbytes = w->kbytes;
+    *vbytes = w->vbytes;
 }
 
 int mrf__writer_close(mrf__writer *w, uint64_t *bytes)

@@ -49,6 +49,8 @@ expect_usage "empty --checkpoint-dir" "--checkpoint-dir" "$WORK/o1" \
 expect_usage "bad --fault crash phase" "crash:rank=R:phase" "$WORK/o1" \
     "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --fault crash:rank=1:phase=sort
 expect_usage "inspect without a file" "inspect" "" "$MRFLOW" inspect
+expect_usage "bad --format" "--format" "$WORK/o1" \
+    "$MRFLOW" run wordcount --input "$WORK/text" --output "$WORK/o1" --format parquet
 expect_usage "inspect a file that is not HDF5" "not a readable HDF5 file" "" \
     "$MRFLOW" inspect "$WORK/text"
 expect_usage "gen zipf --skew out of range" "--skew" "" \
