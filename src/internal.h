@@ -811,8 +811,13 @@ typedef int (*mrf__ckpt_block_fn)(void *ctx, const char *recs, size_t len, uint6
 
 int mrf__ckpt_writer_create(MPI_Comm comm, const char *spill_dir, mrf__ckpt_writer **out);
 void mrf__ckpt_writer_destroy(mrf__ckpt_writer *w);
-/* Adds one record; records come bucket by bucket, buckets ascending. */
+/* Adds one record; records come bucket by bucket, buckets ascending, unless
+ * the writer is set mixed: then blocks hold any buckets (index bucket
+ * MRF__CKPT_MIXED), as after the shuffle, where each rank's data is the
+ * reduce input of that rank. */
+#define MRF__CKPT_MIXED UINT32_MAX
 int mrf__ckpt_put(mrf__ckpt_writer *w, const char *rec);
+void mrf__ckpt_set_mixed(mrf__ckpt_writer *w, bool mixed);
 /* Collective: writes DIR/epoch-N.h5 (N = m->epoch) with what was put, the
  * task bitmap, the partitioning decisions and the dead letters, commits it
  * and publishes it as LATEST.  crash: --fault crash:phase=checkpoint. */
@@ -830,8 +835,9 @@ const char *mrf__ckpt_path(const mrf__ckpt_reader *r);
 /* A whole 1-D byte dataset of at most max bytes (not collective). */
 int mrf__ckpt_read_bytes(mrf__ckpt_reader *r, const char *name, uint64_t max, char **buf,
                          size_t *len);
-/* This rank's share of the blocks, each verified, handed to fn. */
-int mrf__ckpt_load(mrf__ckpt_reader *r, mrf__ckpt_block_fn fn, void *ctx);
+/* This rank's share of the blocks (slab -1: an equal part of the data;
+ * else all the blocks written by rank `slab`), each verified, handed to fn. */
+int mrf__ckpt_load(mrf__ckpt_reader *r, int slab, mrf__ckpt_block_fn fn, void *ctx);
 /* Rank 0 gets all the dead letters, the others none. */
 int mrf__ckpt_read_bad(mrf__ckpt_reader *r, char **buf, size_t *len);
 void mrf__ckpt_close(mrf__ckpt_reader *r);

@@ -196,6 +196,9 @@ typedef struct stage {
     uint64_t inputs_fp, spec_fp;
     uint64_t task_size; /* the plan's */
     mrf__h5out h5;      /* --format hdf5: this rank's part */
+    bool direct;        /* resumed after the shuffle on as many ranks: straight to the reduce */
+    bool tails_done;    /* the input's trailing partial records are set aside already */
+    bool shuffled_ckpt; /* a checkpoint holds this reduce input */
 } stage;
 
 /* This thread's CPU time: a rank's own work, whether or not it shares its
@@ -1024,8 +1027,8 @@ static int check_bad_records(stage *s)
 {
     int rc = MRF_OK;
     size_t rs = s->spec->record_size;
-    for (size_t f = 0;
-         s->rank == 0 && s->spec->input == MRF_INPUT_RECORDS && f < s->plan.n_files && rc == MRF_OK;
+    for (size_t f = 0; s->rank == 0 && !s->tails_done && s->spec->input == MRF_INPUT_RECORDS &&
+                       f < s->plan.n_files && rc == MRF_OK;
          f++) {
         uint64_t size = s->plan.sizes[f], tail = size % rs;
         if (tail == 0)
@@ -1501,6 +1504,9 @@ static int map_tasks(stage *s)
 
 /* ---------------------------------------------------------- checkpoints -- */
 
+static int spill_sorted(stage *s);
+static void size_reduce_side(stage *s);
+
 static const char *part_name(int p)
 {
     return p == MRF__PART_HASH ? "hash" : p == MRF__PART_SKEW ? "skew" : "range";
@@ -1612,15 +1618,16 @@ static int take_checkpoint(stage *s, const char *phase)
     if (rc == MRF_OK && !s->ckw)
         rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
     /* the arena's records by bucket (a counting sort of their offsets) */
-    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+    if (rc == MRF_OK && !(cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
+        cnt[mrf__rec_bucket(s->kv.base + at) + 1]++;
         n++;
+    }
     ocap = n ? n : 1;
-    if (rc == MRF_OK && (!(offs = mrf__big_alloc(ocap * sizeof *offs)) ||
-                         !(cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt))))
+    if (rc == MRF_OK && !(offs = mrf__big_alloc(ocap * sizeof *offs)))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
     if (rc == MRF_OK) {
-        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
-            cnt[mrf__rec_bucket(s->kv.base + at) + 1]++;
         for (uint32_t b = 0; b < s->nb; b++)
             cnt[b + 1] += cnt[b];
         for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
@@ -1630,12 +1637,19 @@ static int take_checkpoint(stage *s, const char *phase)
     if (rc == MRF_OK && s->n_bruns)
         rc = mrf__spill_flush(&s->spill);
     for (uint32_t b = 0, i = 0; rc == MRF_OK && b < s->nb; b++) {
-        for (; rc == MRF_OK && i < cnt[b]; i++)
+        for (; rc == MRF_OK && i < cnt[b]; i++) {
+            if (i + 16 < n) { /* records are read in bucket order: random in the arena */
+                const char *ahead = s->kv.base + offs[i + 16];
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead + 64);
+            }
             rc = mrf__ckpt_put(s->ckw, s->kv.base + offs[i]);
+        }
         for (size_t r = 0; rc == MRF_OK && r < s->n_bruns; r++)
             if (s->bruns[r].task == -1)
                 rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
     }
+    double t_put = MPI_Wtime();
     if (rc == MRF_OK)
         rc = my_bad_records(s, &bad, &bad_len);
     if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
@@ -1647,7 +1661,12 @@ static int take_checkpoint(stage *s, const char *phase)
     m.records_in = tot[0];
     m.input_bytes = tot[1];
     m.bad_records = tot[2];
+    double t_agree = MPI_Wtime();
     if ((rc = agree(s, rc)) == MRF_OK) {
+        mrf__log(MRF_LOG_DEBUG,
+                 "checkpoint: records gathered and compressed in %.3f s (%zu in memory, %zu "
+                 "spilled runs), waited %.3f s for the other ranks",
+                 t_put - t0, n, s->n_bruns, MPI_Wtime() - t_agree);
         bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
         rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
                               bad, bad_len, crash, &s->ckst);
@@ -1700,6 +1719,107 @@ static int load_block(void *ctx, const char *recs, size_t len, uint64_t n)
         s->pack_bytes[b].recs++;
     }
     return MRF_OK;
+}
+
+/* A verified block of a checkpoint taken after the shuffle, on as many
+ * ranks: this rank's reduce input again. */
+static int load_reduce_block(void *ctx, const char *recs, size_t len, uint64_t n)
+{
+    stage *s = ctx;
+    int rc;
+    if (s->rkv.len && (s->rkv.len + len > s->red_cap || s->rkv_recs + n > s->red_rec_cap) &&
+        (rc = spill_sorted(s)))
+        return rc;
+    if (mrf__kvbuf_reserve(&s->rkv, len))
+        return mrf__fail(MRF_ENOMEM, "out of memory loading a checkpoint");
+    memcpy(s->rkv.base + s->rkv.len, recs, len);
+    s->rkv.len += len;
+    s->rkv_recs += n;
+    s->red_in_bytes += len;
+    s->red_in_recs += n;
+    return MRF_OK;
+}
+
+/* Puts one reduce-input record, tagged with its bucket again (the reducing
+ * side's combining loses it), so a resume on other ranks can shuffle it. */
+static int put_retagged(stage *s, const char *rec, char **buf, size_t *cap)
+{
+    size_t n = mrf__rec_size(rec);
+    if (mrf__big_grow(buf, cap, n))
+        return mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    memcpy(*buf, rec, n);
+    const char *k = mrf__rec_key(rec);
+    size_t kl = mrf__rec_klen(rec);
+    mrf__wr32(*buf, key_bucket(s, k, kl, s->range ? 0 : mrf__key_hash(k, kl)));
+    return mrf__ckpt_put(s->ckw, *buf);
+}
+
+/* Collective, after the shuffle (or when a signal stops the reduce): every
+ * rank's reduce input, as blocks of its own (phase "shuffled"). */
+static int take_checkpoint_shuffled(stage *s)
+{
+    double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
+    int rc = MRF_OK;
+    char *buf = NULL, *bad = NULL, *part = NULL;
+    size_t cap = 0, bad_len = 0, part_len = 0;
+    if (!s->ckw)
+        rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
+    if (rc == MRF_OK)
+        mrf__ckpt_set_mixed(s->ckw, true);
+    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+        rc = put_retagged(s, s->kv.base + at, &buf, &cap);
+    if (rc == MRF_OK && s->n_runs)
+        rc = mrf__spill_flush(&s->spill);
+    for (size_t i = 0; rc == MRF_OK && i < s->n_runs; i++) {
+        mrf__run_reader rd;
+        const char *r;
+        int k;
+        if ((rc = mrf__runr_open(&rd, &s->spill, &s->runs[i])))
+            break;
+        while (rc == MRF_OK && (k = mrf__runr_next(&rd, &r)) == 1)
+            rc = put_retagged(s, r, &buf, &cap);
+        if (rc == MRF_OK && k < 0)
+            rc = k;
+        mrf__runr_close(&rd);
+    }
+    if (rc == MRF_OK)
+        rc = my_bad_records(s, &bad, &bad_len);
+    if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    mrf__ckpt_meta m;
+    fill_meta(s, &m, "shuffled");
+    uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
+    MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
+    m.records_in = tot[0];
+    m.input_bytes = tot[1];
+    m.bad_records = tot[2];
+    if ((rc = agree(s, rc)) == MRF_OK) {
+        bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
+        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
+                              bad, bad_len, crash, &s->ckst);
+    }
+    if (s->ckw)
+        mrf__ckpt_set_mixed(s->ckw, false);
+    mrf__big_free(buf, cap);
+    mrf__free(bad);
+    mrf__free(part);
+    if (rc == MRF_OK) {
+        s->epoch++;
+        s->shuffled_ckpt = true;
+        s->ckst.seconds = ck_before + (MPI_Wtime() - t0);
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_INFO,
+                     "checkpoint %s/epoch-%06llu.h5 (shuffled): %llu records, %llu bytes raw, "
+                     "%llu stored, %.3f s",
+                     s->opt->ckpt_dir, (unsigned long long)m.epoch, (unsigned long long)m.records,
+                     (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes,
+                     MPI_Wtime() - t0);
+    } else if (s->rank == 0) {
+        mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu (after the shuffle) was not written",
+                 (unsigned long long)m.epoch);
+    }
+    s->ckpt_last = MPI_Wtime();
+    return rc;
 }
 
 /* Why a checkpoint may not be resumed by this run (NULL: it may). */
@@ -1774,8 +1894,15 @@ static int load_epoch(stage *s)
             rc = mrf__fail(MRF_EIO, "checkpoint '%s': its task bitmap is damaged",
                            mrf__ckpt_path(s->ckr));
     }
+    /* after the shuffle, on as many ranks: each rank takes back its own
+     * reduce input; otherwise an equal share becomes map output again */
+    s->tails_done = strcmp(m->phase, "shuffled") == 0;
+    s->direct = s->tails_done && m->ranks == (uint64_t)s->size;
+    if (s->direct)
+        size_reduce_side(s);
     if (rc == MRF_OK)
-        rc = mrf__ckpt_load(s->ckr, load_block, s);
+        rc = mrf__ckpt_load(s->ckr, s->direct ? s->rank : -1,
+                            s->direct ? load_reduce_block : load_block, s);
     if (rc == MRF_OK)
         rc = mrf__ckpt_read_bad(s->ckr, &bad, &bad_len);
     if ((rc = agree(s, rc)) == MRF_OK && s->rank == 0 && bad_len) {
@@ -3099,6 +3226,13 @@ static int run_stage(stage *s)
     }
     s->t_decide = MPI_Wtime() - t - s->t_resume;
 
+    if (s->direct) { /* resumed after the shuffle: the reduce input is back */
+        s->kv = s->rkv;
+        memset(&s->rkv, 0, sizeof s->rkv);
+        s->combined = false;
+        s->shuffled_ckpt = true;
+        goto reduce_phase;
+    }
     t = MPI_Wtime();
     rc = map_tasks(s);
     s->t_map = MPI_Wtime() - t;
@@ -3129,7 +3263,16 @@ static int run_stage(stage *s)
              s->n_runs);
     if ((rc = agree(s, rc)))
         goto out_with_tmpdir;
+    /* the checkpoint after the shuffle, when --checkpoint-every has passed
+     * since the last one (rank 0's clock) */
+    if (s->ckpt && s->opt->ckpt_every > 0) {
+        int due = MPI_Wtime() - s->ckpt_last >= s->opt->ckpt_every;
+        MPI_Bcast(&due, 1, MPI_INT, 0, s->comm);
+        if (due && (rc = take_checkpoint_shuffled(s)))
+            goto out_with_tmpdir;
+    }
 
+reduce_phase:
     mrf__progress_done(&s->prog);
     t = MPI_Wtime();
     double c0 = cpu_now();
@@ -3143,8 +3286,13 @@ static int run_stage(stage *s)
     s->t_reduce = MPI_Wtime() - t;
     mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());
-    if ((rc = agree(s, rc)))
+    if ((rc = agree(s, rc))) {
+        /* stopped by a signal: the reduce input is whole still; checkpoint
+         * it (a failure leaves the previous epoch, after the map, valid) */
+        if (rc == MRF__PREEMPTED && s->ckpt && !s->shuffled_ckpt)
+            take_checkpoint_shuffled(s);
         goto out_with_tmpdir;
+    }
     if (s->opt->format_hdf5) {
         s->h5.job = s->spec->name;
         s->h5.run_id = s->run_id;
@@ -3234,6 +3382,8 @@ out:
     mrf__kvbuf_destroy(&s->rkv);
     mrf__kvbuf_destroy(&s->kv);
     mrf__ctable_destroy(&s->ct);
+    mrf__ctable_destroy(&s->tt); /* (map_tasks did, unless a resume skipped it) */
+    mrf__kvbuf_destroy(&s->tkv);
     mrf__free(s->bucket_bytes);
     s->bucket_bytes = NULL;
     mrf__free(s->pack_bytes);

@@ -79,6 +79,9 @@ for job in wordcount terasort; do
         if [ "$phase" = map ]; then
             check "$job: the map-phase checkpoint has tasks left to do" \
                 sh -c '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase map:"' "$MRFLOW" "$ck"
+        elif [ "$phase" = reduce ]; then
+            check "$job: stopped in the reduce, it checkpointed the reduce input" \
+                sh -c '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase shuffled:"' "$MRFLOW" "$ck"
         fi
         for np in 4 2 3; do
             rm -rf "$ck-$np"
@@ -88,6 +91,11 @@ for job in wordcount terasort; do
                 check "$job: preempted in $phase, resumed on $np ranks: same output" \
                     same_output "$job" "$out"
                 check "$job: resumed on $np ranks said so" grep -q "resuming job" "$WORK/resume.log"
+                if [ "$phase" = reduce ] && [ "$np" = 4 ]; then
+                    check "$job: resumed after the shuffle on as many ranks: no shuffle" sh -c \
+                        'grep -q "shuffled phase.*now 4" "$1" && grep -q "\"shuffle_bytes_raw\": 0," "$2"' \
+                        _ "$WORK/resume.log" "$out/_REPORT.json"
+                fi
                 check "$job: checkpoints removed once the output is committed" \
                     sh -c '! ls "$1" | grep -q "epoch\|LATEST"' _ "$ck-$np"
             else
@@ -120,11 +128,21 @@ corrupt_data() {
 # in the shuffle; the newest damaged
 COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0.000001"
 ck=$WORK/ck-two
-preempt wordcount shuffle "$ck" "$WORK/o-two"
+# (and blocks staged through a file past 64 KiB, not in memory)
+MRFLOW_CKPT_MEM=64K preempt wordcount shuffle "$ck" "$WORK/o-two"
 check "periodic checkpoints: exit 75, two epochs kept" \
     sh -c '[ "$1" -eq 75 ] && [ "$(ls "$2"/epoch-*.h5 | wc -l)" -eq 2 ]' _ "$rc" "$ck"
 newest=$ck/$(cat "$ck/LATEST")
 cp -r "$ck" "$WORK/ck-two-saved"
+# run to the end with a checkpoint always due: one after the shuffle too
+if mpi 2 tcp run terasort --input "$in/sort.dat" --output "$WORK/o-due" \
+    --checkpoint-dir "$WORK/ck-due" $COMMON --log-level info > "$WORK/due.log" 2>&1; then
+    check "checkpoints always due: taken during the map, after it and after the shuffle" sh -c \
+        'grep -q "(map)" "$1" && grep -q "(mapped)" "$1" && grep -q "(shuffled)" "$1"' _ "$WORK/due.log"
+    check "checkpoints always due: same bytes" same_output terasort "$WORK/o-due"
+else
+    not_ok "a run with checkpoints always due failed"
+fi
 if corrupt_data "$newest"; then
     check "inspect finds the flipped byte" \
         sh -c '! "$0" inspect "$1" 2>/dev/null | grep -q "verification: OK"' "$MRFLOW" "$newest"
