@@ -1671,6 +1671,9 @@ static int take_checkpoint(stage *s, const char *phase)
         rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
                               bad, bad_len, crash, &s->ckst);
     }
+    /* its buffers (up to 256 MiB staged) go back to the budget */
+    mrf__ckpt_writer_destroy(s->ckw);
+    s->ckw = NULL;
     mrf__big_free(offs, ocap * sizeof *offs);
     mrf__free(cnt);
     mrf__big_free(raw, rcap);
@@ -1798,8 +1801,8 @@ static int take_checkpoint_shuffled(stage *s)
         rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
                               bad, bad_len, crash, &s->ckst);
     }
-    if (s->ckw)
-        mrf__ckpt_set_mixed(s->ckw, false);
+    mrf__ckpt_writer_destroy(s->ckw);
+    s->ckw = NULL;
     mrf__big_free(buf, cap);
     mrf__free(bad);
     mrf__free(part);
