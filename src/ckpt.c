@@ -816,9 +816,14 @@ int mrf__ckpt_prepare(const char *dir, uint64_t *epochs, int max, int *n, char *
         if (!parse_epoch(de->d_name, &ep) || ep > latest)
             continue;
         /* keep the max newest, descending */
-        int i = *n < max ? (*n)++ : max - 1;
-        if (i == max - 1 && *n == max && epochs[i] >= ep)
+        int i;
+        if (*n < max) {
+            i = (*n)++;
+        } else if (epochs[max - 1] < ep) {
+            i = max - 1;
+        } else {
             continue;
+        }
         epochs[i] = ep;
         while (i > 0 && epochs[i - 1] < epochs[i]) {
             uint64_t t = epochs[i - 1];

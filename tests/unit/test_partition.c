@@ -214,13 +214,63 @@ static void test_heavy(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {{"hash_bucket", test_hash_bucket},
-                              {"lpt", test_lpt},
-                              {"contiguous", test_contiguous},
-                              {"range", test_range},
-                              {"range_ties", test_range_ties},
-                              {"heavy", test_heavy},
-                              CU_TEST_INFO_NULL};
+/* The decisions a checkpoint stores: splitters (with a tie run) and heavy
+ * keys pack and unpack to the same lookups; every truncation and a wrong
+ * magic are refused; too many sub-buckets are refused. */
+static void test_decisions(void)
+{
+    enum { N = 300 };
+    const char *keys[N];
+    size_t lens[N];
+    char buf[N][8];
+    for (int i = 0; i < N; i++) {
+        if (i >= 100 && i < 200)
+            snprintf(buf[i], sizeof buf[i], "m");
+        else
+            snprintf(buf[i], sizeof buf[i], "%c%03d", i < 100 ? 'a' : 'x', i);
+        keys[i] = buf[i];
+        lens[i] = strlen(buf[i]);
+    }
+    mrf__splitters sp, sp2;
+    mrf__heavy hv, hv2;
+    CU_ASSERT_EQUAL_FATAL(mrf__splitters_from_sorted(keys, lens, N, 30, &sp), MRF_OK);
+    mrf__hkey k[2] = {{.hash = 11, .weight = 600, .klen = 3, .name = "the"},
+                      {.hash = 55, .weight = 250, .klen = 2, .name = "of"}};
+    CU_ASSERT_EQUAL_FATAL(mrf__heavy_pick(k, 2, 2000, 4, true, &hv), MRF_OK);
+    char *blob;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(mrf__decisions_pack(&sp, &hv, &blob, &len), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__decisions_unpack(blob, len, hv.nsub, &sp2, &hv2), MRF_OK);
+    CU_ASSERT_EQUAL(sp2.n, sp.n);
+    CU_ASSERT_EQUAL(sp2.tie_runs, sp.tie_runs);
+    for (int i = 0; i < N; i += 7) {
+        uint32_t a, b;
+        CU_ASSERT_EQUAL(mrf__range_bucket_span(&sp2, keys[i], lens[i], NULL, &a),
+                        mrf__range_bucket_span(&sp, keys[i], lens[i], NULL, &b));
+        CU_ASSERT_EQUAL(a, b);
+    }
+    CU_ASSERT_EQUAL(hv2.n, hv.n);
+    CU_ASSERT_EQUAL(hv2.nsub, hv.nsub);
+    CU_ASSERT_EQUAL(mrf__heavy_find(&hv2, 55), mrf__heavy_find(&hv, 55));
+    CU_ASSERT_EQUAL(hv2.first[1], hv.first[1]);
+    mrf__splitters_free(&sp2);
+    mrf__heavy_free(&hv2);
+    /* fewer sub-buckets allowed than it holds */
+    CU_ASSERT_EQUAL(mrf__decisions_unpack(blob, len, hv.nsub - 1, &sp2, &hv2), MRF_EINVAL);
+    for (size_t cut = 0; cut < len; cut++)
+        CU_ASSERT_EQUAL(mrf__decisions_unpack(blob, cut, hv.nsub, &sp2, &hv2), MRF_EINVAL);
+    blob[0] ^= 1;
+    CU_ASSERT_EQUAL(mrf__decisions_unpack(blob, len, hv.nsub, &sp2, &hv2), MRF_EINVAL);
+    mrf__free(blob);
+    mrf__splitters_free(&sp);
+    mrf__heavy_free(&hv);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
+static CU_TestInfo tests[] = {{"hash_bucket", test_hash_bucket}, {"lpt", test_lpt},
+                              {"contiguous", test_contiguous},   {"range", test_range},
+                              {"range_ties", test_range_ties},   {"heavy", test_heavy},
+                              {"decisions", test_decisions},     CU_TEST_INFO_NULL};
 
 int main(void)
 {
