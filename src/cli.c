@@ -1,11 +1,12 @@
 /*
- * cli.c -- the mrflow command: run, gen, validate, report, inspect, jobs.
+ * cli.c -- the mrflow command: run, gen, validate, report, inspect, topo, jobs.
  *
  * `run` hands the job's spec and the rest of the command line to mrf_main;
  * gen and validate are plain single-process tools.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "internal.h"
@@ -29,6 +30,104 @@ static bool first_rank(void)
     return true;
 }
 
+/* mrflow topo: the placement a job would get.  Under a launcher (mpirun,
+ * srun) every rank reads its binding and the plan, and rank 0 prints them;
+ * alone it previews --ranks-per-node N ranks on this node. */
+static int cli_topo(int argc, char **argv)
+{
+    int mode = MRF__BIND_AUTO, n = 0;
+    static const char *modes[] = {"auto", "core", "numa", "none"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("Usage: mrflow topo [--bind auto|core|numa|none] [--ranks-per-node N]\n"
+                   "\n"
+                   "Prints where `mrflow run ... --bind MODE` would place its ranks.\n"
+                   "Under mpirun or srun: every rank's current binding (from the launcher, or\n"
+                   "none) and the cores mrflow would bind it to.  Alone: the plan for N ranks\n"
+                   "on this node (default: one per core).  Binds nothing.\n");
+            return MRF_EXIT_OK;
+        }
+        if (!strcmp(a, "--bind") && i + 1 < argc) {
+            mode = -1;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(argv[i + 1], modes[k]))
+                    mode = k;
+            if (mode < 0) {
+                fprintf(stderr, "mrflow topo: error: --bind '%s': use auto, core, numa or none\n",
+                        argv[i + 1]);
+                return MRF_EXIT_USAGE;
+            }
+            i++;
+        } else if (!strcmp(a, "--ranks-per-node") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[i + 1], &end, 10);
+            if (*end || end == argv[i + 1] || v < 1 || v > 100000) {
+                fprintf(stderr,
+                        "mrflow topo: error: --ranks-per-node '%s' is not a number "
+                        "from 1 to 100000\n",
+                        argv[i + 1]);
+                return MRF_EXIT_USAGE;
+            }
+            n = (int)v;
+            i++;
+        } else {
+            fprintf(stderr, "mrflow topo: error: unknown argument '%s' (see mrflow topo --help)\n",
+                    a);
+            return MRF_EXIT_USAGE;
+        }
+    }
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK")) {
+        if (n == 0) {
+            long c = sysconf(_SC_NPROCESSORS_ONLN);
+            n = c > 0 ? (int)c : 1;
+        }
+        return mrf__topo_preview(mode, n, stdout);
+    }
+    if (n) {
+        fprintf(stderr, "mrflow topo: error: --ranks-per-node is for a preview without mpirun; "
+                        "under a launcher the ranks are the ones it started\n");
+        return MRF_EXIT_USAGE;
+    }
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    mrf__placement p, *all = NULL;
+    mrf__topo_place(MPI_COMM_WORLD, mode, false, &p);
+    mrf__topo_close();
+    char host[64] = "", *hosts = NULL;
+    gethostname(host, sizeof host - 1);
+    if (rank == 0) {
+        all = calloc((size_t)size, sizeof *all);
+        hosts = calloc((size_t)size, sizeof host);
+    }
+    MPI_Gather(&p, (int)sizeof p, MPI_BYTE, all, all ? (int)sizeof p : 0, MPI_BYTE, 0,
+               MPI_COMM_WORLD);
+    MPI_Gather(host, (int)sizeof host, MPI_BYTE, hosts, hosts ? (int)sizeof host : 0, MPI_BYTE, 0,
+               MPI_COMM_WORLD);
+    if (rank == 0 && all && hosts) {
+        printf("--bind %s, %d ranks\n%-6s %-16s %-10s %-14s %-10s %-9s %s\n", modes[mode], size,
+               "rank", "host", "local_rank", "cpuset", "numa_node", "bound_by", "note");
+        for (int r = 0; r < size; r++) {
+            const mrf__placement *q = &all[r];
+            printf("%-6d %-16.16s %-10d %-14s %-10s %-9s %s\n", r, hosts + (size_t)r * sizeof host,
+                   q->local_rank, q->cpuset, q->numa,
+                   q->how == MRF__BIND_HOW_MRFLOW ? "mrflow*" : mrf__bind_how_name(q->how),
+                   q->note);
+        }
+        for (int r = 0; r < size; r++)
+            if (all[r].how == MRF__BIND_HOW_MRFLOW) {
+                printf("(mrflow*: not bound now; `mrflow run` would bind it there)\n");
+                break;
+            }
+    }
+    free(all);
+    free(hosts);
+    MPI_Finalize();
+    return MRF_EXIT_OK;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: mrflow COMMAND [ARGS]\n"
@@ -44,6 +143,9 @@ static void usage(FILE *f)
                "  inspect FILE.h5   print a checkpoint's metadata and sizes per bucket and\n"
                "                    verify every block, or an output.h5's parts and offsets\n"
                "                    (exit 1 if something is damaged)\n"
+               "  topo [--bind MODE] [--ranks-per-node N]\n"
+               "                    print where a job's ranks would be bound (run it under\n"
+               "                    mpirun or srun to see their current binding)\n"
                "  jobs              list the built-in jobs\n"
                "  --help, --version\n"
                "\n"
@@ -86,6 +188,8 @@ int main(int argc, char **argv)
             rc = mrf__ckpt_inspect(argv[2], stdout);
         return mrf__exit_status(rc);
     }
+    if (!strcmp(cmd, "topo"))
+        return cli_topo(argc - 1, argv + 1);
     if (!strcmp(cmd, "validate"))
         return mrf__cli_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) {

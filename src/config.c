@@ -424,6 +424,18 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 goto usage;
             }
             opt->ckpt_every = v;
+        } else if (opt_is(a, "--bind", &val)) {
+            NEED_VALUE();
+            static const char *modes[] = {"auto", "core", "numa", "none"};
+            int m = -1;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(val, modes[k]))
+                    m = k;
+            if (m < 0) {
+                snprintf(err, errlen, "--bind '%s': use auto, core, numa or none", val);
+                goto usage;
+            }
+            opt->bind = m;
         } else if (opt_is(a, "--no-resume", &val) && !val) {
             opt->no_resume = true;
         } else if (opt_is(a, "--restart-from-scratch", &val) && !val) {
@@ -539,6 +551,15 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "  --restart-from-scratch\n"
            "                      when DIR holds checkpoints but none is valid, start\n"
            "                      from the beginning instead of failing\n"
+           "  --bind MODE         where an unbound rank binds itself (a binding from\n"
+           "                      mpirun --bind-to, srun --cpu-bind or taskset is kept):\n"
+           "                      auto (default): one core per rank on the node, spread\n"
+           "                      over packages and NUMA nodes; one hardware thread each\n"
+           "                      with more ranks than cores, unbound with more than\n"
+           "                      hardware threads; core: one core each, round robin;\n"
+           "                      numa: the cores of one NUMA node; none.  Big buffers\n"
+           "                      are then first touched on the rank's NUMA node.\n"
+           "                      `mrflow topo` shows the placement\n"
            "  --quiet             no run summary on stderr\n"
            "  --help, --version\n"
            "\n"

@@ -85,6 +85,9 @@ typedef struct mrf__rank_fig { /* one rank's figures (gathered as bytes) */
     double reduce_cpu_s; /* CPU time combining what arrived, and reducing */
     uint64_t peak_rss, input_bytes, records_mapped, red_in_bytes, red_in_recs, records_out,
         bytes_out, spilled, tasks, stolen, launched, won, bad_records;
+    int32_t local_rank, bind_how;
+    char cpuset[64], numa[32]; /* placement (topo.c) */
+    char arena_numa[32];       /* where the map arena's pages are */
 } mrf__rank_fig;
 
 struct mrf__heavy;
@@ -190,6 +193,7 @@ typedef struct mrf__options {
     bool restart_scratch;     /* --restart-from-scratch: no valid epoch is not an error */
     int crash_rank;           /* --fault crash:rank=R:phase=P (testing); -1 = none */
     int crash_phase;          /* MRF__PHASE_* */
+    int bind;                 /* --bind: MRF__BIND_* */
     bool quiet;
     bool help;
     bool version;
@@ -845,6 +849,28 @@ void mrf__ckpt_close(mrf__ckpt_reader *r);
 void mrf__ckpt_remove_all(const char *dir);
 /* `mrflow inspect`: metadata, sizes per bucket, every block verified. */
 int mrf__ckpt_inspect(const char *path, FILE *out);
+
+/* --------------------------------------------------------------- topo.c --
+ * Placement (see topo.c): binding of a node's ranks, NUMA-local memory. */
+enum { MRF__BIND_AUTO, MRF__BIND_CORE, MRF__BIND_NUMA, MRF__BIND_NONE };   /* --bind */
+enum { MRF__BIND_HOW_NONE, MRF__BIND_HOW_LAUNCHER, MRF__BIND_HOW_MRFLOW }; /* who bound */
+typedef struct mrf__placement {
+    int local_rank, local_size; /* on this node (MPI_COMM_TYPE_SHARED) */
+    int how;                    /* MRF__BIND_HOW_* */
+    char cpuset[64];            /* PUs the rank may run on, as a list ("0-3,8") */
+    char numa[32];              /* their NUMA nodes, as a list */
+    char note[160];             /* why unbound, or a warning; "" if none */
+} mrf__placement;
+/* Reads (and with do_bind, makes) this rank's binding for --bind mode;
+ * never fails a job: what went wrong is in out->note and warned once per
+ * job.  Collective over comm. */
+int mrf__topo_place(MPI_Comm comm, int mode, bool do_bind, mrf__placement *out);
+/* The NUMA nodes holding buf's pages (the first 64 MiB), as a list, or "?". */
+void mrf__topo_where(const void *buf, size_t len, char *out, size_t n);
+void mrf__topo_close(void);
+const char *mrf__bind_how_name(int how);
+/* `mrflow topo`: the placement --bind mode gives nlocal ranks on this node. */
+int mrf__topo_preview(int mode, int nlocal, FILE *f);
 
 /* ------------------------------------------------------------ signals.c --
  * Preemption: SIGUSR1, SIGUSR2 and SIGTERM set a flag (see signals.c). */

@@ -194,11 +194,13 @@ typedef struct stage {
     uint64_t resumed_tasks;
     double t_resume; /* seconds reading the checkpoint */
     uint64_t inputs_fp, spec_fp;
-    uint64_t task_size; /* the plan's */
-    mrf__h5out h5;      /* --format hdf5: this rank's part */
-    bool direct;        /* resumed after the shuffle on as many ranks: straight to the reduce */
-    bool tails_done;    /* the input's trailing partial records are set aside already */
-    bool shuffled_ckpt; /* a checkpoint holds this reduce input */
+    uint64_t task_size;   /* the plan's */
+    mrf__h5out h5;        /* --format hdf5: this rank's part */
+    bool direct;          /* resumed after the shuffle on as many ranks: straight to the reduce */
+    bool tails_done;      /* the input's trailing partial records are set aside already */
+    bool shuffled_ckpt;   /* a checkpoint holds this reduce input */
+    mrf__placement place; /* where this rank runs (topo.c) */
+    char arena_numa[32];  /* NUMA nodes of the map output's pages, after the map */
 } stage;
 
 /* This thread's CPU time: a rank's own work, whether or not it shares its
@@ -2046,25 +2048,31 @@ static int resume(stage *s, bool *resumed)
 }
 
 /* Testing switch: MRFLOW_TEST_PAUSE=map|shuffle|reduce makes every rank wait
- * there (up to 60 s) for a preemption signal, after creating the file
- * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase. */
+ * there (up to 300 s) for a preemption signal, after creating the file
+ * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase (or
+ * look at the ranks) and then let them go on by creating
+ * $MRFLOW_TEST_PAUSE_FILE.go. */
 static void test_pause(stage *s, const char *phase)
 {
     const char *want = getenv("MRFLOW_TEST_PAUSE"), *file = getenv("MRFLOW_TEST_PAUSE_FILE");
+    char go[4096] = "";
     if (!want || strcmp(want, phase) != 0)
         return;
     if (file) {
         char path[4096];
         snprintf(path, sizeof path, "%s.%d", file, s->rank);
+        snprintf(go, sizeof go, "%s.go", file);
         FILE *f = fopen(path, "w");
         if (f)
             fclose(f);
     }
-    for (int i = 0; i < 6000 && !mrf__preempted(); i++) {
+    for (int i = 0; i < 30000 && !mrf__preempted(); i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
         if (s->sched)
             mrf__sched_poke(s->sched);
+        if (go[0] && i % 10 == 0 && access(go, F_OK) == 0)
+            break;
     }
 }
 
@@ -3066,6 +3074,11 @@ static int write_report(stage *s, double elapsed, int rc_job)
         .bad_records = s->bad_records,
     };
     gethostname(me.host, sizeof me.host - 1);
+    me.local_rank = s->place.local_rank;
+    me.bind_how = s->place.how;
+    memcpy(me.cpuset, s->place.cpuset, sizeof me.cpuset);
+    memcpy(me.numa, s->place.numa, sizeof me.numa);
+    snprintf(me.arena_numa, sizeof me.arena_numa, "%s", s->arena_numa[0] ? s->arena_numa : "-");
     snprintf(me.error, sizeof me.error, "%s", mrf__first_error());
     uint64_t mine[3] = {s->shuf.bytes_sent, s->shuf.wire_sent, s->heavy_partials}, tot[3];
     MPI_Reduce(mine, tot, 3, MPI_UINT64_T, MPI_SUM, 0, s->comm);
@@ -3191,6 +3204,11 @@ static int run_stage(stage *s)
     int rc;
     make_run_id(s);
     mrf__log_context(s->run_id, 0);
+    /* before anything big is allocated, so first touch is on our NUMA node */
+    mrf__topo_place(s->comm, s->opt->bind, true, &s->place);
+    mrf__log(MRF_LOG_DEBUG, "placement: local rank %d of %d, cpuset %s, NUMA %s, bound by %s%s%s",
+             s->place.local_rank, s->place.local_size, s->place.cpuset, s->place.numa,
+             mrf__bind_how_name(s->place.how), s->place.note[0] ? ": " : "", s->place.note);
     mrf__progress_init(&s->prog, s->opt->progress, s->opt->progress_every, s->rank == 0);
     if ((rc = choose_partitioner(s)))
         goto out;
@@ -3239,6 +3257,11 @@ static int run_stage(stage *s)
     t = MPI_Wtime();
     rc = map_tasks(s);
     s->t_map = MPI_Wtime() - t;
+    if (s->kv.len)
+        mrf__topo_where(s->kv.base, s->kv.len, s->arena_numa, sizeof s->arena_numa);
+    else
+        mrf__topo_where(s->ct.slots, (s->ct.mask + 1) * sizeof *s->ct.slots, s->arena_numa,
+                        sizeof s->arena_numa);
     mrf__log(MRF_LOG_DEBUG, "after map: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());
     if ((rc = agree(s, rc)))
@@ -3419,6 +3442,10 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
     /* a write past RLIMIT_FSIZE (a full quota) is then an error we report,
      * not a signal that kills the rank */
     signal(SIGXFSZ, SIG_IGN);
+    /* A preemption signal that comes while MPI starts (Slurm's warning can
+     * come early) must not kill the rank: it is held as a flag from here;
+     * without --checkpoint-dir it is raised again below. */
+    mrf__signals_install();
     MPI_Initialized(&inited);
     if (!inited && MPI_Init(&argc, &argv) != MPI_SUCCESS) {
         fprintf(stderr, "mrflow: error: MPI_Init failed\n");
@@ -3433,6 +3460,12 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
     rc = check_spec(spec);
     if (rc == MRF_OK) {
         rc = mrf__parse_options(argc, argv, &opt, err, sizeof err);
+        if (rc || !opt.ckpt_dir) {
+            int sig = mrf__preempted();
+            mrf__signals_restore();
+            if (sig)
+                raise(sig);
+        }
         if (rc) {
             if (rank == 0)
                 fprintf(stderr, "mrflow: error: %s\n", err);
@@ -3451,6 +3484,7 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
             MPI_Comm_size(s.comm, &s.size);
             rc = run_stage(&s);
             MPI_Comm_free(&s.comm);
+            mrf__topo_close();
             mrf__options_free(&opt);
             /* every engine byte is accounted in mem.c: none may outlive the job */
             size_t left = mrf__mem_in_use();

@@ -248,6 +248,13 @@ int mrf__report_write(const char *path, const mrf__report *r)
         const mrf__rank_fig *k = &r->rk[i];
         fprintf(f, "%s\n    {\"rank\": %d, \"host\": ", i ? "," : "", i);
         put_str(f, k->host, strnlen(k->host, sizeof k->host));
+        fprintf(f, ", \"local_rank\": %d, \"cpuset\": ", (int)k->local_rank);
+        put_str(f, k->cpuset, strnlen(k->cpuset, sizeof k->cpuset));
+        fprintf(f, ", \"numa_node\": ");
+        put_str(f, k->numa, strnlen(k->numa, sizeof k->numa));
+        fprintf(f, ", \"bound_by\": \"%s\", \"map_output_numa\": ",
+                mrf__bind_how_name((int)k->bind_how));
+        put_str(f, k->arena_numa, strnlen(k->arena_numa, sizeof k->arena_numa));
         if (k->error[0]) {
             fprintf(f, ", \"error\": ");
             put_str(f, k->error, strnlen(k->error, sizeof k->error));

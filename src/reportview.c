@@ -288,13 +288,15 @@ static void print_report(const jval *r)
     }
     const jval *rd = get(r, "ranks_detail");
     if (rd && rd->t == J_ARR && rd->n) {
-        printf("\n%5s %-16s %9s %8s %12s %14s %12s %12s\n", "rank", "host", "RSS MiB", "map s",
-               "recs mapped", "reduce in MiB", "reduce CPU s", "records out");
+        printf("\n%5s %-16s %-20s %9s %8s %12s %14s %12s %12s\n", "rank", "host", "cpus (bound by)",
+               "RSS MiB", "map s", "recs mapped", "reduce in MiB", "reduce CPU s", "records out");
         for (size_t i = 0; i < rd->n; i++) {
             const jval *k = &rd->kids[i];
-            printf("%5.0f %-16.16s %9.1f %8.3f %12.0f %14.1f %12.3f %12.0f%s%s\n", gn(k, "rank"),
-                   gs(k, "host"), gn(k, "peak_rss_bytes") / mib, gn(k, "map_s"),
-                   gn(k, "records_mapped"), gn(k, "reduce_input_bytes") / mib,
+            char cpus[64];
+            snprintf(cpus, sizeof cpus, "%s (%s)", gs(k, "cpuset"), gs(k, "bound_by"));
+            printf("%5.0f %-16.16s %-20.20s %9.1f %8.3f %12.0f %14.1f %12.3f %12.0f%s%s\n",
+                   gn(k, "rank"), gs(k, "host"), cpus, gn(k, "peak_rss_bytes") / mib,
+                   gn(k, "map_s"), gn(k, "records_mapped"), gn(k, "reduce_input_bytes") / mib,
                    gn(k, "reduce_cpu_s"), gn(k, "records_out"), get(k, "error") ? "  error: " : "",
                    get(k, "error") ? gs(k, "error") : "");
         }

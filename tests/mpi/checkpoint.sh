@@ -50,11 +50,7 @@ preempt() {
     done
     sleep 0.2
     kill -s "$sig" "$pid" 2>/dev/null
-    ( sleep 120; kill -9 "$pid" 2>/dev/null ) & local dog=$!
-    wait "$pid"
-    rc=$?
-    kill "$dog" 2>/dev/null
-    wait "$dog" 2>/dev/null
+    wait_dog "$pid"
 }
 
 # resume JOB NP CKDIR OUT [ARGS...]: the same command again, on NP ranks
@@ -212,10 +208,7 @@ pid=$!
 for i in $(seq 600); do [ "$(ls "$WORK"/pause.* 2>/dev/null | wc -l)" -ge 4 ] && break; sleep 0.1; done
 victim=$(pgrep -P "$pid" | sed -n 2p)
 [ -n "$victim" ] && kill -9 "$victim"
-( sleep 60; kill -9 "$pid" 2>/dev/null ) & dog=$!
-wait "$pid"
-rc=$?
-kill "$dog" 2>/dev/null
+wait_dog "$pid" 60
 check "a rank SIGKILLed mid-shuffle: the job fails, no output" \
     sh -c '[ "$1" -ne 0 ] && [ "$1" -ne 75 ] && [ ! -e "$2" ]' _ "$rc" "$WORK/o-kill"
 if resume terasort 2 "$ck" "$WORK/r-kill"; then

@@ -38,6 +38,20 @@ mpi() {
     timeout 300 "$MPIEXEC" -np "$np" --oversubscribe --mca btl "self,$btl" "$MRFLOW" "$@"
 }
 
+# wait_dog PID [SECONDS]: waits for a background job, SIGKILLing it after
+# SECONDS (120); its exit status is left in rc.  (The watchdog's sleep must
+# not hold our stdout open after it is killed.)
+wait_dog() {
+    local pid=$1 dog
+    ( sleep "${2:-120}"; kill -9 "$pid" ) > /dev/null 2>&1 & dog=$!
+    wait "$pid"
+    rc=$?
+    pkill -P "$dog" sleep 2>/dev/null
+    kill "$dog" 2>/dev/null
+    wait "$dog" 2>/dev/null
+    return 0
+}
+
 # the reference word count with coreutils: word<TAB>count, sorted
 # (files are separate: a file without a final newline does not join the next)
 ref_wordcount() {

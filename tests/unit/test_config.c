@@ -55,6 +55,15 @@ static void test_options(void)
     CU_ASSERT_TRUE(o.task_size_set);
     CU_ASSERT_EQUAL(o.buckets, 16);
     CU_ASSERT_TRUE(o.overwrite);
+    CU_ASSERT_EQUAL(o.bind, MRF__BIND_AUTO);
+    mrf__options_free(&o);
+    char *b1[] = {"p", "--input", "a", "--output", "o", "--bind", "numa"};
+    CU_ASSERT_EQUAL_FATAL(parse(7, b1, &o), MRF_OK);
+    CU_ASSERT_EQUAL(o.bind, MRF__BIND_NUMA);
+    mrf__options_free(&o);
+    char *b2[] = {"p", "--input", "a", "--output", "o", "--bind=none"};
+    CU_ASSERT_EQUAL_FATAL(parse(6, b2, &o), MRF_OK);
+    CU_ASSERT_EQUAL(o.bind, MRF__BIND_NONE);
     mrf__options_free(&o);
 
     char *bad1[] = {"p", "--input", "a", "--output", "o", "--bogus"};
@@ -69,6 +78,8 @@ static void test_options(void)
     CU_ASSERT_EQUAL(parse(4, bad4, &o), MRF_EUSAGE);
     CU_ASSERT_EQUAL(parse(7, bad5, &o), MRF_EUSAGE);
     CU_ASSERT_EQUAL(parse(7, bad6, &o), MRF_EUSAGE);
+    char *bad7[] = {"p", "--input", "a", "--output", "o", "--bind", "socket"};
+    CU_ASSERT_EQUAL(parse(7, bad7, &o), MRF_EUSAGE);
     char *help[] = {"p", "--help"};
     CU_ASSERT_EQUAL(parse(2, help, &o), MRF_OK);
     CU_ASSERT_TRUE(o.help);
