@@ -11,8 +11,8 @@
  * ranks on a two-package machine land on different packages) and each is
  * bound to the first core of its share; with more ranks than cores, to one
  * hardware thread each; with more ranks than hardware threads, not at all
- * (a warning: a fixed mapping of an oversubscribed node does worse than
- * the kernel's balancing).  --bind numa gives each rank all the cores of
+ * (a warning: pinned, two ranks sharing a core stay there while another
+ * core idles; unbound, the kernel moves them).  --bind numa gives each rank all the cores of
  * one NUMA node, ranks in blocks.  The plan is a function of the topology
  * and (local rank, local size) only, so every rank of a node computes the
  * same one without talking.
@@ -20,9 +20,11 @@
  * Memory: binding happens before the stage allocates anything big, and the
  * big buffers (mem.c) are mmap'ed and first touched by the rank itself, so
  * Linux's default local policy puts their pages on the bound core's NUMA
- * node.  MRFLOW_MEMBIND=bind also sets the process policy to the bound
+ * node.  MRFLOW_MEMBIND=bind also sets the memory policy to the bound
  * nodes (hwloc_set_membind, non-strict: MPOL_PREFERRED, never an OOM when
- * the node is full); benchmarks/placement compares the two.  After the map
+ * the node is full; per thread, as Linux has no process-wide policy: the
+ * main thread allocates every big buffer); benchmarks/placement compares
+ * the two.  After the map
  * the stage asks the kernel where the map arena's pages really are
  * (mrf__topo_where) and the report shows it.
  *
@@ -100,8 +102,8 @@ static int plan(hwloc_topology_t t, int mode, int lr, int nlocal, hwloc_cpuset_t
                  ncores);
     } else if (nlocal > npus) {
         snprintf(why, whyn,
-                 "%d ranks on this node but %d hardware threads: not binding (the kernel "
-                 "balances an oversubscribed node better than a fixed mapping)",
+                 "%d ranks on this node but %d hardware threads: not binding (unbound, a "
+                 "rank can move to a core another leaves idle)",
                  nlocal, npus);
         return 1;
     } else if (nlocal > ncores) {
@@ -231,7 +233,7 @@ int mrf__topo_place(MPI_Comm comm, int mode, bool do_bind, mrf__placement *out)
         const char *e = getenv("MRFLOW_MEMBIND");
         if (bound_nodes && e && !strcmp(e, "bind") && do_bind &&
             hwloc_set_membind(topo, bound_nodes, HWLOC_MEMBIND_BIND,
-                              HWLOC_MEMBIND_PROCESS | HWLOC_MEMBIND_BYNODESET) < 0)
+                              HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) < 0)
             mrf__log(MRF_LOG_WARN, "MRFLOW_MEMBIND=bind: hwloc_set_membind failed: %s",
                      strerror(errno));
     }
