@@ -1605,16 +1605,74 @@ static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw,
     return rc;
 }
 
+/* The common end of a checkpoint, once this rank has put its records into
+ * s->ckw (rc: how that went): its dead letters and (rank 0) the partition
+ * decisions go in, every rank agrees, the epoch is committed, and the
+ * writer is freed so its staging buffers (up to 256 MiB) go back to the
+ * budget.  n_mem: records put from memory, for the log.  Collective. */
+static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, double ck_before,
+                             size_t n_mem)
+{
+    double t_put = MPI_Wtime();
+    char *bad = NULL, *part = NULL;
+    size_t bad_len = 0, part_len = 0;
+    if (rc == MRF_OK)
+        rc = my_bad_records(s, &bad, &bad_len);
+    if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    mrf__ckpt_meta m;
+    fill_meta(s, &m, phase);
+    uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
+    MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
+    m.records_in = tot[0];
+    m.input_bytes = tot[1];
+    m.bad_records = tot[2];
+    double t_agree = MPI_Wtime();
+    if ((rc = agree(s, rc)) == MRF_OK) {
+        mrf__log(MRF_LOG_DEBUG,
+                 "checkpoint: records gathered and compressed in %.3f s (%zu from memory, %zu "
+                 "spilled runs), waited %.3f s for the other ranks",
+                 t_put - t0, n_mem, s->n_bruns + s->n_runs, MPI_Wtime() - t_agree);
+        bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
+        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
+                              bad, bad_len, crash, &s->ckst);
+    }
+    mrf__ckpt_writer_destroy(s->ckw);
+    s->ckw = NULL;
+    mrf__free(bad);
+    mrf__free(part);
+    if (rc == MRF_OK) {
+        s->epoch++;
+        double took = MPI_Wtime() - t0;
+        s->ckst.seconds = ck_before + took; /* gathering and compressing too, not only writing */
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_INFO,
+                     "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu records, "
+                     "%llu bytes raw, %llu stored, %.3f s",
+                     s->opt->ckpt_dir, (unsigned long long)m.epoch, phase,
+                     (unsigned long long)s->n_done, s->plan.n_tasks, (unsigned long long)m.records,
+                     (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes, took);
+    } else if (s->rank == 0) {
+        mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu (%s) was not written; %s",
+                 (unsigned long long)m.epoch, phase,
+                 s->ckst.written ? "the previous one stays valid"
+                                 : "no checkpoint of this run exists yet");
+    }
+    s->ckpt_last = MPI_Wtime();
+    return rc;
+}
+
 /* Collective, between map tasks or after the map: writes every rank's
- * committed map output, by bucket, as the next epoch. */
+ * committed map output (arena and bucket runs), by bucket, as the next
+ * epoch. */
 static int take_checkpoint(stage *s, const char *phase)
 {
     double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
     int rc = MRF_OK;
     uint64_t *offs = NULL, *cnt = NULL;
     size_t n = 0, ocap = 0;
-    char *raw = NULL, *bad = NULL, *part = NULL;
-    size_t rcap = 0, bad_len = 0, part_len = 0;
+    char *raw = NULL;
+    size_t rcap = 0;
     if (s->mapc && s->ct.used)
         rc = drain_table_how(s, true); /* combining starts afresh after it */
     if (rc == MRF_OK && !s->ckw)
@@ -1651,55 +1709,10 @@ static int take_checkpoint(stage *s, const char *phase)
             if (s->bruns[r].task == -1)
                 rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
     }
-    double t_put = MPI_Wtime();
-    if (rc == MRF_OK)
-        rc = my_bad_records(s, &bad, &bad_len);
-    if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    mrf__ckpt_meta m;
-    fill_meta(s, &m, phase);
-    uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
-    MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
-    m.records_in = tot[0];
-    m.input_bytes = tot[1];
-    m.bad_records = tot[2];
-    double t_agree = MPI_Wtime();
-    if ((rc = agree(s, rc)) == MRF_OK) {
-        mrf__log(MRF_LOG_DEBUG,
-                 "checkpoint: records gathered and compressed in %.3f s (%zu in memory, %zu "
-                 "spilled runs), waited %.3f s for the other ranks",
-                 t_put - t0, n, s->n_bruns, MPI_Wtime() - t_agree);
-        bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
-        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
-                              bad, bad_len, crash, &s->ckst);
-    }
-    /* its buffers (up to 256 MiB staged) go back to the budget */
-    mrf__ckpt_writer_destroy(s->ckw);
-    s->ckw = NULL;
     mrf__big_free(offs, ocap * sizeof *offs);
     mrf__free(cnt);
     mrf__big_free(raw, rcap);
-    mrf__free(bad);
-    mrf__free(part);
-    if (rc == MRF_OK) {
-        s->epoch++;
-        double took = MPI_Wtime() - t0;
-        s->ckst.seconds = ck_before + took; /* gathering and compressing too, not only writing */
-        if (s->rank == 0)
-            mrf__log(MRF_LOG_INFO,
-                     "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu records, "
-                     "%llu bytes raw, %llu stored, %.3f s",
-                     s->opt->ckpt_dir, (unsigned long long)m.epoch, phase,
-                     (unsigned long long)s->n_done, s->plan.n_tasks, (unsigned long long)m.records,
-                     (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes, took);
-    } else if (s->rank == 0) {
-        mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu was not written; %s",
-                 (unsigned long long)m.epoch,
-                 s->ckst.written ? "the previous one stays valid"
-                                 : "no checkpoint of this run exists yet");
-    }
-    s->ckpt_last = MPI_Wtime();
-    return rc;
+    return commit_checkpoint(s, rc, phase, t0, ck_before, n);
 }
 
 /* A verified block of a checkpoint becomes committed map output. */
@@ -1765,13 +1778,13 @@ static int take_checkpoint_shuffled(stage *s)
 {
     double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
     int rc = MRF_OK;
-    char *buf = NULL, *bad = NULL, *part = NULL;
-    size_t cap = 0, bad_len = 0, part_len = 0;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
     if (!s->ckw)
         rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
     if (rc == MRF_OK)
         mrf__ckpt_set_mixed(s->ckw, true);
-    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at), n++)
         rc = put_retagged(s, s->kv.base + at, &buf, &cap);
     if (rc == MRF_OK && s->n_runs)
         rc = mrf__spill_flush(&s->spill);
@@ -1787,43 +1800,10 @@ static int take_checkpoint_shuffled(stage *s)
             rc = k;
         mrf__runr_close(&rd);
     }
-    if (rc == MRF_OK)
-        rc = my_bad_records(s, &bad, &bad_len);
-    if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    mrf__ckpt_meta m;
-    fill_meta(s, &m, "shuffled");
-    uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
-    MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
-    m.records_in = tot[0];
-    m.input_bytes = tot[1];
-    m.bad_records = tot[2];
-    if ((rc = agree(s, rc)) == MRF_OK) {
-        bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
-        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
-                              bad, bad_len, crash, &s->ckst);
-    }
-    mrf__ckpt_writer_destroy(s->ckw);
-    s->ckw = NULL;
     mrf__big_free(buf, cap);
-    mrf__free(bad);
-    mrf__free(part);
-    if (rc == MRF_OK) {
-        s->epoch++;
+    rc = commit_checkpoint(s, rc, "shuffled", t0, ck_before, n);
+    if (rc == MRF_OK)
         s->shuffled_ckpt = true;
-        s->ckst.seconds = ck_before + (MPI_Wtime() - t0);
-        if (s->rank == 0)
-            mrf__log(MRF_LOG_INFO,
-                     "checkpoint %s/epoch-%06llu.h5 (shuffled): %llu records, %llu bytes raw, "
-                     "%llu stored, %.3f s",
-                     s->opt->ckpt_dir, (unsigned long long)m.epoch, (unsigned long long)m.records,
-                     (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes,
-                     MPI_Wtime() - t0);
-    } else if (s->rank == 0) {
-        mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu (after the shuffle) was not written",
-                 (unsigned long long)m.epoch);
-    }
-    s->ckpt_last = MPI_Wtime();
     return rc;
 }
 
