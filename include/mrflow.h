@@ -66,12 +66,18 @@ typedef enum {
     MRF_OUTPUT_RAW = 1   /* key bytes then value bytes, nothing between */
 } mrf_output_format;
 
-/* One input record, valid only during the map call. */
+/* One input record, valid only during the map call.  In the first stage
+ * it is a line or a fixed-size record of an input file (key NULL, klen 0).
+ * In a later stage it is one record the previous stage's reduce emitted:
+ * key/klen its key, data/len its value (file and offset then name where
+ * the engine kept it, for messages only). */
 typedef struct mrf_record {
     const void *data;
     size_t len;
     const char *file; /* path of the input file it came from */
     uint64_t offset;  /* byte offset of the record in that file */
+    const void *key;  /* later stages: the previous stage's key */
+    size_t klen;
 } mrf_record;
 
 typedef struct mrf_emitter mrf_emitter; /* opaque: where emits go */
@@ -103,6 +109,11 @@ MRF_EXPORT int mrf_values_next(mrf_values *vals, const void **val, size_t *len);
  * or MRF_EINVAL outside map.  Not collective.
  */
 MRF_EXPORT int mrf_reject(mrf_emitter *out, const char *reason);
+
+/* From map or reduce: fails the job with reason (the run's error names it;
+ * exit status 1), e.g. when a callback runs out of memory.  Later emits
+ * return an error.  Returns MRF_EINVAL.  Not collective. */
+MRF_EXPORT int mrf_fail(mrf_emitter *out, const char *reason);
 
 /* Number of values of the key being reduced, or MRF_COUNT_UNKNOWN when they
  * are streamed from spilled runs and not counted ahead. */
@@ -140,7 +151,41 @@ typedef struct mrf_job_spec {
     mrf_output_format output;
     void *ctx;      /* passed to every callback */
     unsigned flags; /* MRF_PER_VALUE or 0 */
+
+    /* Multi-stage jobs.  next: the stage that maps this stage's reduce
+     * output (NULL: this is the last).  A later stage's own name, summary,
+     * input, record_size and output are ignored: its input is the previous
+     * stage's records, its output the job's (if last).  It must use
+     * MRF_PART_HASH.  The intermediate records stay in the engine's binary
+     * framing, partitioned as the reduce left them, in files of at most
+     * 16 MiB next to the output (or in --checkpoint-dir, where a committed
+     * stage is a checkpoint the job resumes from).
+     *
+     * iterate: when set, after each run of this stage the engine calls it
+     * with the run's index (0 for the first) and the job-wide sums of the
+     * values reduce passed to mrf_stage_add in that run; a nonzero return
+     * runs the stage again with its own output as input (at most
+     * --iterations runs), zero goes on to next.  tol is --tol. */
+    const struct mrf_job_spec *next;
+    int (*iterate)(unsigned run, const double *sums, double tol, void *ctx);
 } mrf_job_spec;
+
+/* Slots of mrf_stage_add. */
+#define MRF_STAGE_SLOTS 8
+
+/*
+ * Called from reduce: adds v to slot (< MRF_STAGE_SLOTS) of this stage
+ * run's sums (each key is reduced exactly once, so each value counts once).
+ * The job-wide sums go to spec->iterate, and the next stage run (map and
+ * reduce) reads them with mrf_stage_sum.  Returns MRF_EINVAL for a bad slot
+ * or when called from map (a map task may run twice).  Not collective.
+ */
+MRF_EXPORT int mrf_stage_add(mrf_emitter *out, unsigned slot, double v);
+/* From map or reduce: the previous stage run's job-wide sum in slot (0 in
+ * the first stage). */
+MRF_EXPORT double mrf_stage_sum(const mrf_emitter *out, unsigned slot);
+/* From map or reduce: which run of this stage this is (0, 1, ...). */
+MRF_EXPORT unsigned mrf_stage_run(const mrf_emitter *out);
 
 /*
  * spec->flags: MRF_PER_VALUE says reduce handles each value on its own (it

@@ -29,3 +29,6 @@ void mrf_sum_u64_reduce(const void *key, size_t klen, mrf_values *vals, mrf_emit
     int n = snprintf(num, sizeof num, "%llu", (unsigned long long)sum);
     mrf_emit(out, key, klen, num, (size_t)n);
 }
+
+const unsigned char mrf_word_sep[256] = {
+    [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1};

@@ -7,19 +7,16 @@
 
 #include "sum.h"
 
-static const unsigned char is_space[256] = {
-    [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1};
-
 static void wc_map(const mrf_record *in, mrf_emitter *out, void *ctx)
 {
     (void)ctx;
     const unsigned char *p = in->data, *end = p + in->len;
     const uint64_t one = 1;
     while (p < end) {
-        while (p < end && is_space[*p])
+        while (p < end && mrf_word_sep[*p])
             p++;
         const unsigned char *w = p;
-        while (p < end && !is_space[*p])
+        while (p < end && !mrf_word_sep[*p])
             p++;
         if (p > w && mrf_emit(out, w, (size_t)(p - w), &one, sizeof one))
             return;

@@ -14,8 +14,11 @@
 extern const mrf_job_spec mrf_job_wordcount;
 extern const mrf_job_spec mrf_job_terasort;
 extern const mrf_job_spec mrf_job_kvcount;
+extern const mrf_job_spec mrf_job_invindex;
+extern const mrf_job_spec mrf_job_pagerank;
 
-static const mrf_job_spec *const jobs[] = {&mrf_job_wordcount, &mrf_job_terasort, &mrf_job_kvcount};
+static const mrf_job_spec *const jobs[] = {&mrf_job_wordcount, &mrf_job_terasort, &mrf_job_kvcount,
+                                           &mrf_job_invindex, &mrf_job_pagerank};
 #define N_JOBS (sizeof jobs / sizeof jobs[0])
 
 /* Before MPI_Init we do not know our rank; the launchers tell us. */
@@ -136,6 +139,7 @@ static void usage(FILE *f)
                "                    run a job under MPI: mpirun -np N mrflow run ...\n"
                "                    (mrflow run JOB --help lists the options)\n"
                "  gen text|terasort|zipf --size SIZE --output FILE [--seed N]\n"
+               "  gen graph --vertices N --edges M --output FILE [--seed N]\n"
                "                    write deterministic test data\n"
                "  validate terasort DIR [--input PATH...]\n"
                "                    check sorted output and compare it with its input\n"

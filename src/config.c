@@ -198,6 +198,8 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->corrupt_spill_rank = -1;
     opt->crash_rank = -1;
     opt->ckpt_every = 300;
+    opt->iterations = 100;
+    opt->tol = 1e-9;
     opt->fault_factor = 5.0;
     opt->compress = MRF__COMPRESS_AUTO;
     opt->compress_level = 1;
@@ -424,6 +426,24 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
                 goto usage;
             }
             opt->ckpt_every = v;
+        } else if (opt_is(a, "--iterations", &val)) {
+            NEED_VALUE();
+            uint64_t v;
+            if (parse_uint(val, 1000000, &v) || v == 0) {
+                snprintf(err, errlen, "--iterations '%s' is not a number from 1 to 1000000", val);
+                goto usage;
+            }
+            opt->iterations = (unsigned)v;
+        } else if (opt_is(a, "--tol", &val)) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            double v = strtod(val, &end);
+            if (errno || end == val || *end || !(v >= 0) || v > 1e300) {
+                snprintf(err, errlen, "--tol '%s' is not a number from 0", val);
+                goto usage;
+            }
+            opt->tol = v;
         } else if (opt_is(a, "--bind", &val)) {
             NEED_VALUE();
             static const char *modes[] = {"auto", "core", "numa", "none"};
@@ -551,6 +571,9 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "  --restart-from-scratch\n"
            "                      when DIR holds checkpoints but none is valid, start\n"
            "                      from the beginning instead of failing\n"
+           "  --iterations N      most runs of an iterative stage (default 100)\n"
+           "  --tol X             convergence threshold passed to an iterative stage\n"
+           "                      (default 1e-9; what it measures is the job's)\n"
            "  --bind MODE         where an unbound rank binds itself (a binding from\n"
            "                      mpirun --bind-to, srun --cpu-bind or taskset is kept):\n"
            "                      auto (default): one core per rank on the node, spread\n"

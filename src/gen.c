@@ -278,32 +278,66 @@ static int gen_zipf(gen_out *o, uint64_t size, uint64_t seed, uint32_t keys, dou
     return rc;
 }
 
+/* graph: M lines "SRC<TAB>DST\n" over vertices 0..N-1: sources drawn from a
+ * Zipf law (weight 1/i^S, vertex names through a bijection so degree is not
+ * the name order) and destinations from another, so out- and in-degrees
+ * both follow power laws; some vertices have no out-edges (dangling). */
+static int gen_graph(gen_out *o, uint64_t edges, uint64_t seed, uint32_t n, double skew)
+{
+    uint32_t *alias;
+    uint64_t *thresh;
+    if (build_alias(n, skew, &alias, &thresh)) {
+        fprintf(stderr, "mrflow: error: out of memory for %u vertices\n", n);
+        return MRF_ENOMEM;
+    }
+    uint64_t st = seed;
+    uint32_t s1 = (uint32_t)splitmix(&st), s2 = (uint32_t)splitmix(&st);
+    int rc = MRF_OK;
+    char line[64];
+    for (uint64_t e = 0; rc == MRF_OK && e < edges; e++) {
+        /* mix32 is a bijection of 32-bit words; % n folds it onto the
+         * vertices (close enough to a permutation for test data) */
+        uint32_t a = mix32(alias_draw(&st, n, alias, thresh), s1) % n;
+        uint32_t b = mix32(alias_draw(&st, n, alias, thresh), s2) % n;
+        int k = snprintf(line, sizeof line, "%u\t%u\n", a, b);
+        rc = out_put(o, line, (size_t)k);
+    }
+    mrf__free(alias);
+    mrf__free(thresh);
+    return rc;
+}
+
 static void gen_usage(FILE *f)
 {
-    fprintf(f, "Usage: mrflow gen text|terasort|zipf --size SIZE --output FILE [--seed N] "
-               "[--overwrite]\n"
-               "\n"
-               "  text      Zipf-distributed words (2^20 distinct) in lines of 60-100 bytes;\n"
-               "            exactly SIZE bytes\n"
-               "  terasort  100-byte records with random 10-byte keys (gensort layout);\n"
-               "            SIZE is rounded down to a whole number of records\n"
-               "  zipf      lines 'KEY<TAB>VALUE' (KEY 'k' and 8 hex digits, VALUE 1-999)\n"
-               "            with keys drawn from a Zipf law: key i has weight 1/i^S;\n"
-               "            exactly SIZE bytes (for `mrflow run kvcount`)\n"
-               "  --size SIZE   bytes to write (K, M, G, T suffixes: powers of 1024)\n"
-               "  --seed N      generator seed (default 1); same seed, same bytes\n"
-               "  --keys N      zipf: distinct keys, 1 to 2^27 (default 1000000)\n"
-               "  --skew S      zipf: the exponent S, 0 (uniform) to 5 (default 1.0)\n"
-               "  --hot-key-share F\n"
-               "                terasort: a fraction F (0 to 1) of the records share one\n"
-               "                key (default 0)\n"
-               "  --overwrite   replace FILE if it exists\n");
+    fprintf(f,
+            "Usage: mrflow gen text|terasort|zipf --size SIZE --output FILE [--seed N] "
+            "[--overwrite]\n"
+            "       mrflow gen graph --vertices N --edges M --output FILE [--seed N] [--skew S]\n"
+            "\n"
+            "  text      Zipf-distributed words (2^20 distinct) in lines of 60-100 bytes;\n"
+            "            exactly SIZE bytes\n"
+            "  terasort  100-byte records with random 10-byte keys (gensort layout);\n"
+            "            SIZE is rounded down to a whole number of records\n"
+            "  zipf      lines 'KEY<TAB>VALUE' (KEY 'k' and 8 hex digits, VALUE 1-999)\n"
+            "            with keys drawn from a Zipf law: key i has weight 1/i^S;\n"
+            "            exactly SIZE bytes (for `mrflow run kvcount`)\n"
+            "  graph     M lines 'SRC<TAB>DST' (decimal vertex ids 0..N-1) whose out- and\n"
+            "            in-degrees follow Zipf laws of exponent S (default 1.0); some\n"
+            "            vertices have no out-edges (for `mrflow run pagerank`)\n"
+            "  --size SIZE   bytes to write (K, M, G, T suffixes: powers of 1024)\n"
+            "  --seed N      generator seed (default 1); same seed, same bytes\n"
+            "  --keys N      zipf: distinct keys, 1 to 2^27 (default 1000000)\n"
+            "  --skew S      zipf: the exponent S, 0 (uniform) to 5 (default 1.0)\n"
+            "  --hot-key-share F\n"
+            "                terasort: a fraction F (0 to 1) of the records share one\n"
+            "                key (default 0)\n"
+            "  --overwrite   replace FILE if it exists\n");
 }
 
 int mrf__cli_gen(int argc, char **argv)
 {
     const char *kind = NULL, *output = NULL, *size_s = NULL;
-    uint64_t size = 0, seed = 1, keys = 1000000;
+    uint64_t size = 0, seed = 1, keys = 1000000, vertices = 0, edges = 0;
     double skew = 1.0, hot = 0;
     bool overwrite = false;
     for (int i = 1; i < argc; i++) {
@@ -335,6 +369,18 @@ int mrf__cli_gen(int argc, char **argv)
                         argv[i]);
                 return MRF_EXIT_USAGE;
             }
+        } else if ((!strcmp(a, "--vertices") || !strcmp(a, "--edges")) && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            uint64_t v = strtoull(argv[++i], &end, 10);
+            bool is_v = !strcmp(a, "--vertices");
+            if (errno || *end || !*argv[i] || argv[i][0] == '-' || v == 0 ||
+                v > (is_v ? (1ull << 27) : (1ull << 40))) {
+                fprintf(stderr, "mrflow: error: %s '%s' is not a number from 1 to %s\n", a, argv[i],
+                        is_v ? "2^27" : "2^40");
+                return MRF_EXIT_USAGE;
+            }
+            *(is_v ? &vertices : &edges) = v;
         } else if ((!strcmp(a, "--skew") || !strcmp(a, "--hot-key-share")) && i + 1 < argc) {
             char *end;
             errno = 0;
@@ -354,12 +400,18 @@ int mrf__cli_gen(int argc, char **argv)
             return MRF_EXIT_USAGE;
         }
     }
-    if (!kind || (strcmp(kind, "text") && strcmp(kind, "terasort") && strcmp(kind, "zipf"))) {
-        fprintf(stderr, "mrflow: error: gen needs a kind: text, terasort or zipf (see mrflow gen "
-                        "--help)\n");
+    bool graph = kind && !strcmp(kind, "graph");
+    if (!kind ||
+        (strcmp(kind, "text") && strcmp(kind, "terasort") && strcmp(kind, "zipf") && !graph)) {
+        fprintf(stderr, "mrflow: error: gen needs a kind: text, terasort, zipf or graph (see "
+                        "mrflow gen --help)\n");
         return MRF_EXIT_USAGE;
     }
-    if (!size_s || mrf__parse_size(size_s, &size)) {
+    if (graph && (!vertices || !edges)) {
+        fprintf(stderr, "mrflow: error: gen graph needs --vertices N and --edges M\n");
+        return MRF_EXIT_USAGE;
+    }
+    if (!graph && (!size_s || mrf__parse_size(size_s, &size))) {
         fprintf(stderr, "mrflow: error: gen: --size '%s' is not a size such as 512M or 1G\n",
                 size_s ? size_s : "");
         return MRF_EXIT_USAGE;
@@ -393,7 +445,8 @@ int mrf__cli_gen(int argc, char **argv)
         fprintf(stderr, "mrflow: error: cannot create '%s': %s\n", tmp, strerror(errno));
         rc = MRF_EUSAGE;
     } else {
-        rc = !strcmp(kind, "text")       ? gen_text(&o, size, seed)
+        rc = graph                       ? gen_graph(&o, edges, seed, (uint32_t)vertices, skew)
+             : !strcmp(kind, "text")     ? gen_text(&o, size, seed)
              : !strcmp(kind, "terasort") ? gen_terasort(&o, size, seed, hot)
                                          : gen_zipf(&o, size, seed, (uint32_t)keys, skew);
         if (rc == MRF_OK)

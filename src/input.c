@@ -213,6 +213,11 @@ int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint6
         uint64_t size = plan->sizes[f];
         if (size == 0)
             continue;
+        if ((int)kind == MRF__INPUT_KV) { /* a stage's intermediate file: one task */
+            if (add_task(plan, &cap, (uint32_t)f, 0, size))
+                goto oom;
+            continue;
+        }
         if (kind == MRF_INPUT_RECORDS) {
             /* a trailing partial record is no task's: it is set aside as a
              * bad record (job.c) */

@@ -26,6 +26,10 @@
  * kept its last checkpoint) and exits with MRF_EXIT_CHECKPOINTED. */
 #define MRF__PREEMPTED (-50)
 
+/* A later stage's input kind (mrf_input_kind is public; this one is not):
+ * files of u32 klen, u32 vlen, key, value records, one task per file. */
+#define MRF__INPUT_KV 2
+
 /* ---------------------------------------------------------------- mem.c --
  * All engine allocation goes through here so bytes in use are known.
  * mrf__big_* are page-backed (mmap, MADV_HUGEPAGE) for multi-MiB buffers;
@@ -194,6 +198,9 @@ typedef struct mrf__options {
     int crash_rank;           /* --fault crash:rank=R:phase=P (testing); -1 = none */
     int crash_phase;          /* MRF__PHASE_* */
     int bind;                 /* --bind: MRF__BIND_* */
+    unsigned iterations;      /* --iterations: most runs of an iterative stage */
+    double tol;               /* --tol, passed to spec->iterate */
+    bool kv_output;           /* (multi-stage) write intermediate records, not parts */
     bool quiet;
     bool help;
     bool version;
@@ -771,6 +778,10 @@ int mrf__output_begin(MPI_Comm comm, const char *output, bool overwrite, const c
 /* fmt: mrf_output_format, or MRF__OUTPUT_H5STAGE: records staged (u32 klen,
  * u32 vlen, key, value) in DIR/.stage-PART for mrf__output_h5. */
 #define MRF__OUTPUT_H5STAGE 100
+/* An intermediate stage's output (multi-stage jobs): the same framing in
+ * files part-RANK-SEQ of at most MRF__KV_FILE bytes, one map task each. */
+#define MRF__OUTPUT_KV 101
+#define MRF__KV_FILE (16u << 20)
 int mrf__writer_open(const char *dir, int part, int fmt, mrf__writer **w);
 /* Records, key bytes and value bytes put so far. */
 void mrf__writer_counts(const mrf__writer *w, uint64_t *recs, uint64_t *kbytes, uint64_t *vbytes);

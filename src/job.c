@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -58,6 +59,9 @@ struct mrf_emitter {
     int (*reject)(mrf_emitter *e, const char *why); /* map's only */
     void *state;
     int rc;
+    const double *prev; /* the previous stage run's sums (mrf_stage_sum), or NULL */
+    double *add;        /* reduce's: this run's sums (mrf_stage_add) */
+    unsigned run;       /* which run of its stage */
 };
 
 struct mrf_values {
@@ -200,7 +204,11 @@ typedef struct stage {
     bool tails_done;      /* the input's trailing partial records are set aside already */
     bool shuffled_ckpt;   /* a checkpoint holds this reduce input */
     mrf__placement place; /* where this rank runs (topo.c) */
-    char arena_numa[32];  /* NUMA nodes of the map output's pages, after the map */
+    /* multi-stage jobs (run_job) */
+    unsigned run_index;                /* which run of an iterative stage */
+    double prev_sums[MRF_STAGE_SLOTS]; /* the previous run's job-wide sums */
+    double sums[MRF_STAGE_SLOTS];      /* this rank's mrf_stage_add, then job-wide */
+    char arena_numa[32];               /* NUMA nodes of the map output's pages, after the map */
 } stage;
 
 /* This thread's CPU time: a rank's own work, whether or not it shares its
@@ -221,6 +229,24 @@ int mrf_emit(mrf_emitter *out, const void *key, size_t klen, const void *val, si
     if ((klen && !key) || (vlen && !val))
         return out->rc = mrf__fail(MRF_EINVAL, "mrf_emit: NULL key or value with a length");
     return out->rc = out->fn(out, key, klen, val, vlen);
+}
+
+int mrf_stage_add(mrf_emitter *out, unsigned slot, double v)
+{
+    if (!out || !out->add || slot >= MRF_STAGE_SLOTS)
+        return MRF_EINVAL;
+    out->add[slot] += v;
+    return MRF_OK;
+}
+
+double mrf_stage_sum(const mrf_emitter *out, unsigned slot)
+{
+    return out && out->prev && slot < MRF_STAGE_SLOTS ? out->prev[slot] : 0.0;
+}
+
+unsigned mrf_stage_run(const mrf_emitter *out)
+{
+    return out ? out->run : 0;
 }
 
 static bool rec_has_key(const char *r, const void *key, size_t klen,
@@ -275,6 +301,14 @@ int mrf_reject(mrf_emitter *out, const char *reason)
         return MRF_EINVAL;
     int rc = out->reject(out, reason);
     if (rc && out->rc == MRF_OK)
+        out->rc = rc;
+    return rc;
+}
+
+int mrf_fail(mrf_emitter *out, const char *reason)
+{
+    int rc = mrf__fail(MRF_EINVAL, "the job failed: %s", reason ? reason : "(no reason given)");
+    if (out && out->rc == MRF_OK)
         out->rc = rc;
     return rc;
 }
@@ -670,7 +704,7 @@ static char *gather_bytes(stage *s, const void *mine, int n, size_t *total)
 static int find_heavy_keys(stage *s)
 {
     sample_counts c = {0};
-    mrf_emitter em = {.fn = count_emit, .state = &c};
+    mrf_emitter em = {.fn = count_emit, .state = &c, .prev = s->prev_sums, .run = s->run_index};
     mrf__kvbuf drained = {0};
     mrf__hkey *top = NULL, *all = NULL;
     int rc = MRF_OK, mine = 0;
@@ -725,7 +759,8 @@ out:
 static int choose_splitters(stage *s)
 {
     mrf__kvbuf samples = {0};
-    mrf_emitter em = {.fn = sample_emit, .state = &samples};
+    mrf_emitter em = {
+        .fn = sample_emit, .state = &samples, .prev = s->prev_sums, .run = s->run_index};
     int rc = sample_input(s, &em, false);
     if (rc == MRF_OK && samples.len > (size_t)(INT_MAX / s->size))
         samples.len = 0; /* absurdly large keys: fall back to fewer buckets */
@@ -1137,7 +1172,11 @@ static void checkpoint(stage *s, task_run *tr, uint64_t done)
 static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
 {
     const mrf_job_spec *spec = s->spec;
-    mrf_emitter em = {.fn = map_emit, .reject = map_reject, .state = s};
+    mrf_emitter em = {.fn = map_emit,
+                      .reject = map_reject,
+                      .state = s,
+                      .prev = s->prev_sums,
+                      .run = s->run_index};
     mrf_record rec = {.file = s->plan.paths[t->file]};
     size_t every = check_bytes(t->len);
     /* the deal over a heavy key's buckets starts where the task says, so a
@@ -1147,19 +1186,39 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
         mrf__heavy_reset(&s->hv, (uint64_t)tr->orig);
     const char *p = buf, *end = buf + t->len, *next_check = buf + every;
     while (p < end && em.rc == MRF_OK && !tr->aborted) {
-        const char *nl = NULL;
+        const char *nl = NULL, *next;
         rec.data = p;
         if (spec->input == MRF_INPUT_RECORDS) {
             rec.len = spec->record_size;
+            next = p + spec->record_size;
+        } else if (spec->input == MRF__INPUT_KV) { /* u32 klen, u32 vlen, key, value */
+            uint64_t kl = 0, vl = 0;
+            if (end - p >= 8) {
+                kl = mrf__rd32(p);
+                vl = mrf__rd32(p + 4);
+            }
+            if (end - p < 8 || (uint64_t)(end - p) - 8 < kl + vl) {
+                em.rc = mrf__fail(MRF_EIO,
+                                  "intermediate file '%s' is damaged: a record at byte %llu runs "
+                                  "past its end",
+                                  rec.file, (unsigned long long)(t->off + (uint64_t)(p - buf)));
+                break;
+            }
+            rec.key = p + 8;
+            rec.klen = (size_t)kl;
+            rec.data = p + 8 + kl;
+            rec.len = (size_t)vl;
+            next = p + 8 + kl + vl;
         } else {
             nl = memchr(p, '\n', (size_t)(end - p));
             rec.len = (size_t)((nl ? nl : end) - p);
+            next = nl ? nl + 1 : end;
         }
         rec.offset = t->off + (uint64_t)(p - buf);
         s->cur_rec = &rec;
         spec->map(&rec, &em, spec->ctx);
         tr->records++;
-        p = spec->input == MRF_INPUT_RECORDS ? p + spec->record_size : (nl ? nl + 1 : end);
+        p = next;
         if (p >= next_check && p < end) {
             checkpoint(s, tr, (uint64_t)(p - buf));
             next_check = p + every;
@@ -2031,12 +2090,14 @@ static int resume(stage *s, bool *resumed)
  * there (up to 300 s) for a preemption signal, after creating the file
  * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase (or
  * look at the ranks) and then let them go on by creating
- * $MRFLOW_TEST_PAUSE_FILE.go. */
+ * $MRFLOW_TEST_PAUSE_FILE.go.  MRFLOW_TEST_PAUSE_JOB=NAME: only in the stage
+ * run of that name (a multi-stage job's JOB/STAGE.RUN). */
 static void test_pause(stage *s, const char *phase)
 {
     const char *want = getenv("MRFLOW_TEST_PAUSE"), *file = getenv("MRFLOW_TEST_PAUSE_FILE");
+    const char *job = getenv("MRFLOW_TEST_PAUSE_JOB"); /* only in this stage run */
     char go[4096] = "";
-    if (!want || strcmp(want, phase) != 0)
+    if (!want || strcmp(want, phase) != 0 || (job && strcmp(job, s->spec->name) != 0))
         return;
     if (file) {
         char path[4096];
@@ -2779,10 +2840,13 @@ static int reduce_merge(stage *s)
     if ((rc = mrf__merge_init(&m, src, k, spec->key_compare)))
         goto out;
     if ((rc = mrf__writer_open(s->tmpdir, s->rank,
-                               s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE : (int)spec->output,
+                               s->opt->kv_output     ? MRF__OUTPUT_KV
+                               : s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE
+                                                     : (int)spec->output,
                                &s->out)))
         goto out;
-    mrf_emitter em = {.fn = reduce_emit, .state = s};
+    mrf_emitter em = {
+        .fn = reduce_emit, .state = s, .prev = s->prev_sums, .add = s->sums, .run = s->run_index};
     const char *r;
     uint64_t nkeys = 0;
     while (em.rc == MRF_OK && vals.rc == MRF_OK && (r = mrf__merge_top(&m))) {
@@ -2874,10 +2938,13 @@ static int reduce_local(stage *s)
     mrf__sort_records(ents, tmp, n, s->kv.base, spec->key_compare);
 
     if ((rc = mrf__writer_open(s->tmpdir, s->rank,
-                               s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE : (int)spec->output,
+                               s->opt->kv_output     ? MRF__OUTPUT_KV
+                               : s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE
+                                                     : (int)spec->output,
                                &s->out)))
         goto out;
-    mrf_emitter em = {.fn = reduce_emit, .state = s};
+    mrf_emitter em = {
+        .fn = reduce_emit, .state = s, .prev = s->prev_sums, .add = s->sums, .run = s->run_index};
     for (i = 0; i < n && em.rc == MRF_OK;) {
         if ((i & 1023) == 0 && mrf__preempted()) {
             em.rc = MRF__PREEMPTED; /* agreed on at the end of the phase */
@@ -3160,6 +3227,8 @@ static int choose_partitioner(stage *s)
                      spec->name);
         return MRF_EUSAGE;
     }
+    if (spec->input == MRF__INPUT_KV && p == MRF__PART_SKEW)
+        p = MRF__PART_HASH; /* a later stage: no sampling of intermediate data (yet) */
     s->part = p;
     s->range = p == MRF__PART_RANGE;
     s->mapc = spec->combine && s->opt->map_combine;
@@ -3175,6 +3244,24 @@ static int choose_partitioner(stage *s)
                                      : "not split: the job has no combiner, so a key's values "
                                        "must all reach one reduce call";
     }
+    return MRF_OK;
+}
+
+/* DIR/_STAGE of an intermediate stage: what the next run needs to know of
+ * it, and what a resumed job reads instead of running it again. */
+static int write_stage_file(stage *s)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/_STAGE", s->tmpdir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return mrf__fail(MRF_EIO, "cannot create '%s': %s", path, strerror(errno));
+    fprintf(f, "mrflow-stage 1\njob %s\nrun %u\n", s->spec->name, s->run_index);
+    for (int i = 0; i < MRF_STAGE_SLOTS; i++)
+        fprintf(f, "sum%d %a\n", i, s->sums[i]);
+    int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
+    if (fclose(f) != 0 || bad)
+        return mrf__fail(MRF_EIO, "writing '%s' failed", path);
     return MRF_OK;
 }
 
@@ -3299,6 +3386,10 @@ reduce_phase:
             take_checkpoint_shuffled(s);
         goto out_with_tmpdir;
     }
+    /* the sums of mrf_stage_add, job-wide; kept with an intermediate stage */
+    MPI_Allreduce(MPI_IN_PLACE, s->sums, MRF_STAGE_SLOTS, MPI_DOUBLE, MPI_SUM, s->comm);
+    if (s->opt->kv_output && (rc = agree(s, s->rank == 0 ? write_stage_file(s) : MRF_OK)))
+        goto out_with_tmpdir;
     if (s->opt->format_hdf5) {
         s->h5.job = s->spec->name;
         s->h5.run_id = s->run_id;
@@ -3343,8 +3434,6 @@ out_with_tmpdir:
                  s->opt->output);
     }
 out:
-    if (s->ckpt)
-        mrf__signals_restore();
     mrf__ckpt_close(s->ckr);
     s->ckr = NULL;
     mrf__ckpt_writer_destroy(s->ckw);
@@ -3413,7 +3502,284 @@ static int check_spec(const mrf_job_spec *spec)
         return mrf__fail(MRF_EINVAL, "job '%s': record_size must be 1 to 2^31-1", spec->name);
     if (spec->input != MRF_INPUT_LINES && spec->input != MRF_INPUT_RECORDS)
         return mrf__fail(MRF_EINVAL, "job '%s': unknown input kind", spec->name);
+    int k = 1;
+    for (const mrf_job_spec *st = spec->next; st; st = st->next, k++) {
+        if (!st->map || !st->reduce)
+            return mrf__fail(MRF_EINVAL, "job '%s': stage %d lacks a map or reduce", spec->name, k);
+        if (st->partitioning != MRF_PART_HASH)
+            return mrf__fail(MRF_EINVAL,
+                             "job '%s': stage %d asks for range partitioning, which only the "
+                             "first stage may use",
+                             spec->name, k);
+        if (k > 64)
+            return mrf__fail(MRF_EINVAL, "job '%s': more than 64 stages (a loop in next?)",
+                             spec->name);
+    }
+    if (spec->iterate && spec->partitioning != MRF_PART_HASH)
+        return mrf__fail(MRF_EINVAL, "job '%s': an iterative first stage must use MRF_PART_HASH",
+                         spec->name);
     return MRF_OK;
+}
+
+/* ---------------------------------------------------------- multi-stage -- */
+
+/* The pass that turns an iterative last stage's records into the job's
+ * output (its reduce could not know it was the last run). */
+static void identity_map(const mrf_record *in, mrf_emitter *out, void *ctx)
+{
+    (void)ctx;
+    mrf_emit(out, in->key, in->klen, in->data, in->len);
+}
+
+static void identity_reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out,
+                            void *ctx)
+{
+    const void *v;
+    size_t vl;
+    (void)ctx;
+    while (mrf_values_next(vals, &v, &vl) == 1)
+        mrf_emit(out, key, klen, v, vl);
+}
+
+/* Rank 0 reads DIR/_STAGE of a committed intermediate stage run (for a
+ * resumed job); every rank gets the sums.  0 when it is there and is this
+ * job's, 1 when the run has to be done. Collective. */
+static int stage_done(MPI_Comm comm, const char *dir, const char *job, double *sums)
+{
+    int rank, have = 0;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0) {
+        char path[4096], name[256] = "", line[128];
+        snprintf(path, sizeof path, "%.4000s/_SUCCESS", dir);
+        FILE *f = NULL;
+        if (access(path, F_OK) == 0) {
+            snprintf(path, sizeof path, "%.4000s/_STAGE", dir);
+            f = fopen(path, "r");
+        }
+        if (f && fgets(line, sizeof line, f) && !strcmp(line, "mrflow-stage 1\n") &&
+            fscanf(f, "job %255s run %*u", name) == 1 && !strcmp(name, job)) {
+            have = 1;
+            for (int i = 0; i < MRF_STAGE_SLOTS && have; i++) {
+                int k;
+                have = fscanf(f, " sum%d %la", &k, &sums[i]) == 2 && k == i;
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    MPI_Bcast(&have, 1, MPI_INT, 0, comm);
+    MPI_Bcast(sums, MRF_STAGE_SLOTS, MPI_DOUBLE, 0, comm);
+    return have ? 0 : 1;
+}
+
+/* The name a stage run's spec gets: the job's for the first, JOB/K.RUN after. */
+static void stage_name(char *buf, size_t n, const char *job, unsigned k, unsigned run)
+{
+    if (k || run)
+        snprintf(buf, n, "%s/%u.%u", job, k, run);
+    else
+        snprintf(buf, n, "%s", job);
+}
+
+/* The newest committed stage run in base (resumed jobs): 1 and its stage
+ * and run, or 0.  Collective (rank 0 looks, every rank learns). */
+static int newest_stage_run(MPI_Comm comm, const char *base, const char *job, unsigned *k,
+                            unsigned *run)
+{
+    int rank;
+    unsigned best[3] = {0, 0, 0}; /* found, k, run */
+    MPI_Comm_rank(comm, &rank);
+    DIR *d = rank == 0 ? opendir(base) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        unsigned kk, rr;
+        char tail, path[4096], name[256], want[256], line[64];
+        if (sscanf(e->d_name, "stage-%2u.%4u%c", &kk, &rr, &tail) != 2)
+            continue;
+        snprintf(path, sizeof path, "%.3000s/%.200s/_SUCCESS", base, e->d_name);
+        if (access(path, F_OK) != 0)
+            continue;
+        snprintf(path, sizeof path, "%.3000s/%.200s/_STAGE", base, e->d_name);
+        FILE *f = fopen(path, "r");
+        stage_name(want, sizeof want, job, kk, rr);
+        bool ok = f && fgets(line, sizeof line, f) && !strcmp(line, "mrflow-stage 1\n") &&
+                  fscanf(f, "job %255s", name) == 1 && !strcmp(name, want);
+        if (f)
+            fclose(f);
+        if (ok && (!best[0] || kk > best[1] || (kk == best[1] && rr > best[2]))) {
+            best[0] = 1;
+            best[1] = kk;
+            best[2] = rr;
+        }
+    }
+    if (d)
+        closedir(d);
+    MPI_Bcast(best, 3, MPI_UNSIGNED, 0, comm);
+    *k = best[1];
+    *run = best[2];
+    return (int)best[0];
+}
+
+/* Runs one stage run: spec (a copy made for this run) over inputs into out. */ /* Runs one stage
+                                                                                   run: spec (a copy
+                                                                                   made for this
+                                                                                   run) over inputs
+                                                                                   into out. */
+static int run_one(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *spec, char **inputs,
+                   size_t n_inputs, const char *out, bool last, const char *ckpt, unsigned run,
+                   const double *prev, double *sums)
+{
+    mrf__options o = *opt;
+    o.inputs = inputs;
+    o.n_inputs = n_inputs;
+    o.output = out;
+    o.kv_output = !last;
+    o.overwrite = last ? opt->overwrite : false;
+    o.format_hdf5 = last && opt->format_hdf5;
+    o.ckpt_dir = ckpt;
+    o.report = last ? opt->report : NULL;
+    o.metrics = last ? opt->metrics : NULL;
+    o.quiet = last ? opt->quiet : true;
+    if (!last && opt->task_size_set) /* an intermediate file is one task */
+        o.task_size_set = false;
+    stage s = {.spec = spec, .opt = &o, .run_index = run};
+    memcpy(s.prev_sums, prev, sizeof s.prev_sums);
+    MPI_Comm_dup(comm, &s.comm);
+    MPI_Comm_rank(s.comm, &s.rank);
+    MPI_Comm_size(s.comm, &s.size);
+    int rc = run_stage(&s);
+    memcpy(sums, s.sums, sizeof s.sums);
+    MPI_Comm_free(&s.comm);
+    mrf__topo_close();
+    return rc;
+}
+
+/* A job of several stages, or an iterative one (spec->next, spec->iterate).
+ * Each stage run is a whole stage of the engine: its input the previous
+ * run's intermediate files (MRF__INPUT_KV: u32 klen, u32 vlen, key, value,
+ * files of <= 16 MiB, one map task each), its output the next run's input,
+ * committed atomically like any output.  They live in --checkpoint-dir/
+ * stages/ (then a committed run is never redone: a resumed job reads its
+ * _STAGE and goes on) or in a hidden sibling of --output, removed at the
+ * end; each run's own checkpoints in a folder of its own. */
+static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *spec)
+{
+    int rank, rc = MRF_OK;
+    MPI_Comm_rank(comm, &rank);
+    char base[4096], prev_dir[4096] = "", out[4096], ck[4096], name[256];
+    double prev[MRF_STAGE_SLOTS] = {0}, sums[MRF_STAGE_SLOTS];
+    char *inputs1[1];
+    if (opt->ckpt_dir) {
+        snprintf(base, sizeof base, "%s/stages", opt->ckpt_dir);
+    } else {
+        const char *slash = strrchr(opt->output, '/');
+        if (slash)
+            snprintf(base, sizeof base, "%.*s/.%s.mrflow-stages", (int)(slash - opt->output),
+                     opt->output, slash + 1);
+        else
+            snprintf(base, sizeof base, ".%s.mrflow-stages", opt->output);
+    }
+    /* the job's output must be free (or --overwrite) before any stage runs */
+    if (rank == 0) {
+        struct stat st;
+        if (lstat(opt->output, &st) == 0 && !opt->overwrite)
+            rc = mrf__fail(MRF_EEXIST,
+                           "output '%s' already exists; choose another --output or add "
+                           "--overwrite",
+                           opt->output);
+        else if (opt->ckpt_dir && mkdir(opt->ckpt_dir, 0777) != 0 && errno != EEXIST)
+            rc = mrf__fail(MRF_EUSAGE, "cannot create --checkpoint-dir '%s': %s", opt->ckpt_dir,
+                           strerror(errno));
+        else if (opt->ckpt_dir && opt->no_resume)
+            (void)mrf__remove_tree(base);
+        else if (!opt->ckpt_dir)
+            (void)mrf__remove_tree(base); /* a killed run's leftovers: nothing to resume */
+        if (rc == MRF_OK && mkdir(base, 0777) != 0 && errno != EEXIST)
+            rc = mrf__fail(MRF_EIO, "cannot create '%s' for the job's intermediate stages: %s",
+                           base, strerror(errno));
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    if (rc)
+        return rc;
+    /* a resumed job starts after the newest stage run it committed */
+    unsigned from_k = 0, from_run = 0;
+    int have_from =
+        opt->ckpt_dir ? newest_stage_run(comm, base, spec->name, &from_k, &from_run) : 0;
+    unsigned k = 0;
+    const mrf_job_spec *st = spec;
+    for (; st && rc == MRF_OK; st = st->next, k++) {
+        if (have_from && k < from_k)
+            continue; /* done before: its output went into the runs after it */
+        for (unsigned run = 0;; run++) {
+            bool last = !st->next && !st->iterate;
+            mrf_job_spec sp = *st;
+            stage_name(name, sizeof name, spec->name, k, run);
+            if (k || run) { /* fed by the previous run */
+                sp.name = name;
+                sp.input = (mrf_input_kind)MRF__INPUT_KV;
+                sp.record_size = 0;
+            }
+            sp.output = spec->output;
+            snprintf(out, sizeof out, "%.4000s/stage-%02u.%04u", base, k, run);
+            snprintf(ck, sizeof ck, "%.4000s.ckpt", out);
+            inputs1[0] = prev_dir;
+            char **in = k || run ? inputs1 : opt->inputs;
+            size_t nin = k || run ? 1 : opt->n_inputs;
+            if (have_from && k == from_k && run < from_run)
+                continue;
+            if (have_from && k == from_k && run == from_run) {
+                have_from = 0;
+                stage_done(comm, out, sp.name, sums);
+                if (rank == 0)
+                    mrf__log(MRF_LOG_INFO,
+                             "resuming job '%s' after stage %u run %u, committed by an earlier "
+                             "run (%s)",
+                             spec->name, k, run, out);
+            } else {
+                rc = run_one(comm, opt, &sp, in, nin, last ? opt->output : out, last,
+                             opt->ckpt_dir ? ck : NULL, run, prev, sums);
+                if (rc)
+                    break;
+                /* the input it read is no longer needed (a resumed job starts after
+                 * it), nor its own checkpoints (removed, their folder left) */
+                if (rank == 0 && prev_dir[0])
+                    (void)mrf__remove_tree(prev_dir);
+                if (rank == 0 && opt->ckpt_dir)
+                    (void)mrf__remove_tree(ck);
+            }
+            if (last)
+                break;
+            snprintf(prev_dir, sizeof prev_dir, "%s", out);
+            memcpy(prev, sums, sizeof prev);
+            if (!st->iterate)
+                break;
+            int again = run + 1 < opt->iterations && st->iterate(run, sums, opt->tol, st->ctx);
+            MPI_Bcast(&again, 1, MPI_INT, 0, comm); /* rank 0's decision for everyone */
+            if (!again) {
+                if (rank == 0)
+                    mrf__log(MRF_LOG_INFO, "stage %u: %u run%s%s", k, run + 1, run ? "s" : "",
+                             run + 1 >= opt->iterations ? " (--iterations reached)" : "");
+                break;
+            }
+        }
+        if (rc == MRF_OK && !st->next && st->iterate) {
+            /* the last run's records become the job's output */
+            snprintf(name, sizeof name, "%s/output", spec->name);
+            mrf_job_spec sp = {.name = name,
+                               .input = (mrf_input_kind)MRF__INPUT_KV,
+                               .map = identity_map,
+                               .reduce = identity_reduce,
+                               .output = spec->output,
+                               .flags = MRF_PER_VALUE};
+            inputs1[0] = prev_dir;
+            snprintf(ck, sizeof ck, "%.4000s/output.ckpt", base);
+            rc = run_one(comm, opt, &sp, inputs1, 1, opt->output, true, opt->ckpt_dir ? ck : NULL,
+                         0, prev, sums);
+        }
+    }
+    if (rc == MRF_OK && rank == 0)
+        (void)mrf__remove_tree(base);
+    return rc;
 }
 
 int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
@@ -3458,13 +3824,18 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
         } else {
             mrf__log_init(rank, opt.log_level);
             mrf__log_format(opt.log_json);
-            stage s = {.spec = spec, .opt = &opt};
-            MPI_Comm_dup(MPI_COMM_WORLD, &s.comm);
-            MPI_Comm_rank(s.comm, &s.rank);
-            MPI_Comm_size(s.comm, &s.size);
-            rc = run_stage(&s);
-            MPI_Comm_free(&s.comm);
-            mrf__topo_close();
+            if (spec->next || spec->iterate) {
+                rc = run_job(MPI_COMM_WORLD, &opt, spec);
+            } else {
+                stage s = {.spec = spec, .opt = &opt};
+                MPI_Comm_dup(MPI_COMM_WORLD, &s.comm);
+                MPI_Comm_rank(s.comm, &s.rank);
+                MPI_Comm_size(s.comm, &s.size);
+                rc = run_stage(&s);
+                MPI_Comm_free(&s.comm);
+                mrf__topo_close();
+            }
+            mrf__signals_restore();
             mrf__options_free(&opt);
             /* every engine byte is accounted in mem.c: none may outlive the job */
             size_t left = mrf__mem_in_use();

@@ -25,7 +25,11 @@
 struct mrf__writer {
     int fd;
     char *path;
-    int fmt; /* mrf_output_format, or MRF__OUTPUT_H5STAGE */
+    int fmt; /* mrf_output_format, MRF__OUTPUT_H5STAGE or MRF__OUTPUT_KV */
+    const char *dir;
+    int part;
+    unsigned seq;       /* MRF__OUTPUT_KV: the file being written */
+    uint64_t file_size; /* bytes in it (flushed or buffered) */
     char *buf;
     size_t len;
     uint64_t written;
@@ -145,8 +149,14 @@ int mrf__writer_open(const char *dir, int part, int fmt, mrf__writer **w)
         mrf__free(x);
         return mrf__fail(MRF_ENOMEM, "out of memory");
     }
-    snprintf(x->path, n, fmt == MRF__OUTPUT_H5STAGE ? "%s/.stage-%05d" : "%s/part-%05d", dir, part);
+    if (fmt == MRF__OUTPUT_KV)
+        snprintf(x->path, n, "%s/part-%05d-%06u", dir, part, 0u);
+    else
+        snprintf(x->path, n, fmt == MRF__OUTPUT_H5STAGE ? "%s/.stage-%05d" : "%s/part-%05d", dir,
+                 part);
     x->fmt = fmt;
+    x->dir = dir; /* the caller's, kept until close */
+    x->part = part;
     x->fd = open(x->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (x->fd < 0) {
         int rc = mrf__fail(MRF_EIO, "cannot create output part '%s': %s", x->path, strerror(errno));
@@ -197,13 +207,38 @@ static int put_bytes(mrf__writer *w, const void *p, size_t n)
     return MRF_OK;
 }
 
+/* MRF__OUTPUT_KV: the next file part-RANK-SEQ, the last one fsynced and
+ * closed (each is a map task of the next stage, so their size is bounded) */
+static int rotate(mrf__writer *w)
+{
+    int rc = flush(w);
+    if (rc == MRF_OK && fsync(w->fd) != 0)
+        rc = mrf__fail(MRF_EIO, "fsync of '%s': %s", w->path, strerror(errno));
+    if (close(w->fd) != 0 && rc == MRF_OK)
+        rc = mrf__fail(MRF_EIO, "closing '%s': %s", w->path, strerror(errno));
+    w->fd = -1;
+    if (rc)
+        return rc;
+    snprintf(w->path, strlen(w->dir) + 32, "%s/part-%05d-%06u", w->dir, w->part, ++w->seq);
+    w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (w->fd < 0)
+        return mrf__fail(MRF_EIO, "cannot create '%s': %s", w->path, strerror(errno));
+    w->file_size = 0;
+    return MRF_OK;
+}
+
 int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, size_t vl)
 {
     int rc;
     w->recs++;
     w->kbytes += kl;
     w->vbytes += vl;
-    if (w->fmt == MRF__OUTPUT_H5STAGE) { /* u32 klen, u32 vlen, key, value */
+    if (w->fmt == MRF__OUTPUT_KV && w->file_size && w->file_size + 8 + kl + vl > MRF__KV_FILE &&
+        (rc = rotate(w)))
+        return rc;
+    w->file_size += 8 + kl + vl;
+    if (w->fmt == MRF__OUTPUT_H5STAGE ||
+        w->fmt == MRF__OUTPUT_KV) { /* u32 klen, u32 vlen, key, value */
         char hdr[8];
         mrf__wr32(hdr, (uint32_t)kl);
         mrf__wr32(hdr + 4, (uint32_t)vl);
@@ -264,8 +299,9 @@ void mrf__writer_abort(mrf__writer *w)
 {
     if (!w)
         return;
-    close(w->fd);
-    unlink(w->path);
+    if (w->fd >= 0)
+        close(w->fd);
+    unlink(w->path); /* (earlier intermediate files go with the job's directory) */
     writer_free(w);
 }
 

@@ -495,8 +495,9 @@ int mrf__decisions_unpack(const char *buf, size_t len, uint32_t max_sub, mrf__sp
         goto bad;
     GET(ns);
     GET(kb);
+    /* (no splitters: no offsets either, as pack writes them) */
     if (ns >= (1u << 26) || kb > (uint64_t)(end - p) ||
-        ((uint64_t)ns + 1) * 8 > (uint64_t)(end - p) - kb)
+        (ns ? ((uint64_t)ns + 1) * 8 : 0) > (uint64_t)(end - p) - kb)
         goto bad;
     if (ns) {
         if (splitters_alloc(sp, ns, (size_t)kb))

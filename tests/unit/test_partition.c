@@ -264,6 +264,16 @@ static void test_decisions(void)
     mrf__free(blob);
     mrf__splitters_free(&sp);
     mrf__heavy_free(&hv);
+    /* hash partitioning, or skew with no heavy key: no splitters, no keys */
+    memset(&sp, 0, sizeof sp);
+    memset(&hv, 0, sizeof hv);
+    CU_ASSERT_EQUAL_FATAL(mrf__decisions_pack(&sp, &hv, &blob, &len), MRF_OK);
+    CU_ASSERT_EQUAL(mrf__decisions_unpack(blob, len, 0, &sp2, &hv2), MRF_OK);
+    CU_ASSERT_EQUAL(sp2.n, 0);
+    CU_ASSERT_EQUAL(hv2.n, 0);
+    mrf__splitters_free(&sp2);
+    mrf__heavy_free(&hv2);
+    mrf__free(blob);
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
