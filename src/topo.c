@@ -146,6 +146,10 @@ static void describe(hwloc_topology_t t, hwloc_const_cpuset_t set, mrf__placemen
 
 static hwloc_topology_t topo;       /* loaded by mrf__topo_place, kept for mrf__topo_where */
 static hwloc_nodeset_t bound_nodes; /* the bound cpuset's NUMA nodes */
+/* What this process bound itself to, if it did: a multi-stage job places
+ * every stage run, and a binding of our own is not the launcher's. */
+static char self_bound[64];
+static bool warned; /* once per process, not per stage run */
 
 static int load(hwloc_topology_t *t, char *err, size_t errn)
 {
@@ -209,7 +213,11 @@ int mrf__topo_place(MPI_Comm comm, int mode, bool do_bind, mrf__placement *out)
         warn = 1;
     } else if (!hwloc_bitmap_isincluded(allowed, cur)) {
         hwloc_bitmap_and(cur, cur, allowed);
-        p.how = MRF__BIND_HOW_LAUNCHER; /* narrower than the node: someone bound us */
+        char now[64];
+        list_of(cur, now, sizeof now);
+        /* narrower than the node: someone bound us (or we did, earlier) */
+        p.how = self_bound[0] && !strcmp(now, self_bound) ? MRF__BIND_HOW_MRFLOW
+                                                          : MRF__BIND_HOW_LAUNCHER;
     } else if (plan(topo, mode, p.local_rank, p.local_size, want, p.note, sizeof p.note) == 0) {
         warn = p.note[0] != 0;
         describe(topo, want, &p);
@@ -221,6 +229,8 @@ int mrf__topo_place(MPI_Comm comm, int mode, bool do_bind, mrf__placement *out)
             hwloc_bitmap_copy(cur, want);
         else
             warn = 1;
+        if (p.how == MRF__BIND_HOW_MRFLOW && do_bind)
+            list_of(want, self_bound, sizeof self_bound);
     } else {
         warn = mode != MRF__BIND_NONE;
     }
@@ -246,8 +256,9 @@ out:
         MPI_Comm_rank(comm, &rank);
         key = warn ? rank : INT32_MAX;
         MPI_Allreduce(&key, &first, 1, MPI_INT, MPI_MIN, comm);
-        if (warn && first == rank && do_bind)
+        if (warn && first == rank && do_bind && !warned)
             mrf__log(MRF_LOG_WARN, "placement: %s", p.note);
+        warned |= first != INT32_MAX;
     }
     *out = p;
     return MRF_OK;

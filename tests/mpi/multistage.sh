@@ -128,6 +128,9 @@ for g in small g; do
     done
 done
 
+check "pagerank, 4 ranks on fewer cores: the placement warning once, not per stage run" \
+    [ "$(grep -c "placement:" "$WORK/pr-g-4.log")" -le 1 ]
+
 # until converged (--tol 1e-9, the default): as many iterations as the reference needs
 mpi 2 tcp run pagerank --input "$WORK/g.txt" --output "$WORK/pr-conv" --log-level info \
     > "$WORK/conv.log" 2>&1
