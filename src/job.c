@@ -3690,6 +3690,8 @@ static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
         else if (opt->ckpt_dir && mkdir(opt->ckpt_dir, 0777) != 0 && errno != EEXIST)
             rc = mrf__fail(MRF_EUSAGE, "cannot create --checkpoint-dir '%s': %s", opt->ckpt_dir,
                            strerror(errno));
+        else if (opt->ckpt_dir && (stat(opt->ckpt_dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+            rc = mrf__fail(MRF_EUSAGE, "--checkpoint-dir '%s' is not a directory", opt->ckpt_dir);
         else if (opt->ckpt_dir && opt->no_resume)
             (void)mrf__remove_tree(base);
         else if (!opt->ckpt_dir)
@@ -3777,7 +3779,8 @@ static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
                          0, prev, sums);
         }
     }
-    if (rc == MRF_OK && rank == 0)
+    /* done, or failed with nothing to resume: the intermediate files go */
+    if (rank == 0 && (rc == MRF_OK || !opt->ckpt_dir))
         (void)mrf__remove_tree(base);
     return rc;
 }
