@@ -861,6 +861,11 @@ void mrf__ckpt_remove_all(const char *dir);
 /* `mrflow inspect`: metadata, sizes per bucket, every block verified. */
 int mrf__ckpt_inspect(const char *path, FILE *out);
 
+/* ---------------------------------------------------------------- job.c --
+ * One stage (see job.c); driver.c runs a job's stages through it. */
+int mrf__stage_run(MPI_Comm comm, const mrf__options *o, const mrf_job_spec *spec, unsigned run,
+                   const double *prev, double *sums);
+
 /* --------------------------------------------------------------- topo.c --
  * Placement (see topo.c): binding of a node's ranks, NUMA-local memory. */
 enum { MRF__BIND_AUTO, MRF__BIND_CORE, MRF__BIND_NUMA, MRF__BIND_NONE };   /* --bind */
