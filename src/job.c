@@ -33,184 +33,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* A rank keeps at most this many distinct keys in its map-side combining
- * table (32-byte slots at load <= 0.7: at most 128 MiB); past it the table is
- * drained into the map arena and starts afresh, and the reducing side
- * combines what repeats. */
-#define CTABLE_MAX_KEYS (1u << 21)
-
-/* Map-side emits into the combining table go through a ring of EMIT_RING
- * pending pairs: a pair's home slot is prefetched when it is emitted and the
- * pair is folded in EMIT_RING emits later, so about that many cache misses
- * are in flight at any time instead of one.  With ~1 M distinct keys the
- * table is far larger than the caches; this halves the cost of a word.
- * Pairs longer than EMIT_INLINE bytes skip the ring (order does not matter:
- * a combiner is associative and commutative). */
-#define EMIT_RING 16
-#define EMIT_INLINE 48
-
-typedef struct pending {
-    uint64_t h;
-    uint32_t klen, vlen;
-    char data[EMIT_INLINE];
-} pending;
-
-struct mrf_emitter {
-    int (*fn)(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl);
-    int (*reject)(mrf_emitter *e, const char *why); /* map's only */
-    void *state;
-    int rc;
-    const double *prev; /* the previous stage run's sums (mrf_stage_sum), or NULL */
-    double *add;        /* reduce's: this run's sums (mrf_stage_add) */
-    unsigned run;       /* which run of its stage */
-};
-
-struct mrf_values {
-    const char *base;
-    const mrf__sort_ent *ents;
-    size_t i, end; /* next entry, one past the last of this key */
-    uint64_t count;
-    /* streamed from a k-way merge (the key's values may not fit in memory) */
-    mrf__merge *m;
-    const char *key;
-    size_t klen;
-    int (*cmp)(const void *, size_t, const void *, size_t);
-    char *vbuf;
-    size_t vcap;
-    bool done;
-    int rc;
-};
-
-/* A chunk of the send buffer: whole records, at most one round's worth. */
-typedef struct chunk_cut {
-    uint64_t len;
-    uint32_t recs;
-} chunk_cut;
-
-/* A send cursor: where the records bound for one rank continue. */
-typedef struct cursor {
-    uint32_t bi;   /* index into order[] (this rank's buckets) */
-    uint32_t src;  /* 0: the map arena; 1 + i: bucket run i */
-    uint64_t pos;  /* runs: file offset (0: not started) */
-    uint64_t sent; /* bytes of send[sdisp[d] ...] handed over */
-    size_t chunk;  /* in memory: the next of the rank's chunk cuts */
-} cursor;
-
-typedef struct stage {
-    MPI_Comm comm;
-    int rank, size;
-    const mrf_job_spec *spec;
-    const mrf__options *opt;
-    char run_id[64];
-    mrf__plan plan;
-    char *tmpdir;
-    bool range;
-    int part;         /* MRF__PART_HASH, _SKEW or _RANGE */
-    bool mapc;        /* the combiner runs on the mapping rank too */
-    bool split_ok;    /* a key's values may go to several ranks */
-    bool heavy_merge; /* split keys' partial results must be merged */
-    const char *split_why;
-    uint32_t nb_base; /* hash (or range) buckets; nb adds heavy keys' sub-buckets */
-    uint32_t nb;
-    mrf__splitters sp;
-    mrf__heavy hv;
-    uint64_t rr;    /* deals a heavy key's records (or a tie's) over its buckets */
-    mrf__ctable ht; /* reducing side: heavy keys' partial results */
-    uint64_t sample_weight;
-    mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
-    mrf__ctable ct;      /* the rank's combined map output */
-    mrf__ctable tt;      /* one task's, until it commits (with speculation) */
-    mrf__ctable *target; /* where map emits are combined: &tt or &ct */
-    mrf__kvbuf tkv;      /* the task table's overflow, until it commits */
-    mrf__sched *sched;
-    mrf__sched_stats sst;
-    double map_t0;
-    size_t ct_max_keys;
-    pending q[EMIT_RING];
-    unsigned qhead, nq;
-    mrf__bstat *bucket_bytes; /* bytes and records per bucket in this rank's map output */
-    mrf__bstat *pack_bytes;   /* what buckets are packed by: see keep_task */
-    mrf__writer *out;
-    /* the memory budget (see set_budget) */
-    uint64_t budget;
-    size_t map_cap, map_rec_cap, map_recs; /* map arena: bytes, records before a spill */
-    size_t big_cap;                        /* combining table's side arena, bytes */
-    size_t task_kv_start;                  /* the running task's records in kv */
-    long cur_task;
-    mrf__spill spill;
-    bool spill_open;
-    mrf__brun *bruns; /* map-side bucket runs */
-    size_t n_bruns, bruns_cap;
-    /* the exchange */
-    int32_t *owner;
-    uint32_t *order;  /* buckets by owning rank */
-    uint64_t *dstart; /* order[dstart[d] .. dstart[d+1]) are rank d's */
-    cursor *cur;
-    char *send; /* the arena's records grouped by destination rank */
-    size_t send_bytes;
-    uint64_t *sdisp, *scount;
-    chunk_cut *cuts; /* rank d's chunks: cuts[cstart[d] .. cstart[d+1]) */
-    size_t *cstart;
-    uint64_t map_spill_end; /* the map side's runs lie in [0, this) of the spill file */
-    mrf__kvbuf rkv;         /* reducing side: received records */
-    size_t rkv_recs, red_cap, red_rec_cap;
-    char *scratch;
-    size_t scratch_cap;
-    mrf__run *runs; /* reducing side: sorted runs */
-    size_t n_runs, runs_cap;
-    bool combined; /* kv's records are already combined */
-    uint64_t round_bytes;
-    int level; /* zstd level for the shuffle; 0 = off */
-    mrf__compress_choice cc;
-    const char *cwhy;
-    /* figures for the summary */
-    uint64_t my_input_bytes, records_in, records_out, bytes_out;
-    uint64_t map_spilled, red_spilled, merge_passes;
-    mrf__shuffle_stats shuf;
-    double t_map, t_shuffle, t_reduce, t_rounds, t_decide;
-    /* partitioning figures: reduce input per rank as planned under plain
-     * hashing (before) and under the chosen packing (after), in bytes and
-     * records; and as delivered (red_in) */
-    mrf__bstat *before, *after;
-    uint64_t red_in_bytes, red_in_recs, heavy_partials, bad_records;
-    double cpu_reduce; /* CPU seconds receiving (combining) and reducing */
-    mrf__progress prog;
-    mrf__badrec bad;           /* dead-letter records (badrec.c) */
-    const mrf_record *cur_rec; /* the record being mapped */
-    uint64_t out_bytes;        /* what this rank sends in the shuffle */
-    unsigned est_rounds;
-    /* checkpoints (ckpt.c) */
-    bool ckpt;        /* --checkpoint-dir given */
-    uint8_t *done;    /* bit t: map task t of the plan committed */
-    size_t done_len;  /* bytes */
-    uint64_t n_done;  /* tasks done */
-    long *tmap;       /* the scheduler's task index -> the plan's */
-    bool stop_sent;   /* this rank asked the scheduler to stop */
-    bool preempt;     /* ranks agreed a preemption signal came */
-    double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
-    uint64_t epoch;   /* the next epoch to write */
-    mrf__ckpt_writer *ckw;
-    mrf__ckpt_stats ckst;
-    uint64_t cands[8]; /* epochs to resume from, newest first */
-    int ncands, ci;
-    mrf__ckpt_reader *ckr;  /* the one open */
-    mrf__ckpt_meta ckmeta;  /* and its /meta */
-    uint64_t resumed_epoch; /* 0: started afresh */
-    uint64_t resumed_tasks;
-    double t_resume; /* seconds reading the checkpoint */
-    uint64_t inputs_fp, spec_fp;
-    uint64_t task_size;   /* the plan's */
-    mrf__h5out h5;        /* --format hdf5: this rank's part */
-    bool direct;          /* resumed after the shuffle on as many ranks: straight to the reduce */
-    bool tails_done;      /* the input's trailing partial records are set aside already */
-    bool shuffled_ckpt;   /* a checkpoint holds this reduce input */
-    mrf__placement place; /* where this rank runs (topo.c) */
-    /* multi-stage jobs (run_job) */
-    unsigned run_index;                /* which run of an iterative stage */
-    double prev_sums[MRF_STAGE_SLOTS]; /* the previous run's job-wide sums */
-    double sums[MRF_STAGE_SLOTS];      /* this rank's mrf_stage_add, then job-wide */
-    char arena_numa[32];               /* NUMA nodes of the map output's pages, after the map */
-} stage;
+#include "stage.h"
 
 /* This thread's CPU time: a rank's own work, whether or not it shares its
  * core (a figure that holds when ranks oversubscribe the cores). */
@@ -346,7 +169,7 @@ int mrf__exit_status(int rc)
     }
 }
 
-static int agree(stage *s, int rc)
+int mrf__st_agree(stage *s, int rc)
 {
     int all = rc;
     if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MIN, s->comm) != MPI_SUCCESS)
@@ -433,7 +256,7 @@ static int set_budget(stage *s)
 
 /* What a checkpoint's map output depends on in the input: every file's
  * name, size and modification time, and the tasks cut from them. */
-static uint64_t inputs_fingerprint(const mrf__plan *p)
+uint64_t mrf__st_inputs_fingerprint(const mrf__plan *p)
 {
     uint64_t h = mrf__checksum(&p->n_tasks, sizeof p->n_tasks);
     for (size_t f = 0; f < p->n_files; f++) {
@@ -480,7 +303,7 @@ static int plan_and_share(stage *s)
             rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, task_size, err,
                                  sizeof err);
         if (rc == MRF_OK)
-            s->inputs_fp = inputs_fingerprint(&s->plan);
+            s->inputs_fp = mrf__st_inputs_fingerprint(&s->plan);
         if (rc == MRF_OK)
             rc = mrf__plan_pack(&s->plan, &buf, &len);
         if (rc)
@@ -512,7 +335,7 @@ static int plan_and_share(stage *s)
     mrf__free(buf);
     if (rc)
         mrf__fail(rc, "corrupt task plan received from rank 0");
-    return agree(s, rc);
+    return mrf__st_agree(s, rc);
 }
 
 /* A task's home: the rank whose share of the bytes holds its middle.  It
@@ -738,7 +561,7 @@ static int find_heavy_keys(stage *s)
     }
     mrf__kvbuf_destroy(&drained);
     mrf__ctable_destroy(&c.t);
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out;
     uint64_t weight = 0;
     MPI_Allreduce(&c.weight, &weight, 1, MPI_UINT64_T, MPI_SUM, s->comm);
@@ -750,7 +573,7 @@ static int find_heavy_keys(stage *s)
         if (mrf__heavy_pick(all, k, weight, s->size, s->split_ok, &s->hv))
             MPI_Abort(s->comm, 1);
     }
-    rc = agree(s, mrf__heavy_bcast(&s->hv, s->comm));
+    rc = mrf__st_agree(s, mrf__heavy_bcast(&s->hv, s->comm));
 out:
     mrf__free(top);
     mrf__free(all);
@@ -765,7 +588,7 @@ static int choose_splitters(stage *s)
     int rc = sample_input(s, &em, false);
     if (rc == MRF_OK && samples.len > (size_t)(INT_MAX / s->size))
         samples.len = 0; /* absurdly large keys: fall back to fewer buckets */
-    rc = agree(s, rc);
+    rc = mrf__st_agree(s, rc);
     if (rc) {
         mrf__kvbuf_destroy(&samples);
         return rc;
@@ -807,27 +630,14 @@ static int choose_splitters(stage *s)
     rc = mrf__splitters_bcast(&s->sp, s->comm);
     if (rc == MRF_OK)
         s->nb = s->sp.n + 1;
-    return agree(s, rc);
+    return mrf__st_agree(s, rc);
 }
 
 /* ------------------------------------------------------------------ map -- */
 
-/* A key's bucket (h: its hash; unused by range partitioning).  A heavy
- * key's records, and a range tie's where the job allows, are dealt round
- * robin over the key's buckets. */
-static inline uint32_t key_bucket(stage *s, const void *key, size_t klen, uint64_t h)
-{
-    if (s->range) {
-        uint32_t span, b = mrf__range_bucket_span(&s->sp, key, klen, s->spec->key_compare, &span);
-        return span > 1 && s->split_ok ? b + (uint32_t)(s->rr++ % span) : b;
-    }
-    uint32_t b = mrf__hash_bucket(h, s->nb_base);
-    return s->hv.n ? mrf__heavy_deal(&s->hv, h, b, s->nb_base) : b;
-}
-
 static uint32_t drain_bucket(void *ctx, const void *key, size_t klen, uint64_t h)
 {
-    return key_bucket(ctx, key, klen, h);
+    return mrf__st_key_bucket(ctx, key, klen, h);
 }
 
 /* Writes the records [from, to) of kv (the map arena or a task's) to disk as a bucket run that
@@ -934,7 +744,7 @@ static int compact_bruns(stage *s)
 
 /* The map arena is full: spill it (the running task's records, when its copy
  * may yet lose, as a run of their own that is dropped with the task). */
-static int spill_map(stage *s)
+int mrf__st_spill_map(stage *s)
 {
     int rc;
     bool uncommitted = s->opt->speculate && !s->mapc && s->cur_task >= 0;
@@ -952,23 +762,23 @@ static int spill_map(stage *s)
  * first when they would not fit in its share of the budget): all of them, or
  * (when the table is full mid-map) those not hit since the last time, so hot
  * keys keep combining in place. */
-static int drain_table_how(stage *s, bool all)
+int mrf__st_drain_table_how(stage *s, bool all)
 {
     int rc;
     size_t est = s->ct.used * (MRF_KV_HDR + MRF_CS_INLINE) + s->ct.big.len;
-    if (s->kv.len && s->kv.len + est > s->map_cap && (rc = spill_map(s)))
+    if (s->kv.len && s->kv.len + est > s->map_cap && (rc = mrf__st_spill_map(s)))
         return rc;
     if (all ? mrf__ctable_drain(&s->ct, &s->kv, drain_bucket, s, s->bucket_bytes)
             : mrf__ctable_evict(&s->ct, &s->kv, drain_bucket, s, s->bucket_bytes))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
-    if (s->kv.len > s->map_cap && (rc = spill_map(s)))
+    if (s->kv.len > s->map_cap && (rc = mrf__st_spill_map(s)))
         return rc;
     return MRF_OK;
 }
 
 static int drain_table(stage *s)
 {
-    return drain_table_how(s, false);
+    return mrf__st_drain_table_how(s, false);
 }
 
 static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const void *v, size_t vl)
@@ -1036,10 +846,10 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
         mrf__ctable_prefetch(s->target, h);
         return MRF_OK;
     }
-    uint32_t b = key_bucket(s, k, kl, s->range ? 0 : mrf__key_hash(k, kl));
+    uint32_t b = mrf__st_key_bucket(s, k, kl, s->range ? 0 : mrf__key_hash(k, kl));
     if (s->kv.len &&
         (s->kv.len + MRF_KV_HDR + kl + vl > s->map_cap || s->map_recs >= s->map_rec_cap)) {
-        int rc = spill_map(s);
+        int rc = mrf__st_spill_map(s);
         if (rc)
             return rc;
     }
@@ -1089,7 +899,7 @@ static int check_bad_records(stage *s)
     }
     if (rc == MRF_OK)
         rc = mrf__badrec_commit(&s->bad, s->tmpdir, s->rank, &s->bad_records);
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         return rc;
     uint64_t total = 0;
     MPI_Allreduce(&s->bad_records, &total, 1, MPI_UINT64_T, MPI_SUM, s->comm);
@@ -1271,7 +1081,8 @@ static int keep_task(stage *s)
         return mrf__fail(rc, "combining a task's output failed");
     if ((s->ct.used >= s->ct_max_keys || s->ct.big.len >= s->big_cap) && (rc = drain_table(s)))
         return rc;
-    if (s->tkv.len && s->kv.len && s->kv.len + s->tkv.len > s->map_cap && (rc = spill_map(s)))
+    if (s->tkv.len && s->kv.len && s->kv.len + s->tkv.len > s->map_cap &&
+        (rc = mrf__st_spill_map(s)))
         return rc;
     if (s->tkv.len) {
         if (mrf__kvbuf_reserve(&s->kv, s->tkv.len))
@@ -1332,7 +1143,7 @@ static void drop_task(stage *s, size_t kv_start)
 
 /* The map phase's memory: per-bucket figures and the combining tables.
  * Before any task runs (and before a checkpoint's data is loaded). */
-static int map_setup(stage *s)
+int mrf__st_map_setup(stage *s)
 {
     const mrf_job_spec *spec = s->spec;
     int rc = MRF_OK;
@@ -1386,7 +1197,7 @@ static int map_setup(stage *s)
 
 /* Undoes map_setup and forgets all map output (a checkpoint that failed to
  * load). */
-static void map_reset(stage *s)
+void mrf__st_map_reset(stage *s)
 {
     mrf__free(s->bucket_bytes);
     mrf__free(s->pack_bytes);
@@ -1404,8 +1215,6 @@ static void map_reset(stage *s)
     s->records_in = s->my_input_bytes = s->bad_records = 0;
     mrf__badrec_drop(&s->bad);
 }
-
-static void test_pause(stage *s, const char *phase);
 
 /* One pass of the scheduler over the tasks not yet done (sub: those,
  * tmap: their indices in the plan), until they are all committed or a stop
@@ -1468,7 +1277,7 @@ static int map_round(stage *s, const mrf__plan *sub)
             }
             if (!paused) {
                 paused = true;
-                test_pause(s, "map");
+                mrf__st_test_pause(s, "map");
             }
         } else {
             drop_task(s, s->task_kv_start);
@@ -1496,8 +1305,6 @@ static int map_round(stage *s, const mrf__plan *sub)
     return rc;
 }
 
-static int take_checkpoint(stage *s, const char *phase);
-
 /* Rounds of the scheduler until every task is committed, with a checkpoint
  * between rounds when one is due or a signal came. */
 static int map_tasks(stage *s)
@@ -1509,7 +1316,7 @@ static int map_tasks(stage *s)
     s->tmap = mrf__malloc((nt ? nt : 1) * sizeof *s->tmap);
     if (!sub.tasks || !s->tmap)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
-    if ((rc = agree(s, rc))) {
+    if ((rc = mrf__st_agree(s, rc))) {
         mrf__free(sub.tasks);
         return rc;
     }
@@ -1529,7 +1336,7 @@ static int map_tasks(stage *s)
         if (sub.n_tasks == 0)
             break;
         rc = map_round(s, &sub);
-        if ((rc = agree(s, rc)))
+        if ((rc = mrf__st_agree(s, rc)))
             break;
         MPI_Allreduce(MPI_IN_PLACE, s->done, (int)s->done_len, MPI_BYTE, MPI_BOR, s->comm);
         int pre = mrf__preempted() != 0;
@@ -1540,7 +1347,7 @@ static int map_tasks(stage *s)
             s->n_done += (s->done[t / 8] >> (t % 8)) & 1u;
         if (s->n_done == nt)
             break; /* the checkpoint after the map follows */
-        if ((rc = take_checkpoint(s, "map")))
+        if ((rc = mrf__st_take_checkpoint(s, "map")))
             break;
         if (s->preempt) {
             rc = MRF__PREEMPTED;
@@ -1551,11 +1358,11 @@ static int map_tasks(stage *s)
     mrf__free(s->tmap);
     s->tmap = NULL;
     if (rc == MRF_OK && s->mapc)
-        rc = drain_table_how(s, true);
+        rc = mrf__st_drain_table_how(s, true);
     /* a rank that spilled spills the rest too: the shuffle then reads only
      * runs, and the arena's memory goes to the reducing side */
     if (rc == MRF_OK && s->n_bruns && s->kv.len)
-        rc = spill_map(s);
+        rc = mrf__st_spill_map(s);
     if (s->n_bruns)
         mrf__kvbuf_destroy(&s->kv);
     mrf__ctable_destroy(&s->tt);
@@ -1564,565 +1371,11 @@ static int map_tasks(stage *s)
     return rc;
 }
 
-/* ---------------------------------------------------------- checkpoints -- */
-
-static int spill_sorted(stage *s);
-static void size_reduce_side(stage *s);
-
-static const char *part_name(int p)
-{
-    return p == MRF__PART_HASH ? "hash" : p == MRF__PART_SKEW ? "skew" : "range";
-}
-
-/* What the job's map output depends on in its definition. */
-static uint64_t spec_fingerprint(const mrf_job_spec *spec)
-{
-    char buf[512];
-    int n =
-        snprintf(buf, sizeof buf, "%s|%d|%zu|%d|%d|%u", spec->name, (int)spec->input,
-                 spec->record_size, spec->combine != NULL, (int)spec->partitioning, spec->flags);
-    return mrf__checksum(buf, (size_t)(n < 0 ? 0 : n));
-}
-
-static void fill_meta(stage *s, mrf__ckpt_meta *m, const char *phase)
-{
-    memset(m, 0, sizeof *m);
-    snprintf(m->job, sizeof m->job, "%s", s->spec->name);
-    snprintf(m->version, sizeof m->version, "%s", mrf_version());
-    snprintf(m->run_id, sizeof m->run_id, "%s", s->run_id);
-    snprintf(m->phase, sizeof m->phase, "%s", phase);
-    snprintf(m->partitioner, sizeof m->partitioner, "%s", part_name(s->part));
-    m->spec_fp = s->spec_fp;
-    m->inputs_fp = s->inputs_fp;
-    m->task_size = s->task_size;
-    m->tasks = s->plan.n_tasks;
-    m->tasks_done = s->n_done;
-    m->buckets_opt = s->opt->buckets;
-    m->nb = s->nb;
-    m->nb_base = s->nb_base;
-    m->map_combine = s->opt->map_combine;
-    m->epoch = s->epoch;
-}
-
-/* This rank's committed dead letters (its _BAD_RECORDS part so far). */
-static int my_bad_records(stage *s, char **buf, size_t *len)
-{
-    *buf = NULL;
-    *len = 0;
-    if (!s->bad_records)
-        return MRF_OK;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/_BAD_RECORDS/part-%05d", s->tmpdir, s->rank);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mrf__fail(MRF_EIO, "checkpoint: cannot read '%s': %s", path, strerror(errno));
-    size_t cap = 0;
-    char chunk[65536];
-    size_t k;
-    int rc = MRF_OK;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (*len + k > cap) {
-            size_t nc = cap ? cap * 2 : 65536;
-            while (nc < *len + k)
-                nc *= 2;
-            char *nb = mrf__realloc(*buf, nc);
-            if (!nb) {
-                rc = mrf__fail(MRF_ENOMEM, "out of memory");
-                break;
-            }
-            *buf = nb;
-            cap = nc;
-        }
-        memcpy(*buf + *len, chunk, k);
-        *len += k;
-    }
-    if (ferror(f) && rc == MRF_OK)
-        rc = mrf__fail(MRF_EIO, "checkpoint: reading '%s' failed", path);
-    fclose(f);
-    return rc;
-}
-
-/* Puts the records of bucket b held in bucket run r. */
-static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw, size_t *cap)
-{
-    const mrf__bdir_ent *e = mrf__brun_find(r, b);
-    if (!e)
-        return MRF_OK;
-    int rc = MRF_OK;
-    for (uint64_t at = e->off; at < e->off + e->len && rc == MRF_OK;) {
-        uint32_t rl, sl;
-        uint64_t next;
-        if ((rc = mrf__spill_peek(&s->spill, at, &rl, &sl)))
-            break;
-        if (mrf__big_grow(raw, cap, rl ? rl : 1))
-            return mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-        if ((rc = mrf__spill_read(&s->spill, at, *raw, &next)))
-            break;
-        for (size_t o = 0; o < rl && rc == MRF_OK; o += mrf__rec_size(*raw + o))
-            rc = mrf__ckpt_put(s->ckw, *raw + o);
-        at = next;
-    }
-    return rc;
-}
-
-/* The common end of a checkpoint, once this rank has put its records into
- * s->ckw (rc: how that went): its dead letters and (rank 0) the partition
- * decisions go in, every rank agrees, the epoch is committed, and the
- * writer is freed so its staging buffers (up to 256 MiB) go back to the
- * budget.  n_mem: records put from memory, for the log.  Collective. */
-static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, double ck_before,
-                             size_t n_mem)
-{
-    double t_put = MPI_Wtime();
-    char *bad = NULL, *part = NULL;
-    size_t bad_len = 0, part_len = 0;
-    if (rc == MRF_OK)
-        rc = my_bad_records(s, &bad, &bad_len);
-    if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    mrf__ckpt_meta m;
-    fill_meta(s, &m, phase);
-    uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
-    MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
-    m.records_in = tot[0];
-    m.input_bytes = tot[1];
-    m.bad_records = tot[2];
-    double t_agree = MPI_Wtime();
-    if ((rc = agree(s, rc)) == MRF_OK) {
-        mrf__log(MRF_LOG_DEBUG,
-                 "checkpoint: records gathered and compressed in %.3f s (%zu from memory, %zu "
-                 "spilled runs), waited %.3f s for the other ranks",
-                 t_put - t0, n_mem, s->n_bruns + s->n_runs, MPI_Wtime() - t_agree);
-        bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
-        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
-                              bad, bad_len, crash, &s->ckst);
-    }
-    mrf__ckpt_writer_destroy(s->ckw);
-    s->ckw = NULL;
-    mrf__free(bad);
-    mrf__free(part);
-    if (rc == MRF_OK) {
-        s->epoch++;
-        double took = MPI_Wtime() - t0;
-        s->ckst.seconds = ck_before + took; /* gathering and compressing too, not only writing */
-        if (s->rank == 0)
-            mrf__log(MRF_LOG_INFO,
-                     "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu records, "
-                     "%llu bytes raw, %llu stored, %.3f s",
-                     s->opt->ckpt_dir, (unsigned long long)m.epoch, phase,
-                     (unsigned long long)s->n_done, s->plan.n_tasks, (unsigned long long)m.records,
-                     (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes, took);
-    } else if (s->rank == 0) {
-        mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu (%s) was not written; %s",
-                 (unsigned long long)m.epoch, phase,
-                 s->ckst.written ? "the previous one stays valid"
-                                 : "no checkpoint of this run exists yet");
-    }
-    s->ckpt_last = MPI_Wtime();
-    return rc;
-}
-
-/* Collective, between map tasks or after the map: writes every rank's
- * committed map output (arena and bucket runs), by bucket, as the next
- * epoch. */
-static int take_checkpoint(stage *s, const char *phase)
-{
-    double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
-    int rc = MRF_OK;
-    uint64_t *offs = NULL, *cnt = NULL;
-    size_t n = 0, ocap = 0;
-    char *raw = NULL;
-    size_t rcap = 0;
-    if (s->mapc && s->ct.used)
-        rc = drain_table_how(s, true); /* combining starts afresh after it */
-    if (rc == MRF_OK && !s->ckw)
-        rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
-    /* the arena's records by bucket (a counting sort of their offsets) */
-    if (rc == MRF_OK && !(cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt)))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
-        cnt[mrf__rec_bucket(s->kv.base + at) + 1]++;
-        n++;
-    }
-    ocap = n ? n : 1;
-    if (rc == MRF_OK && !(offs = mrf__big_alloc(ocap * sizeof *offs)))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    if (rc == MRF_OK) {
-        for (uint32_t b = 0; b < s->nb; b++)
-            cnt[b + 1] += cnt[b];
-        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
-            offs[cnt[mrf__rec_bucket(s->kv.base + at)]++] = at;
-        /* cnt[b] is now where bucket b ends */
-    }
-    if (rc == MRF_OK && s->n_bruns)
-        rc = mrf__spill_flush(&s->spill);
-    for (uint32_t b = 0, i = 0; rc == MRF_OK && b < s->nb; b++) {
-        for (; rc == MRF_OK && i < cnt[b]; i++) {
-            if (i + 16 < n) { /* records are read in bucket order: random in the arena */
-                const char *ahead = s->kv.base + offs[i + 16];
-                __builtin_prefetch(ahead);
-                __builtin_prefetch(ahead + 64);
-            }
-            rc = mrf__ckpt_put(s->ckw, s->kv.base + offs[i]);
-        }
-        for (size_t r = 0; rc == MRF_OK && r < s->n_bruns; r++)
-            if (s->bruns[r].task == -1)
-                rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
-    }
-    mrf__big_free(offs, ocap * sizeof *offs);
-    mrf__free(cnt);
-    mrf__big_free(raw, rcap);
-    return commit_checkpoint(s, rc, phase, t0, ck_before, n);
-}
-
-/* A verified block of a checkpoint becomes committed map output. */
-static int load_block(void *ctx, const char *recs, size_t len, uint64_t n)
-{
-    stage *s = ctx;
-    int rc;
-    if (s->kv.len && (s->kv.len + len > s->map_cap || s->map_recs + n > s->map_rec_cap) &&
-        (rc = spill_map(s)))
-        return rc;
-    if (mrf__kvbuf_reserve(&s->kv, len))
-        return mrf__fail(MRF_ENOMEM, "out of memory loading a checkpoint");
-    memcpy(s->kv.base + s->kv.len, recs, len);
-    s->kv.len += len;
-    s->map_recs += n;
-    for (size_t at = 0; at < len; at += mrf__rec_size(recs + at)) {
-        uint32_t b = mrf__rec_bucket(recs + at);
-        size_t sz = mrf__rec_size(recs + at);
-        s->bucket_bytes[b].bytes += sz;
-        s->bucket_bytes[b].recs++;
-        s->pack_bytes[b].bytes += sz;
-        s->pack_bytes[b].recs++;
-    }
-    return MRF_OK;
-}
-
-/* A verified block of a checkpoint taken after the shuffle, on as many
- * ranks: this rank's reduce input again. */
-static int load_reduce_block(void *ctx, const char *recs, size_t len, uint64_t n)
-{
-    stage *s = ctx;
-    int rc;
-    if (s->rkv.len && (s->rkv.len + len > s->red_cap || s->rkv_recs + n > s->red_rec_cap) &&
-        (rc = spill_sorted(s)))
-        return rc;
-    if (mrf__kvbuf_reserve(&s->rkv, len))
-        return mrf__fail(MRF_ENOMEM, "out of memory loading a checkpoint");
-    memcpy(s->rkv.base + s->rkv.len, recs, len);
-    s->rkv.len += len;
-    s->rkv_recs += n;
-    s->red_in_bytes += len;
-    s->red_in_recs += n;
-    return MRF_OK;
-}
-
-/* Puts one reduce-input record, tagged with its bucket again (the reducing
- * side's combining loses it), so a resume on other ranks can shuffle it. */
-static int put_retagged(stage *s, const char *rec, char **buf, size_t *cap)
-{
-    size_t n = mrf__rec_size(rec);
-    if (mrf__big_grow(buf, cap, n))
-        return mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    memcpy(*buf, rec, n);
-    const char *k = mrf__rec_key(rec);
-    size_t kl = mrf__rec_klen(rec);
-    mrf__wr32(*buf, key_bucket(s, k, kl, s->range ? 0 : mrf__key_hash(k, kl)));
-    return mrf__ckpt_put(s->ckw, *buf);
-}
-
-/* Collective, after the shuffle (or when a signal stops the reduce): every
- * rank's reduce input, as blocks of its own (phase "shuffled"). */
-static int take_checkpoint_shuffled(stage *s)
-{
-    double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
-    int rc = MRF_OK;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (!s->ckw)
-        rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
-    if (rc == MRF_OK)
-        mrf__ckpt_set_mixed(s->ckw, true);
-    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at), n++)
-        rc = put_retagged(s, s->kv.base + at, &buf, &cap);
-    if (rc == MRF_OK && s->n_runs)
-        rc = mrf__spill_flush(&s->spill);
-    for (size_t i = 0; rc == MRF_OK && i < s->n_runs; i++) {
-        mrf__run_reader rd;
-        const char *r;
-        int k;
-        if ((rc = mrf__runr_open(&rd, &s->spill, &s->runs[i])))
-            break;
-        while (rc == MRF_OK && (k = mrf__runr_next(&rd, &r)) == 1)
-            rc = put_retagged(s, r, &buf, &cap);
-        if (rc == MRF_OK && k < 0)
-            rc = k;
-        mrf__runr_close(&rd);
-    }
-    mrf__big_free(buf, cap);
-    rc = commit_checkpoint(s, rc, "shuffled", t0, ck_before, n);
-    if (rc == MRF_OK)
-        s->shuffled_ckpt = true;
-    return rc;
-}
-
-/* Why a checkpoint may not be resumed by this run (NULL: it may). */
-static const char *fingerprint_differs(stage *s, const mrf__ckpt_meta *m, char *why, size_t n)
-{
-    if (strcmp(m->job, s->spec->name) != 0)
-        snprintf(why, n, "it was written by job '%s', this is job '%s'", m->job, s->spec->name);
-    else if (m->spec_fp != s->spec_fp)
-        snprintf(why, n,
-                 "job '%s' is defined differently now (its input kind, record size, combiner, "
-                 "partitioning or flags changed)",
-                 m->job);
-    else if (strcmp(m->partitioner, part_name(s->part)) != 0)
-        snprintf(why, n, "it was written with --partitioner %s, this run has --partitioner %s",
-                 m->partitioner, part_name(s->part));
-    else if (m->map_combine != (uint64_t)s->opt->map_combine)
-        snprintf(why, n, "it was written with --map-combine %s, this run has --map-combine %s",
-                 m->map_combine ? "on" : "off", s->opt->map_combine ? "on" : "off");
-    else if (m->buckets_opt != s->opt->buckets)
-        snprintf(why, n, "it was written with --buckets %llu, this run has --buckets %u",
-                 (unsigned long long)m->buckets_opt, s->opt->buckets);
-    else if (m->task_size != s->task_size)
-        snprintf(why, n, "it was written with --task-size %llu, this run has --task-size %llu",
-                 (unsigned long long)m->task_size, (unsigned long long)s->task_size);
-    else if (m->inputs_fp != s->inputs_fp || m->tasks != s->plan.n_tasks)
-        snprintf(why, n,
-                 "the --input files differ from that run's (their names, sizes or modification "
-                 "times)");
-    else
-        return NULL;
-    return why;
-}
-
-/* Restores the open epoch: decisions, map output, dead letters, tasks done. */
-static int load_epoch(stage *s)
-{
-    const mrf__ckpt_meta *m = &s->ckmeta;
-    char *part = NULL, *bad = NULL;
-    size_t part_len = 0, bad_len = 0;
-    int rc = mrf__ckpt_read_bytes(s->ckr, "/partition", 1ull << 31, &part, &part_len);
-    if (rc == MRF_OK) {
-        mrf__splitters_free(&s->sp);
-        mrf__heavy_free(&s->hv);
-        if (m->nb > (1u << 26) || m->nb_base > m->nb ||
-            mrf__decisions_unpack(part, part_len, (uint32_t)(m->nb - m->nb_base), &s->sp, &s->hv) ||
-            s->hv.nsub != m->nb - m->nb_base ||
-            (s->range ? s->sp.n + 1 != m->nb_base : m->nb_base != s->opt->buckets))
-            rc = mrf__fail(MRF_EIO, "checkpoint '%s': its partitioning record is damaged",
-                           mrf__ckpt_path(s->ckr));
-    }
-    mrf__free(part);
-    if ((rc = agree(s, rc)))
-        return rc;
-    s->nb_base = (uint32_t)m->nb_base;
-    s->nb = (uint32_t)m->nb;
-    rc = map_setup(s);
-    if (rc == MRF_OK) {
-        char *d = NULL;
-        size_t dl = 0;
-        rc = mrf__ckpt_read_bytes(s->ckr, "/tasks_done", 1ull << 31, &d, &dl);
-        if (rc == MRF_OK && dl == s->done_len)
-            memcpy(s->done, d, dl);
-        else if (rc == MRF_OK)
-            rc = MRF_EIO;
-        mrf__free(d);
-        s->n_done = 0;
-        for (size_t t = 0; rc == MRF_OK && t < s->plan.n_tasks; t++)
-            s->n_done += (s->done[t / 8] >> (t % 8)) & 1u;
-        if (rc == MRF_OK && s->n_done != m->tasks_done)
-            rc = MRF_EIO;
-        if (rc)
-            rc = mrf__fail(MRF_EIO, "checkpoint '%s': its task bitmap is damaged",
-                           mrf__ckpt_path(s->ckr));
-    }
-    /* after the shuffle, on as many ranks: each rank takes back its own
-     * reduce input; otherwise an equal share becomes map output again */
-    s->tails_done = strcmp(m->phase, "shuffled") == 0;
-    s->direct = s->tails_done && m->ranks == (uint64_t)s->size;
-    if (s->direct)
-        size_reduce_side(s);
-    if (rc == MRF_OK)
-        rc = mrf__ckpt_load(s->ckr, s->direct ? s->rank : -1,
-                            s->direct ? load_reduce_block : load_block, s);
-    if (rc == MRF_OK)
-        rc = mrf__ckpt_read_bad(s->ckr, &bad, &bad_len);
-    if ((rc = agree(s, rc)) == MRF_OK && s->rank == 0 && bad_len) {
-        /* only now: a fallback to another epoch must not find them written */
-        rc = mrf__badrec_restore(&s->bad, bad, bad_len, m->bad_records);
-        if (rc == MRF_OK)
-            rc = mrf__badrec_commit(&s->bad, s->tmpdir, s->rank, &s->bad_records);
-    }
-    mrf__free(bad);
-    if (rc == MRF_OK && s->rank == 0) { /* the figures of the tasks done before */
-        s->records_in += m->records_in;
-        s->my_input_bytes += m->input_bytes;
-    }
-    return agree(s, rc);
-}
-
-/* Rank 0 finds the epochs to try; every rank opens the newest readable. */
-static int open_candidate(stage *s)
-{
-    for (; s->ci < s->ncands; s->ci++) {
-        int rc = mrf__ckpt_open(s->comm, s->opt->ckpt_dir, s->cands[s->ci], &s->ckr, &s->ckmeta);
-        if (rc == MRF_OK)
-            return MRF_OK;
-        if (s->rank == 0)
-            mrf__log(MRF_LOG_WARN,
-                     "checkpoint %s/epoch-%06llu.h5 cannot be read (truncated, or not a complete "
-                     "HDF5 file)%s",
-                     s->opt->ckpt_dir, (unsigned long long)s->cands[s->ci],
-                     s->ci + 1 < s->ncands ? "; trying the previous epoch" : "");
-    }
-    return MRF_EIO;
-}
-
-/* Collective, before planning: the checkpoint directory is usable, and the
- * newest readable epoch (if any) is open. */
-static int ckpt_begin(stage *s)
-{
-    char err[MRF_ERRLEN] = "";
-    int hdr[2] = {MRF_OK, 0};
-    if (s->rank == 0) {
-        hdr[0] = mrf__ckpt_prepare(s->opt->ckpt_dir, s->cands, 8, &hdr[1], err, sizeof err);
-        if (hdr[0])
-            mrf__fail(hdr[0], "%s", err[0] ? err : "out of memory");
-    }
-    MPI_Bcast(hdr, 2, MPI_INT, 0, s->comm);
-    MPI_Bcast(s->cands, 8, MPI_UINT64_T, 0, s->comm);
-    if (hdr[0])
-        return hdr[0];
-    s->ncands = hdr[1];
-    s->epoch = s->ncands ? s->cands[0] + 1 : 1;
-    if (s->opt->no_resume) {
-        if (s->rank == 0 && s->ncands)
-            mrf__log(MRF_LOG_WARN,
-                     "--no-resume: ignoring the checkpoints in '%s' (epoch %llu is next)",
-                     s->opt->ckpt_dir, (unsigned long long)s->epoch);
-        s->ncands = 0;
-        return MRF_OK;
-    }
-    if (s->ncands)
-        open_candidate(s); /* none readable: resume() says what to do */
-    return MRF_OK;
-}
-
-/* After planning: resume from the open epoch, falling back to older ones
- * when one is damaged.  *resumed says whether one was loaded. */
-static int resume(stage *s, bool *resumed)
-{
-    *resumed = false;
-    bool first = true;
-    double t0 = MPI_Wtime();
-    while (s->ckr) {
-        char why[MRF_ERRLEN];
-        const char *diff = fingerprint_differs(s, &s->ckmeta, why, sizeof why);
-        int rc;
-        if (diff && first) {
-            if (s->rank == 0)
-                mrf__fail(MRF_EUSAGE,
-                          "cannot resume from checkpoint '%s': %s.  Rerun with the options of "
-                          "the run that wrote it, or start over with --no-resume (or another "
-                          "--checkpoint-dir)",
-                          mrf__ckpt_path(s->ckr), diff);
-            mrf__ckpt_close(s->ckr);
-            s->ckr = NULL;
-            return MRF_EUSAGE;
-        }
-        first = false;
-        if (diff) {
-            if (s->rank == 0)
-                mrf__log(MRF_LOG_WARN, "skipping checkpoint '%s': %s", mrf__ckpt_path(s->ckr),
-                         diff);
-            rc = MRF_EINPUT;
-        } else {
-            rc = load_epoch(s);
-        }
-        if (rc == MRF_OK) {
-            s->resumed_epoch = s->ckmeta.epoch;
-            s->resumed_tasks = s->n_done;
-            s->t_resume = MPI_Wtime() - t0;
-            if (s->rank == 0)
-                mrf__log(s->opt->quiet ? MRF_LOG_INFO : MRF_LOG_WARN,
-                         "resuming job '%s' from checkpoint '%s' (%s phase, %llu of %zu map tasks "
-                         "done, written by %llu ranks; now %d), read in %.3f s",
-                         s->spec->name, mrf__ckpt_path(s->ckr), s->ckmeta.phase,
-                         (unsigned long long)s->n_done, s->plan.n_tasks,
-                         (unsigned long long)s->ckmeta.ranks, s->size, s->t_resume);
-            mrf__ckpt_close(s->ckr);
-            s->ckr = NULL;
-            *resumed = true;
-            return MRF_OK;
-        }
-        if (rc == MRF_ENOMEM)
-            return rc;
-        map_reset(s);
-        if (s->rank == 0 && !diff)
-            mrf__log(MRF_LOG_WARN, "checkpoint '%s' is damaged (see above)%s",
-                     mrf__ckpt_path(s->ckr),
-                     s->ci + 1 < s->ncands ? "; falling back to the previous epoch" : "");
-        mrf__ckpt_close(s->ckr);
-        s->ckr = NULL;
-        s->ci++;
-        open_candidate(s);
-    }
-    if (s->ncands == 0)
-        return MRF_OK;
-    if (s->opt->restart_scratch) {
-        if (s->rank == 0)
-            mrf__log(MRF_LOG_WARN,
-                     "no valid checkpoint in '%s': starting from the beginning "
-                     "(--restart-from-scratch)",
-                     s->opt->ckpt_dir);
-        return MRF_OK;
-    }
-    return s->rank == 0 ? mrf__fail(MRF_EIO,
-                                    "'%s' holds checkpoints but none is valid (see above); rerun "
-                                    "with --restart-from-scratch to start from the beginning",
-                                    s->opt->ckpt_dir)
-                        : MRF_EIO;
-}
-
-/* Testing switch: MRFLOW_TEST_PAUSE=map|shuffle|reduce makes every rank wait
- * there (up to 300 s) for a preemption signal, after creating the file
- * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase (or
- * look at the ranks) and then let them go on by creating
- * $MRFLOW_TEST_PAUSE_FILE.go.  MRFLOW_TEST_PAUSE_JOB=NAME: only in the stage
- * run of that name (a multi-stage job's JOB/STAGE.RUN). */
-static void test_pause(stage *s, const char *phase)
-{
-    const char *want = getenv("MRFLOW_TEST_PAUSE"), *file = getenv("MRFLOW_TEST_PAUSE_FILE");
-    const char *job = getenv("MRFLOW_TEST_PAUSE_JOB"); /* only in this stage run */
-    char go[4096] = "";
-    if (!want || strcmp(want, phase) != 0 || (job && strcmp(job, s->spec->name) != 0))
-        return;
-    if (file) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s.%d", file, s->rank);
-        snprintf(go, sizeof go, "%s.go", file);
-        FILE *f = fopen(path, "w");
-        if (f)
-            fclose(f);
-    }
-    for (int i = 0; i < 30000 && !mrf__preempted(); i++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        if (s->sched)
-            mrf__sched_poke(s->sched);
-        if (go[0] && i % 10 == 0 && access(go, F_OK) == 0)
-            break;
-    }
-}
-
 /* -------------------------------------------------------------- shuffle -- */
 
 /* Reducing side: sorts the received records in rkv and writes them to disk
  * as one sorted run. */
-static int spill_sorted(stage *s)
+int mrf__st_spill_sorted(stage *s)
 {
     size_t n = 0;
     int rc = MRF_OK;
@@ -2255,7 +1508,7 @@ static char *space(void *ctx, size_t n, int *err)
         return s->scratch;
     }
     if (s->rkv.len && (s->rkv.len + n > s->red_cap || s->rkv_recs >= s->red_rec_cap) &&
-        (*err = spill_sorted(s)))
+        (*err = mrf__st_spill_sorted(s)))
         return NULL;
     if (mrf__kvbuf_reserve(&s->rkv, n ? n : 1)) {
         *err = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle input", n);
@@ -2269,7 +1522,7 @@ static int spill_table(stage *s)
 {
     if (mrf__ctable_evict(&s->ct, &s->rkv, NULL, NULL, NULL))
         return mrf__fail(MRF_ENOMEM, "out of memory draining the combining table");
-    return spill_sorted(s);
+    return mrf__st_spill_sorted(s);
 }
 
 /* Combines the records [p, p+n) into the reducing side's table (a split
@@ -2308,7 +1561,7 @@ static void round_done(void *ctx, unsigned round, uint64_t bytes)
         raise(SIGKILL);
     }
     if (round == 1)
-        test_pause(s, "shuffle");
+        mrf__st_test_pause(s, "shuffle");
     mrf__progress_shuffle(&s->prog, round, s->est_rounds, bytes, s->out_bytes);
 }
 
@@ -2348,7 +1601,7 @@ static int merge_heavy(stage *s)
         rc = mrf__fail(MRF_EINTERNAL, "heavy keys' partial results exceed 2 GiB");
     if (rc == MRF_OK && !(send = mrf__malloc(part.len ? part.len : 1)))
         rc = mrf__fail(MRF_ENOMEM, "out of memory merging heavy keys");
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out;
     /* records grouped by home rank */
     for (int pass = 0; pass < 2; pass++) {
@@ -2379,7 +1632,7 @@ static int merge_heavy(stage *s)
     }
     if (total > INT_MAX || !(recv = mrf__malloc(total ? total : 1)))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of heavy keys' results", total);
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out;
     if (MPI_Alltoallv(send, sc, sd, MPI_BYTE, recv, rcn, rd, MPI_BYTE, s->comm) != MPI_SUCCESS)
         rc = MRF_EMPI;
@@ -2388,7 +1641,7 @@ static int merge_heavy(stage *s)
             s->heavy_partials += (uint64_t)rcn[d];
     if (rc == MRF_OK)
         rc = combine_in(s, recv, total, false);
-    rc = agree(s, rc);
+    rc = mrf__st_agree(s, rc);
 out:
     mrf__kvbuf_destroy(&part);
     mrf__free(send);
@@ -2454,7 +1707,7 @@ static int choose_compression(stage *s)
     char *buf;
     size_t len, cap;
     int rc = map_sample(s, &buf, &len, &cap);
-    rc = agree(s, rc);
+    rc = mrf__st_agree(s, rc);
     if (rc == MRF_OK) {
         size_t probe = s->round_bytes < (8u << 20) ? s->round_bytes : (8u << 20);
         rc = mrf__compress_choose(s->comm, buf, len, o->compress_level, probe, &s->cc);
@@ -2470,11 +1723,11 @@ static int choose_compression(stage *s)
                  s->cc.on ? "on" : "off", s->cc.link_bps / 1e6, o->compress_level,
                  s->cc.comp_bps / 1e6, s->cc.decomp_bps / 1e6, s->cc.ratio, s->cc.cost_off,
                  s->cc.cost_on);
-    return agree(s, rc);
+    return mrf__st_agree(s, rc);
 }
 
 /* Sets the reducing side's shares from what is free of the budget now. */
-static void size_reduce_side(stage *s)
+void mrf__st_size_reduce_side(stage *s)
 {
     uint64_t used = mrf__mem_in_use();
     /* the shuffle's own: stage, compressed send and receive buffers (each
@@ -2531,7 +1784,7 @@ static int exchange(stage *s)
     s->cur = mrf__calloc(P, sizeof *s->cur);
     if (!global || !s->owner || !s->order || !s->dstart || !s->cur)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out;
     /* pack by the per-task weights where they exist (a combining job with
      * speculation on); otherwise by the arena's bytes, which for a job
@@ -2566,7 +1819,7 @@ static int exchange(stage *s)
         log_partitioning(s);
     int spilled = s->n_bruns > 0, any_spilled = 0;
     MPI_Allreduce(&spilled, &any_spilled, 1, MPI_INT, MPI_MAX, s->comm);
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out;
     if (s->size == 1 && !any_spilled) { /* one rank, all in memory: the arena is the reduce input */
         s->red_in_bytes = s->kv.len;
@@ -2666,14 +1919,14 @@ static int exchange(stage *s)
             }
         }
     }
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out;
     t_group = MPI_Wtime() - t_group;
     double t_cc = MPI_Wtime();
     if ((rc = choose_compression(s)))
         goto out;
     t_cc = MPI_Wtime() - t_cc;
-    size_reduce_side(s);
+    mrf__st_size_reduce_side(s);
     s->map_spill_end = s->spill.end;
     /* for progress: about how many rounds the busiest sender needs */
     s->out_bytes = s->send_bytes;
@@ -2706,7 +1959,7 @@ static int exchange(stage *s)
     if (s->n_bruns)
         mrf__spill_release(&s->spill, 0, s->map_spill_end);
     s->n_bruns = 0;
-    if (s->heavy_merge && (rc = agree(s, rc)) == MRF_OK)
+    if (s->heavy_merge && (rc = mrf__st_agree(s, rc)) == MRF_OK)
         rc = merge_heavy(s);
     if (rc == MRF_OK && s->spec->combine) {
         /* what the table holds joins the reduce input, sorted if there are runs */
@@ -3191,7 +2444,7 @@ static int write_report(stage *s, double elapsed, int rc_job)
             rc = mrf__metrics_write(s->opt->metrics, &r);
     }
     mrf__free(all);
-    return agree(s, rc);
+    return mrf__st_agree(s, rc);
 }
 
 /* ---------------------------------------------------------------- stage -- */
@@ -3280,11 +2533,12 @@ static int run_stage(stage *s)
     mrf__progress_init(&s->prog, s->opt->progress, s->opt->progress_every, s->rank == 0);
     if ((rc = choose_partitioner(s)))
         goto out;
-    if ((rc = agree(s, set_budget(s))))
+    if ((rc = mrf__st_agree(s, set_budget(s))))
         goto out;
-    s->spec_fp = spec_fingerprint(s->spec);
+    s->spec_fp = mrf__st_spec_fingerprint(s->spec);
     s->ckpt = s->opt->ckpt_dir != NULL;
-    if (s->ckpt && ((rc = ckpt_begin(s)) || (rc = agree(s, mrf__signals_install()))))
+    if (s->ckpt &&
+        ((rc = mrf__st_ckpt_begin(s)) || (rc = mrf__st_agree(s, mrf__signals_install()))))
         goto out;
     if ((rc = plan_and_share(s)))
         goto out;
@@ -3293,13 +2547,13 @@ static int run_stage(stage *s)
                          s->opt->compress == MRF__COMPRESS_AUTO,
                          s->opt->corrupt_spill_rank == s->rank);
     s->spill_open = rc == MRF_OK;
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out;
     if ((rc = mrf__output_begin(s->comm, s->opt->output, s->opt->overwrite, s->run_id, &s->tmpdir)))
         goto out;
     t = MPI_Wtime();
     bool resumed = false;
-    if (s->ckpt && (rc = resume(s, &resumed)))
+    if (s->ckpt && (rc = mrf__st_resume(s, &resumed)))
         goto out_with_tmpdir;
     if (!resumed) {
         s->nb_base = s->nb = s->opt->buckets;
@@ -3310,7 +2564,7 @@ static int run_stage(stage *s)
         if (s->range)
             s->nb_base = s->nb;
         s->nb = s->nb_base + s->hv.nsub;
-        if ((rc = agree(s, map_setup(s))))
+        if ((rc = mrf__st_agree(s, mrf__st_map_setup(s))))
             goto out_with_tmpdir;
     }
     s->t_decide = MPI_Wtime() - t - s->t_resume;
@@ -3332,11 +2586,11 @@ static int run_stage(stage *s)
                         sizeof s->arena_numa);
     mrf__log(MRF_LOG_DEBUG, "after map: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out_with_tmpdir;
     /* the checkpoint after the map (unless the one resumed from was it) */
     if (s->ckpt && !(resumed && s->resumed_tasks == s->plan.n_tasks) &&
-        (rc = take_checkpoint(s, "mapped")))
+        (rc = mrf__st_take_checkpoint(s, "mapped")))
         goto out_with_tmpdir;
     if (s->preempt) {
         rc = MRF__PREEMPTED;
@@ -3344,7 +2598,7 @@ static int run_stage(stage *s)
     }
     rc = check_bad_records(s);
     int crc = mrf__badrec_close(&s->bad); /* fsynced before the commit */
-    if ((rc = agree(s, rc ? rc : crc)))
+    if ((rc = mrf__st_agree(s, rc ? rc : crc)))
         goto out_with_tmpdir;
 
     t = MPI_Wtime();
@@ -3355,14 +2609,14 @@ static int run_stage(stage *s)
              "%zu+%zu, %zu sorted runs)",
              mrf__mem_in_use(), mrf__mem_peak(), s->kv.cap, s->spill.rd_cap, s->spill.enc_cap,
              s->n_runs);
-    if ((rc = agree(s, rc)))
+    if ((rc = mrf__st_agree(s, rc)))
         goto out_with_tmpdir;
     /* the checkpoint after the shuffle, when --checkpoint-every has passed
      * since the last one (rank 0's clock) */
     if (s->ckpt && s->opt->ckpt_every > 0) {
         int due = MPI_Wtime() - s->ckpt_last >= s->opt->ckpt_every;
         MPI_Bcast(&due, 1, MPI_INT, 0, s->comm);
-        if (due && (rc = take_checkpoint_shuffled(s)))
+        if (due && (rc = mrf__st_take_checkpoint_shuffled(s)))
             goto out_with_tmpdir;
     }
 
@@ -3374,22 +2628,22 @@ reduce_phase:
         mrf__log(MRF_LOG_WARN, "--fault crash: killing myself in the reduce phase");
         raise(SIGKILL);
     }
-    test_pause(s, "reduce");
+    mrf__st_test_pause(s, "reduce");
     rc = reduce_local(s);
     s->cpu_reduce += cpu_now() - c0;
     s->t_reduce = MPI_Wtime() - t;
     mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());
-    if ((rc = agree(s, rc))) {
+    if ((rc = mrf__st_agree(s, rc))) {
         /* stopped by a signal: the reduce input is whole still; checkpoint
          * it (a failure leaves the previous epoch, after the map, valid) */
         if (rc == MRF__PREEMPTED && s->ckpt && !s->shuffled_ckpt)
-            take_checkpoint_shuffled(s);
+            mrf__st_take_checkpoint_shuffled(s);
         goto out_with_tmpdir;
     }
     /* the sums of mrf_stage_add, job-wide; kept with an intermediate stage */
     MPI_Allreduce(MPI_IN_PLACE, s->sums, MRF_STAGE_SLOTS, MPI_DOUBLE, MPI_SUM, s->comm);
-    if (s->opt->kv_output && (rc = agree(s, s->rank == 0 ? write_stage_file(s) : MRF_OK)))
+    if (s->opt->kv_output && (rc = mrf__st_agree(s, s->rank == 0 ? write_stage_file(s) : MRF_OK)))
         goto out_with_tmpdir;
     if (s->opt->format_hdf5) {
         s->h5.job = s->spec->name;
@@ -3399,7 +2653,7 @@ reduce_phase:
         t = MPI_Wtime();
         rc = mrf__output_h5(s->comm, s->tmpdir, &s->h5, &s->bytes_out);
         s->t_reduce += MPI_Wtime() - t;
-        if ((rc = agree(s, rc)))
+        if ((rc = mrf__st_agree(s, rc)))
             goto out_with_tmpdir;
     }
 

@@ -172,6 +172,20 @@ else
     not_ok "term: the ranks never paused (job $jid: $(field "$jid" JobState))"
 fi
 
+# MRFLOW_MAX_REQUEUES=0: checkpoint and stop, no requeue
+MRFLOW_MAX_REQUEUES=0 preempted_job norequeue
+if wait_paused 2; then
+    scancel --batch -s USR1 "$jid"
+    check "MRFLOW_MAX_REQUEUES=0: exit 75, not requeued, the log says to resubmit" \
+        sh -c 'for i in $(seq 300); do
+                   s=$(scontrol show job "$1" | grep -o "JobState=[A-Z]*")
+                   [ "$s" = JobState=FAILED ] && break; sleep 0.2; done
+               scontrol show job "$1" | grep -q "Restarts=0" &&
+               grep -q "MRFLOW_MAX_REQUEUES=0): resubmit" "$2"' _ "$jid" "$WORK/norequeue.log"
+else
+    not_ok "norequeue: the ranks never paused (job $jid: $(field "$jid" JobState))"
+fi
+
 # 4. past --time: Slurm warns with USR1 30 s (+0..60) before the limit
 t0=$SECONDS
 preempted_job timeout -t 1 --signal=B:USR1@30

@@ -1,0 +1,567 @@
+/*
+ * jobckpt.c -- a stage's checkpoints (README "Checkpoints, preemption and
+ * resume"): taking one between map tasks, after the map and after the
+ * shuffle; the fingerprints that say whether one may be resumed; opening,
+ * verifying and loading the newest valid epoch, with fallback.  The file
+ * format and its commit protocol are ckpt.c's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stage.h"
+
+/* ---------------------------------------------------------- checkpoints -- */
+
+static const char *part_name(int p)
+{
+    return p == MRF__PART_HASH ? "hash" : p == MRF__PART_SKEW ? "skew" : "range";
+}
+
+/* What the job's map output depends on in its definition. */
+uint64_t mrf__st_spec_fingerprint(const mrf_job_spec *spec)
+{
+    char buf[512];
+    int n =
+        snprintf(buf, sizeof buf, "%s|%d|%zu|%d|%d|%u", spec->name, (int)spec->input,
+                 spec->record_size, spec->combine != NULL, (int)spec->partitioning, spec->flags);
+    return mrf__checksum(buf, (size_t)(n < 0 ? 0 : n));
+}
+
+static void fill_meta(stage *s, mrf__ckpt_meta *m, const char *phase)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->job, sizeof m->job, "%s", s->spec->name);
+    snprintf(m->version, sizeof m->version, "%s", mrf_version());
+    snprintf(m->run_id, sizeof m->run_id, "%s", s->run_id);
+    snprintf(m->phase, sizeof m->phase, "%s", phase);
+    snprintf(m->partitioner, sizeof m->partitioner, "%s", part_name(s->part));
+    m->spec_fp = s->spec_fp;
+    m->inputs_fp = s->inputs_fp;
+    m->task_size = s->task_size;
+    m->tasks = s->plan.n_tasks;
+    m->tasks_done = s->n_done;
+    m->buckets_opt = s->opt->buckets;
+    m->nb = s->nb;
+    m->nb_base = s->nb_base;
+    m->map_combine = s->opt->map_combine;
+    m->epoch = s->epoch;
+}
+
+/* This rank's committed dead letters (its _BAD_RECORDS part so far). */
+static int my_bad_records(stage *s, char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (!s->bad_records)
+        return MRF_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/_BAD_RECORDS/part-%05d", s->tmpdir, s->rank);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mrf__fail(MRF_EIO, "checkpoint: cannot read '%s': %s", path, strerror(errno));
+    size_t cap = 0;
+    char chunk[65536];
+    size_t k;
+    int rc = MRF_OK;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (*len + k > cap) {
+            size_t nc = cap ? cap * 2 : 65536;
+            while (nc < *len + k)
+                nc *= 2;
+            char *nb = mrf__realloc(*buf, nc);
+            if (!nb) {
+                rc = mrf__fail(MRF_ENOMEM, "out of memory");
+                break;
+            }
+            *buf = nb;
+            cap = nc;
+        }
+        memcpy(*buf + *len, chunk, k);
+        *len += k;
+    }
+    if (ferror(f) && rc == MRF_OK)
+        rc = mrf__fail(MRF_EIO, "checkpoint: reading '%s' failed", path);
+    fclose(f);
+    return rc;
+}
+
+/* Puts the records of bucket b held in bucket run r. */
+static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw, size_t *cap)
+{
+    const mrf__bdir_ent *e = mrf__brun_find(r, b);
+    if (!e)
+        return MRF_OK;
+    int rc = MRF_OK;
+    for (uint64_t at = e->off; at < e->off + e->len && rc == MRF_OK;) {
+        uint32_t rl, sl;
+        uint64_t next;
+        if ((rc = mrf__spill_peek(&s->spill, at, &rl, &sl)))
+            break;
+        if (mrf__big_grow(raw, cap, rl ? rl : 1))
+            return mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+        if ((rc = mrf__spill_read(&s->spill, at, *raw, &next)))
+            break;
+        for (size_t o = 0; o < rl && rc == MRF_OK; o += mrf__rec_size(*raw + o))
+            rc = mrf__ckpt_put(s->ckw, *raw + o);
+        at = next;
+    }
+    return rc;
+}
+
+/* The common end of a checkpoint, once this rank has put its records into
+ * s->ckw (rc: how that went): its dead letters and (rank 0) the partition
+ * decisions go in, every rank agrees, the epoch is committed, and the
+ * writer is freed so its staging buffers (up to 256 MiB) go back to the
+ * budget.  n_mem: records put from memory, for the log.  Collective. */
+static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, double ck_before,
+                             size_t n_mem)
+{
+    double t_put = MPI_Wtime();
+    char *bad = NULL, *part = NULL;
+    size_t bad_len = 0, part_len = 0;
+    if (rc == MRF_OK)
+        rc = my_bad_records(s, &bad, &bad_len);
+    if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    mrf__ckpt_meta m;
+    fill_meta(s, &m, phase);
+    uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
+    MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
+    m.records_in = tot[0];
+    m.input_bytes = tot[1];
+    m.bad_records = tot[2];
+    double t_agree = MPI_Wtime();
+    if ((rc = mrf__st_agree(s, rc)) == MRF_OK) {
+        mrf__log(MRF_LOG_DEBUG,
+                 "checkpoint: records gathered and compressed in %.3f s (%zu from memory, %zu "
+                 "spilled runs), waited %.3f s for the other ranks",
+                 t_put - t0, n_mem, s->n_bruns + s->n_runs, MPI_Wtime() - t_agree);
+        bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
+        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
+                              bad, bad_len, crash, &s->ckst);
+    }
+    mrf__ckpt_writer_destroy(s->ckw);
+    s->ckw = NULL;
+    mrf__free(bad);
+    mrf__free(part);
+    if (rc == MRF_OK) {
+        s->epoch++;
+        double took = MPI_Wtime() - t0;
+        s->ckst.seconds = ck_before + took; /* gathering and compressing too, not only writing */
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_INFO,
+                     "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu records, "
+                     "%llu bytes raw, %llu stored, %.3f s",
+                     s->opt->ckpt_dir, (unsigned long long)m.epoch, phase,
+                     (unsigned long long)s->n_done, s->plan.n_tasks, (unsigned long long)m.records,
+                     (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes, took);
+    } else if (s->rank == 0) {
+        mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu (%s) was not written; %s",
+                 (unsigned long long)m.epoch, phase,
+                 s->ckst.written ? "the previous one stays valid"
+                                 : "no checkpoint of this run exists yet");
+    }
+    s->ckpt_last = MPI_Wtime();
+    return rc;
+}
+
+/* Collective, between map tasks or after the map: writes every rank's
+ * committed map output (arena and bucket runs), by bucket, as the next
+ * epoch. */
+int mrf__st_take_checkpoint(stage *s, const char *phase)
+{
+    double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
+    int rc = MRF_OK;
+    uint64_t *offs = NULL, *cnt = NULL;
+    size_t n = 0, ocap = 0;
+    char *raw = NULL;
+    size_t rcap = 0;
+    if (s->mapc && s->ct.used)
+        rc = mrf__st_drain_table_how(s, true); /* combining starts afresh after it */
+    if (rc == MRF_OK && !s->ckw)
+        rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
+    /* the arena's records by bucket (a counting sort of their offsets) */
+    if (rc == MRF_OK && !(cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
+        cnt[mrf__rec_bucket(s->kv.base + at) + 1]++;
+        n++;
+    }
+    ocap = n ? n : 1;
+    if (rc == MRF_OK && !(offs = mrf__big_alloc(ocap * sizeof *offs)))
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    if (rc == MRF_OK) {
+        for (uint32_t b = 0; b < s->nb; b++)
+            cnt[b + 1] += cnt[b];
+        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+            offs[cnt[mrf__rec_bucket(s->kv.base + at)]++] = at;
+        /* cnt[b] is now where bucket b ends */
+    }
+    if (rc == MRF_OK && s->n_bruns)
+        rc = mrf__spill_flush(&s->spill);
+    for (uint32_t b = 0, i = 0; rc == MRF_OK && b < s->nb; b++) {
+        for (; rc == MRF_OK && i < cnt[b]; i++) {
+            if (i + 16 < n) { /* records are read in bucket order: random in the arena */
+                const char *ahead = s->kv.base + offs[i + 16];
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead + 64);
+            }
+            rc = mrf__ckpt_put(s->ckw, s->kv.base + offs[i]);
+        }
+        for (size_t r = 0; rc == MRF_OK && r < s->n_bruns; r++)
+            if (s->bruns[r].task == -1)
+                rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
+    }
+    mrf__big_free(offs, ocap * sizeof *offs);
+    mrf__free(cnt);
+    mrf__big_free(raw, rcap);
+    return commit_checkpoint(s, rc, phase, t0, ck_before, n);
+}
+
+/* A verified block of a checkpoint becomes committed map output. */
+static int load_block(void *ctx, const char *recs, size_t len, uint64_t n)
+{
+    stage *s = ctx;
+    int rc;
+    if (s->kv.len && (s->kv.len + len > s->map_cap || s->map_recs + n > s->map_rec_cap) &&
+        (rc = mrf__st_spill_map(s)))
+        return rc;
+    if (mrf__kvbuf_reserve(&s->kv, len))
+        return mrf__fail(MRF_ENOMEM, "out of memory loading a checkpoint");
+    memcpy(s->kv.base + s->kv.len, recs, len);
+    s->kv.len += len;
+    s->map_recs += n;
+    for (size_t at = 0; at < len; at += mrf__rec_size(recs + at)) {
+        uint32_t b = mrf__rec_bucket(recs + at);
+        size_t sz = mrf__rec_size(recs + at);
+        s->bucket_bytes[b].bytes += sz;
+        s->bucket_bytes[b].recs++;
+        s->pack_bytes[b].bytes += sz;
+        s->pack_bytes[b].recs++;
+    }
+    return MRF_OK;
+}
+
+/* A verified block of a checkpoint taken after the shuffle, on as many
+ * ranks: this rank's reduce input again. */
+static int load_reduce_block(void *ctx, const char *recs, size_t len, uint64_t n)
+{
+    stage *s = ctx;
+    int rc;
+    if (s->rkv.len && (s->rkv.len + len > s->red_cap || s->rkv_recs + n > s->red_rec_cap) &&
+        (rc = mrf__st_spill_sorted(s)))
+        return rc;
+    if (mrf__kvbuf_reserve(&s->rkv, len))
+        return mrf__fail(MRF_ENOMEM, "out of memory loading a checkpoint");
+    memcpy(s->rkv.base + s->rkv.len, recs, len);
+    s->rkv.len += len;
+    s->rkv_recs += n;
+    s->red_in_bytes += len;
+    s->red_in_recs += n;
+    return MRF_OK;
+}
+
+/* Puts one reduce-input record, tagged with its bucket again (the reducing
+ * side's combining loses it), so a resume on other ranks can shuffle it. */
+static int put_retagged(stage *s, const char *rec, char **buf, size_t *cap)
+{
+    size_t n = mrf__rec_size(rec);
+    if (mrf__big_grow(buf, cap, n))
+        return mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    memcpy(*buf, rec, n);
+    const char *k = mrf__rec_key(rec);
+    size_t kl = mrf__rec_klen(rec);
+    mrf__wr32(*buf, mrf__st_key_bucket(s, k, kl, s->range ? 0 : mrf__key_hash(k, kl)));
+    return mrf__ckpt_put(s->ckw, *buf);
+}
+
+/* Collective, after the shuffle (or when a signal stops the reduce): every
+ * rank's reduce input, as blocks of its own (phase "shuffled"). */
+int mrf__st_take_checkpoint_shuffled(stage *s)
+{
+    double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
+    int rc = MRF_OK;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    if (!s->ckw)
+        rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
+    if (rc == MRF_OK)
+        mrf__ckpt_set_mixed(s->ckw, true);
+    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at), n++)
+        rc = put_retagged(s, s->kv.base + at, &buf, &cap);
+    if (rc == MRF_OK && s->n_runs)
+        rc = mrf__spill_flush(&s->spill);
+    for (size_t i = 0; rc == MRF_OK && i < s->n_runs; i++) {
+        mrf__run_reader rd;
+        const char *r;
+        int k;
+        if ((rc = mrf__runr_open(&rd, &s->spill, &s->runs[i])))
+            break;
+        while (rc == MRF_OK && (k = mrf__runr_next(&rd, &r)) == 1)
+            rc = put_retagged(s, r, &buf, &cap);
+        if (rc == MRF_OK && k < 0)
+            rc = k;
+        mrf__runr_close(&rd);
+    }
+    mrf__big_free(buf, cap);
+    rc = commit_checkpoint(s, rc, "shuffled", t0, ck_before, n);
+    if (rc == MRF_OK)
+        s->shuffled_ckpt = true;
+    return rc;
+}
+
+/* Why a checkpoint may not be resumed by this run (NULL: it may). */
+static const char *fingerprint_differs(stage *s, const mrf__ckpt_meta *m, char *why, size_t n)
+{
+    if (strcmp(m->job, s->spec->name) != 0)
+        snprintf(why, n, "it was written by job '%s', this is job '%s'", m->job, s->spec->name);
+    else if (m->spec_fp != s->spec_fp)
+        snprintf(why, n,
+                 "job '%s' is defined differently now (its input kind, record size, combiner, "
+                 "partitioning or flags changed)",
+                 m->job);
+    else if (strcmp(m->partitioner, part_name(s->part)) != 0)
+        snprintf(why, n, "it was written with --partitioner %s, this run has --partitioner %s",
+                 m->partitioner, part_name(s->part));
+    else if (m->map_combine != (uint64_t)s->opt->map_combine)
+        snprintf(why, n, "it was written with --map-combine %s, this run has --map-combine %s",
+                 m->map_combine ? "on" : "off", s->opt->map_combine ? "on" : "off");
+    else if (m->buckets_opt != s->opt->buckets)
+        snprintf(why, n, "it was written with --buckets %llu, this run has --buckets %u",
+                 (unsigned long long)m->buckets_opt, s->opt->buckets);
+    else if (m->task_size != s->task_size)
+        snprintf(why, n, "it was written with --task-size %llu, this run has --task-size %llu",
+                 (unsigned long long)m->task_size, (unsigned long long)s->task_size);
+    else if (m->inputs_fp != s->inputs_fp || m->tasks != s->plan.n_tasks)
+        snprintf(why, n,
+                 "the --input files differ from that run's (their names, sizes or modification "
+                 "times)");
+    else
+        return NULL;
+    return why;
+}
+
+/* Restores the open epoch: decisions, map output, dead letters, tasks done. */
+static int load_epoch(stage *s)
+{
+    const mrf__ckpt_meta *m = &s->ckmeta;
+    char *part = NULL, *bad = NULL;
+    size_t part_len = 0, bad_len = 0;
+    int rc = mrf__ckpt_read_bytes(s->ckr, "/partition", 1ull << 31, &part, &part_len);
+    if (rc == MRF_OK) {
+        mrf__splitters_free(&s->sp);
+        mrf__heavy_free(&s->hv);
+        if (m->nb > (1u << 26) || m->nb_base > m->nb ||
+            mrf__decisions_unpack(part, part_len, (uint32_t)(m->nb - m->nb_base), &s->sp, &s->hv) ||
+            s->hv.nsub != m->nb - m->nb_base ||
+            (s->range ? s->sp.n + 1 != m->nb_base : m->nb_base != s->opt->buckets))
+            rc = mrf__fail(MRF_EIO, "checkpoint '%s': its partitioning record is damaged",
+                           mrf__ckpt_path(s->ckr));
+    }
+    mrf__free(part);
+    if ((rc = mrf__st_agree(s, rc)))
+        return rc;
+    s->nb_base = (uint32_t)m->nb_base;
+    s->nb = (uint32_t)m->nb;
+    rc = mrf__st_map_setup(s);
+    if (rc == MRF_OK) {
+        char *d = NULL;
+        size_t dl = 0;
+        rc = mrf__ckpt_read_bytes(s->ckr, "/tasks_done", 1ull << 31, &d, &dl);
+        if (rc == MRF_OK && dl == s->done_len)
+            memcpy(s->done, d, dl);
+        else if (rc == MRF_OK)
+            rc = MRF_EIO;
+        mrf__free(d);
+        s->n_done = 0;
+        for (size_t t = 0; rc == MRF_OK && t < s->plan.n_tasks; t++)
+            s->n_done += (s->done[t / 8] >> (t % 8)) & 1u;
+        if (rc == MRF_OK && s->n_done != m->tasks_done)
+            rc = MRF_EIO;
+        if (rc)
+            rc = mrf__fail(MRF_EIO, "checkpoint '%s': its task bitmap is damaged",
+                           mrf__ckpt_path(s->ckr));
+    }
+    /* after the shuffle, on as many ranks: each rank takes back its own
+     * reduce input; otherwise an equal share becomes map output again */
+    s->tails_done = strcmp(m->phase, "shuffled") == 0;
+    s->direct = s->tails_done && m->ranks == (uint64_t)s->size;
+    if (s->direct)
+        mrf__st_size_reduce_side(s);
+    if (rc == MRF_OK)
+        rc = mrf__ckpt_load(s->ckr, s->direct ? s->rank : -1,
+                            s->direct ? load_reduce_block : load_block, s);
+    if (rc == MRF_OK)
+        rc = mrf__ckpt_read_bad(s->ckr, &bad, &bad_len);
+    if ((rc = mrf__st_agree(s, rc)) == MRF_OK && s->rank == 0 && bad_len) {
+        /* only now: a fallback to another epoch must not find them written */
+        rc = mrf__badrec_restore(&s->bad, bad, bad_len, m->bad_records);
+        if (rc == MRF_OK)
+            rc = mrf__badrec_commit(&s->bad, s->tmpdir, s->rank, &s->bad_records);
+    }
+    mrf__free(bad);
+    if (rc == MRF_OK && s->rank == 0) { /* the figures of the tasks done before */
+        s->records_in += m->records_in;
+        s->my_input_bytes += m->input_bytes;
+    }
+    return mrf__st_agree(s, rc);
+}
+
+/* Rank 0 finds the epochs to try; every rank opens the newest readable. */
+static int open_candidate(stage *s)
+{
+    for (; s->ci < s->ncands; s->ci++) {
+        int rc = mrf__ckpt_open(s->comm, s->opt->ckpt_dir, s->cands[s->ci], &s->ckr, &s->ckmeta);
+        if (rc == MRF_OK)
+            return MRF_OK;
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_WARN,
+                     "checkpoint %s/epoch-%06llu.h5 cannot be read (truncated, or not a complete "
+                     "HDF5 file)%s",
+                     s->opt->ckpt_dir, (unsigned long long)s->cands[s->ci],
+                     s->ci + 1 < s->ncands ? "; trying the previous epoch" : "");
+    }
+    return MRF_EIO;
+}
+
+/* Collective, before planning: the checkpoint directory is usable, and the
+ * newest readable epoch (if any) is open. */
+int mrf__st_ckpt_begin(stage *s)
+{
+    char err[MRF_ERRLEN] = "";
+    int hdr[2] = {MRF_OK, 0};
+    if (s->rank == 0) {
+        hdr[0] = mrf__ckpt_prepare(s->opt->ckpt_dir, s->cands, 8, &hdr[1], err, sizeof err);
+        if (hdr[0])
+            mrf__fail(hdr[0], "%s", err[0] ? err : "out of memory");
+    }
+    MPI_Bcast(hdr, 2, MPI_INT, 0, s->comm);
+    MPI_Bcast(s->cands, 8, MPI_UINT64_T, 0, s->comm);
+    if (hdr[0])
+        return hdr[0];
+    s->ncands = hdr[1];
+    s->epoch = s->ncands ? s->cands[0] + 1 : 1;
+    if (s->opt->no_resume) {
+        if (s->rank == 0 && s->ncands)
+            mrf__log(MRF_LOG_WARN,
+                     "--no-resume: ignoring the checkpoints in '%s' (epoch %llu is next)",
+                     s->opt->ckpt_dir, (unsigned long long)s->epoch);
+        s->ncands = 0;
+        return MRF_OK;
+    }
+    if (s->ncands)
+        open_candidate(s); /* none readable: mrf__st_resume() says what to do */
+    return MRF_OK;
+}
+
+/* After planning: resume from the open epoch, falling back to older ones
+ * when one is damaged.  *resumed says whether one was loaded. */
+int mrf__st_resume(stage *s, bool *resumed)
+{
+    *resumed = false;
+    bool first = true;
+    double t0 = MPI_Wtime();
+    while (s->ckr) {
+        char why[MRF_ERRLEN];
+        const char *diff = fingerprint_differs(s, &s->ckmeta, why, sizeof why);
+        int rc;
+        if (diff && first) {
+            if (s->rank == 0)
+                mrf__fail(MRF_EUSAGE,
+                          "cannot resume from checkpoint '%s': %s.  Rerun with the options of "
+                          "the run that wrote it, or start over with --no-resume (or another "
+                          "--checkpoint-dir)",
+                          mrf__ckpt_path(s->ckr), diff);
+            mrf__ckpt_close(s->ckr);
+            s->ckr = NULL;
+            return MRF_EUSAGE;
+        }
+        first = false;
+        if (diff) {
+            if (s->rank == 0)
+                mrf__log(MRF_LOG_WARN, "skipping checkpoint '%s': %s", mrf__ckpt_path(s->ckr),
+                         diff);
+            rc = MRF_EINPUT;
+        } else {
+            rc = load_epoch(s);
+        }
+        if (rc == MRF_OK) {
+            s->resumed_epoch = s->ckmeta.epoch;
+            s->resumed_tasks = s->n_done;
+            s->t_resume = MPI_Wtime() - t0;
+            if (s->rank == 0)
+                mrf__log(s->opt->quiet ? MRF_LOG_INFO : MRF_LOG_WARN,
+                         "resuming job '%s' from checkpoint '%s' (%s phase, %llu of %zu map tasks "
+                         "done, written by %llu ranks; now %d), read in %.3f s",
+                         s->spec->name, mrf__ckpt_path(s->ckr), s->ckmeta.phase,
+                         (unsigned long long)s->n_done, s->plan.n_tasks,
+                         (unsigned long long)s->ckmeta.ranks, s->size, s->t_resume);
+            mrf__ckpt_close(s->ckr);
+            s->ckr = NULL;
+            *resumed = true;
+            return MRF_OK;
+        }
+        if (rc == MRF_ENOMEM)
+            return rc;
+        mrf__st_map_reset(s);
+        if (s->rank == 0 && !diff)
+            mrf__log(MRF_LOG_WARN, "checkpoint '%s' is damaged (see above)%s",
+                     mrf__ckpt_path(s->ckr),
+                     s->ci + 1 < s->ncands ? "; falling back to the previous epoch" : "");
+        mrf__ckpt_close(s->ckr);
+        s->ckr = NULL;
+        s->ci++;
+        open_candidate(s);
+    }
+    if (s->ncands == 0)
+        return MRF_OK;
+    if (s->opt->restart_scratch) {
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_WARN,
+                     "no valid checkpoint in '%s': starting from the beginning "
+                     "(--restart-from-scratch)",
+                     s->opt->ckpt_dir);
+        return MRF_OK;
+    }
+    return s->rank == 0 ? mrf__fail(MRF_EIO,
+                                    "'%s' holds checkpoints but none is valid (see above); rerun "
+                                    "with --restart-from-scratch to start from the beginning",
+                                    s->opt->ckpt_dir)
+                        : MRF_EIO;
+}
+
+/* Testing switch: MRFLOW_TEST_PAUSE=map|shuffle|reduce makes every rank wait
+ * there (up to 300 s) for a preemption signal, after creating the file
+ * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase (or
+ * look at the ranks) and then let them go on by creating
+ * $MRFLOW_TEST_PAUSE_FILE.go.  MRFLOW_TEST_PAUSE_JOB=NAME: only in the stage
+ * run of that name (a multi-stage job's JOB/STAGE.RUN). */
+void mrf__st_test_pause(stage *s, const char *phase)
+{
+    const char *want = getenv("MRFLOW_TEST_PAUSE"), *file = getenv("MRFLOW_TEST_PAUSE_FILE");
+    const char *job = getenv("MRFLOW_TEST_PAUSE_JOB"); /* only in this stage run */
+    char go[4096] = "";
+    if (!want || strcmp(want, phase) != 0 || (job && strcmp(job, s->spec->name) != 0))
+        return;
+    if (file) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%d", file, s->rank);
+        snprintf(go, sizeof go, "%s.go", file);
+        FILE *f = fopen(path, "w");
+        if (f)
+            fclose(f);
+    }
+    for (int i = 0; i < 30000 && !mrf__preempted(); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (s->sched)
+            mrf__sched_poke(s->sched);
+        if (go[0] && i % 10 == 0 && access(go, F_OK) == 0)
+            break;
+    }
+}

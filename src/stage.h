@@ -1,0 +1,221 @@
+/*
+ * stage.h -- one stage's state, shared by job.c (the stage's phases) and
+ * jobckpt.c (its checkpoints and resume).  Private to those two files:
+ * stage modules never see it.
+ */
+#ifndef MRF_STAGE_H
+#define MRF_STAGE_H
+
+#include "internal.h"
+
+/* A rank keeps at most this many distinct keys in its map-side combining
+ * table (32-byte slots at load <= 0.7: at most 128 MiB); past it the table is
+ * drained into the map arena and starts afresh, and the reducing side
+ * combines what repeats. */
+#define CTABLE_MAX_KEYS (1u << 21)
+
+/* Map-side emits into the combining table go through a ring of EMIT_RING
+ * pending pairs: a pair's home slot is prefetched when it is emitted and the
+ * pair is folded in EMIT_RING emits later, so about that many cache misses
+ * are in flight at any time instead of one.  With ~1 M distinct keys the
+ * table is far larger than the caches; this halves the cost of a word.
+ * Pairs longer than EMIT_INLINE bytes skip the ring (order does not matter:
+ * a combiner is associative and commutative). */
+#define EMIT_RING 16
+#define EMIT_INLINE 48
+
+typedef struct pending {
+    uint64_t h;
+    uint32_t klen, vlen;
+    char data[EMIT_INLINE];
+} pending;
+
+struct mrf_emitter {
+    int (*fn)(mrf_emitter *e, const void *k, size_t kl, const void *v, size_t vl);
+    int (*reject)(mrf_emitter *e, const char *why); /* map's only */
+    void *state;
+    int rc;
+    const double *prev; /* the previous stage run's sums (mrf_stage_sum), or NULL */
+    double *add;        /* reduce's: this run's sums (mrf_stage_add) */
+    unsigned run;       /* which run of its stage */
+};
+
+struct mrf_values {
+    const char *base;
+    const mrf__sort_ent *ents;
+    size_t i, end; /* next entry, one past the last of this key */
+    uint64_t count;
+    /* streamed from a k-way merge (the key's values may not fit in memory) */
+    mrf__merge *m;
+    const char *key;
+    size_t klen;
+    int (*cmp)(const void *, size_t, const void *, size_t);
+    char *vbuf;
+    size_t vcap;
+    bool done;
+    int rc;
+};
+
+/* A chunk of the send buffer: whole records, at most one round's worth. */
+typedef struct chunk_cut {
+    uint64_t len;
+    uint32_t recs;
+} chunk_cut;
+
+/* A send cursor: where the records bound for one rank continue. */
+typedef struct cursor {
+    uint32_t bi;   /* index into order[] (this rank's buckets) */
+    uint32_t src;  /* 0: the map arena; 1 + i: bucket run i */
+    uint64_t pos;  /* runs: file offset (0: not started) */
+    uint64_t sent; /* bytes of send[sdisp[d] ...] handed over */
+    size_t chunk;  /* in memory: the next of the rank's chunk cuts */
+} cursor;
+
+typedef struct stage {
+    MPI_Comm comm;
+    int rank, size;
+    const mrf_job_spec *spec;
+    const mrf__options *opt;
+    char run_id[64];
+    mrf__plan plan;
+    char *tmpdir;
+    bool range;
+    int part;         /* MRF__PART_HASH, _SKEW or _RANGE */
+    bool mapc;        /* the combiner runs on the mapping rank too */
+    bool split_ok;    /* a key's values may go to several ranks */
+    bool heavy_merge; /* split keys' partial results must be merged */
+    const char *split_why;
+    uint32_t nb_base; /* hash (or range) buckets; nb adds heavy keys' sub-buckets */
+    uint32_t nb;
+    mrf__splitters sp;
+    mrf__heavy hv;
+    uint64_t rr;    /* deals a heavy key's records (or a tie's) over its buckets */
+    mrf__ctable ht; /* reducing side: heavy keys' partial results */
+    uint64_t sample_weight;
+    mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
+    mrf__ctable ct;      /* the rank's combined map output */
+    mrf__ctable tt;      /* one task's, until it commits (with speculation) */
+    mrf__ctable *target; /* where map emits are combined: &tt or &ct */
+    mrf__kvbuf tkv;      /* the task table's overflow, until it commits */
+    mrf__sched *sched;
+    mrf__sched_stats sst;
+    double map_t0;
+    size_t ct_max_keys;
+    pending q[EMIT_RING];
+    unsigned qhead, nq;
+    mrf__bstat *bucket_bytes; /* bytes and records per bucket in this rank's map output */
+    mrf__bstat *pack_bytes;   /* what buckets are packed by: see keep_task */
+    mrf__writer *out;
+    /* the memory budget (see set_budget) */
+    uint64_t budget;
+    size_t map_cap, map_rec_cap, map_recs; /* map arena: bytes, records before a spill */
+    size_t big_cap;                        /* combining table's side arena, bytes */
+    size_t task_kv_start;                  /* the running task's records in kv */
+    long cur_task;
+    mrf__spill spill;
+    bool spill_open;
+    mrf__brun *bruns; /* map-side bucket runs */
+    size_t n_bruns, bruns_cap;
+    /* the exchange */
+    int32_t *owner;
+    uint32_t *order;  /* buckets by owning rank */
+    uint64_t *dstart; /* order[dstart[d] .. dstart[d+1]) are rank d's */
+    cursor *cur;
+    char *send; /* the arena's records grouped by destination rank */
+    size_t send_bytes;
+    uint64_t *sdisp, *scount;
+    chunk_cut *cuts; /* rank d's chunks: cuts[cstart[d] .. cstart[d+1]) */
+    size_t *cstart;
+    uint64_t map_spill_end; /* the map side's runs lie in [0, this) of the spill file */
+    mrf__kvbuf rkv;         /* reducing side: received records */
+    size_t rkv_recs, red_cap, red_rec_cap;
+    char *scratch;
+    size_t scratch_cap;
+    mrf__run *runs; /* reducing side: sorted runs */
+    size_t n_runs, runs_cap;
+    bool combined; /* kv's records are already combined */
+    uint64_t round_bytes;
+    int level; /* zstd level for the shuffle; 0 = off */
+    mrf__compress_choice cc;
+    const char *cwhy;
+    /* figures for the summary */
+    uint64_t my_input_bytes, records_in, records_out, bytes_out;
+    uint64_t map_spilled, red_spilled, merge_passes;
+    mrf__shuffle_stats shuf;
+    double t_map, t_shuffle, t_reduce, t_rounds, t_decide;
+    /* partitioning figures: reduce input per rank as planned under plain
+     * hashing (before) and under the chosen packing (after), in bytes and
+     * records; and as delivered (red_in) */
+    mrf__bstat *before, *after;
+    uint64_t red_in_bytes, red_in_recs, heavy_partials, bad_records;
+    double cpu_reduce; /* CPU seconds receiving (combining) and reducing */
+    mrf__progress prog;
+    mrf__badrec bad;           /* dead-letter records (badrec.c) */
+    const mrf_record *cur_rec; /* the record being mapped */
+    uint64_t out_bytes;        /* what this rank sends in the shuffle */
+    unsigned est_rounds;
+    /* checkpoints (ckpt.c) */
+    bool ckpt;        /* --checkpoint-dir given */
+    uint8_t *done;    /* bit t: map task t of the plan committed */
+    size_t done_len;  /* bytes */
+    uint64_t n_done;  /* tasks done */
+    long *tmap;       /* the scheduler's task index -> the plan's */
+    bool stop_sent;   /* this rank asked the scheduler to stop */
+    bool preempt;     /* ranks agreed a preemption signal came */
+    double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
+    uint64_t epoch;   /* the next epoch to write */
+    mrf__ckpt_writer *ckw;
+    mrf__ckpt_stats ckst;
+    uint64_t cands[8]; /* epochs to resume from, newest first */
+    int ncands, ci;
+    mrf__ckpt_reader *ckr;  /* the one open */
+    mrf__ckpt_meta ckmeta;  /* and its /meta */
+    uint64_t resumed_epoch; /* 0: started afresh */
+    uint64_t resumed_tasks;
+    double t_resume; /* seconds reading the checkpoint */
+    uint64_t inputs_fp, spec_fp;
+    uint64_t task_size;   /* the plan's */
+    mrf__h5out h5;        /* --format hdf5: this rank's part */
+    bool direct;          /* resumed after the shuffle on as many ranks: straight to the reduce */
+    bool tails_done;      /* the input's trailing partial records are set aside already */
+    bool shuffled_ckpt;   /* a checkpoint holds this reduce input */
+    mrf__placement place; /* where this rank runs (topo.c) */
+    /* multi-stage jobs (run_job) */
+    unsigned run_index;                /* which run of an iterative stage */
+    double prev_sums[MRF_STAGE_SLOTS]; /* the previous run's job-wide sums */
+    double sums[MRF_STAGE_SLOTS];      /* this rank's mrf_stage_add, then job-wide */
+    char arena_numa[32];               /* NUMA nodes of the map output's pages, after the map */
+} stage;
+
+/* job.c, for jobckpt.c */
+int mrf__st_agree(stage *s, int rc); /* every rank's status agreed (collective) */
+uint64_t mrf__st_inputs_fingerprint(const mrf__plan *p);
+int mrf__st_spill_map(stage *s);
+int mrf__st_drain_table_how(stage *s, bool all);
+int mrf__st_map_setup(stage *s);
+void mrf__st_map_reset(stage *s);
+int mrf__st_spill_sorted(stage *s);
+void mrf__st_size_reduce_side(stage *s);
+
+/* jobckpt.c, for job.c */
+uint64_t mrf__st_spec_fingerprint(const mrf_job_spec *spec);
+int mrf__st_ckpt_begin(stage *s);
+int mrf__st_resume(stage *s, bool *resumed);
+int mrf__st_take_checkpoint(stage *s, const char *phase);
+int mrf__st_take_checkpoint_shuffled(stage *s);
+void mrf__st_test_pause(stage *s, const char *phase);
+
+/* A key's bucket (h: its hash; unused by range partitioning).  A heavy
+ * key's records, and a range tie's where the job allows, are dealt round
+ * robin over the key's buckets. */
+static inline uint32_t mrf__st_key_bucket(stage *s, const void *key, size_t klen, uint64_t h)
+{
+    if (s->range) {
+        uint32_t span, b = mrf__range_bucket_span(&s->sp, key, klen, s->spec->key_compare, &span);
+        return span > 1 && s->split_ok ? b + (uint32_t)(s->rr++ % span) : b;
+    }
+    uint32_t b = mrf__hash_bucket(h, s->nb_base);
+    return s->hv.n ? mrf__heavy_deal(&s->hv, h, b, s->nb_base) : b;
+}
+
+#endif
