@@ -168,8 +168,10 @@ static int run_one(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
     o.overwrite = last ? opt->overwrite : false;
     o.format_hdf5 = last && opt->format_hdf5;
     o.ckpt_dir = ckpt;
-    o.report = last ? opt->report : NULL;
-    o.metrics = last ? opt->metrics : NULL;
+    /* --report FILE and --metrics FILE: each run replaces them, so a job
+     * that fails in any stage leaves that run's, one that succeeds the last */
+    o.report = opt->report;
+    o.metrics = opt->metrics;
     o.quiet = last ? opt->quiet : true;
     return mrf__stage_run(comm, &o, spec, run, prev, sums);
 }
