@@ -496,7 +496,7 @@ int mrf__decisions_unpack(const char *buf, size_t len, uint32_t max_sub, mrf__sp
     GET(ns);
     GET(kb);
     /* (no splitters: no offsets either, as pack writes them) */
-    if (ns >= (1u << 26) || kb > (uint64_t)(end - p) ||
+    if (ns >= (1u << 26) || kb > (uint64_t)(end - p) || (ns == 0 && kb != 0) ||
         (ns ? ((uint64_t)ns + 1) * 8 : 0) > (uint64_t)(end - p) - kb)
         goto bad;
     if (ns) {
