@@ -1,7 +1,7 @@
 /*
- * stage.h -- one stage's state, shared by job.c (the stage's phases) and
- * jobckpt.c (its checkpoints and resume).  Private to those two files:
- * stage modules never see it.
+ * stage.h -- one stage's state, shared by job.c (the stage's phases),
+ * jobshuffle.c (its shuffle) and jobckpt.c (its checkpoints and resume).
+ * Private to those files: stage modules never see it.
  */
 #ifndef MRF_STAGE_H
 #define MRF_STAGE_H
@@ -196,6 +196,11 @@ int mrf__st_map_setup(stage *s);
 void mrf__st_map_reset(stage *s);
 int mrf__st_spill_sorted(stage *s);
 void mrf__st_size_reduce_side(stage *s);
+double mrf__st_cpu_now(void); /* this thread's CPU seconds */
+void mrf__st_log_partitioning(const stage *s);
+
+/* jobshuffle.c, for job.c: the shuffle of a stage (collective) */
+int mrf__st_exchange(stage *s);
 
 /* jobckpt.c, for job.c */
 uint64_t mrf__st_spec_fingerprint(const mrf_job_spec *spec);
@@ -216,6 +221,30 @@ static inline uint32_t mrf__st_key_bucket(stage *s, const void *key, size_t klen
     }
     uint32_t b = mrf__hash_bucket(h, s->nb_base);
     return s->hv.n ? mrf__heavy_deal(&s->hv, h, b, s->nb_base) : b;
+}
+
+/* The error of a failed mrf__ctable_add, said once for both sides. */
+static inline int mrf__st_table_error(const stage *s, int rc)
+{
+    if (rc == MRF_EINVAL)
+        return mrf__fail(rc,
+                         "job '%s': values of one key have different lengths; a job with a "
+                         "combiner must emit values of one length per key",
+                         s->spec->name);
+    return mrf__fail(rc, "out of memory in the combining table");
+}
+
+/* Sorts the index of the n records in base[0, len) by key (then value):
+ * ents gets their offsets in order; tmp is scratch of n entries. */
+static inline void mrf__st_sort_index(const stage *s, const char *base, size_t len,
+                                      mrf__sort_ent *ents, mrf__sort_ent *tmp, size_t n)
+{
+    size_t i = 0;
+    for (size_t at = 0; at < len && i < n; at += mrf__rec_size(base + at), i++) {
+        ents[i].off = at;
+        ents[i].prefix = mrf__key_prefix(mrf__rec_key(base + at), mrf__rec_klen(base + at));
+    }
+    mrf__sort_records(ents, tmp, n, base, s->spec->key_compare);
 }
 
 #endif

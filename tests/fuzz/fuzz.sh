@@ -17,7 +17,7 @@ mkdir -p "$out"
 # the engine's sources (not the mrflow program's), compiled with clang
 srcs="src/mem.c src/log.c src/report.c src/badrec.c src/config.c src/input.c src/sched.c src/kvbuf.c
       src/combine.c src/partition.c src/sort.c src/shuffle.c src/codec.c src/spill.c src/output.c
-      src/h5out.c src/signals.c src/ckpt.c src/topo.c src/job.c src/jobckpt.c src/driver.c"
+      src/h5out.c src/signals.c src/ckpt.c src/topo.c src/job.c src/jobckpt.c src/jobshuffle.c src/driver.c"
 mpi_c="$(mpicc -showme:compile) $(pkg-config --cflags hdf5-openmpi)"
 mpi_l="$(mpicc -showme:link) $(pkg-config --libs hdf5-openmpi)"
 failed=0
