@@ -227,13 +227,25 @@ static int rotate(mrf__writer *w)
     return MRF_OK;
 }
 
+/* MRF__KV_FILE, or MRFLOW_KV_FILE=SIZE (a testing switch: many small files) */
+static uint64_t kv_file_size(void)
+{
+    static uint64_t v;
+    if (!v) {
+        const char *e = getenv("MRFLOW_KV_FILE");
+        uint64_t x;
+        v = e && mrf__parse_size(e, &x) == MRF_OK && x > 0 ? x : MRF__KV_FILE;
+    }
+    return v;
+}
+
 int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, size_t vl)
 {
     int rc;
     w->recs++;
     w->kbytes += kl;
     w->vbytes += vl;
-    if (w->fmt == MRF__OUTPUT_KV && w->file_size && w->file_size + 8 + kl + vl > MRF__KV_FILE &&
+    if (w->fmt == MRF__OUTPUT_KV && w->file_size && w->file_size + 8 + kl + vl > kv_file_size() &&
         (rc = rotate(w)))
         return rc;
     w->file_size += 8 + kl + vl;

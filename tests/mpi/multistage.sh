@@ -170,6 +170,44 @@ check "rerun: the right index, the crashed run's intermediate files gone" \
     sh -c 'cmp -s "$1" "$2" && ! ls -a "$3" | grep -q mrflow-stages' _ \
     <(cat "$WORK/ii-crash"/part-* | sort) "$WORK/ii.ref" "$WORK"
 
+# a damaged intermediate file is an error naming it, never a short index:
+# stage 1's output in 4 KiB files (MRFLOW_KV_FILE), stage 2 stopped (USR1)
+# after each rank's first file, the last file cut short, then resumed
+ck2=$WORK/ck2
+rm -f "$WORK"/pause.*
+MRFLOW_KV_FILE=4K MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$WORK/pause \
+    MRFLOW_TEST_PAUSE_JOB=invindex/1.0 "$MPIEXEC" -np 2 --mca btl self,tcp "$MRFLOW" run \
+    invindex --input "$D" --output "$WORK/ii-dmg" --checkpoint-dir "$ck2" --quiet \
+    > "$WORK/dmg.log" 2>&1 &
+pid=$!
+for i in $(seq 600); do
+    [ "$(ls "$WORK"/pause.[0-9]* 2> /dev/null | wc -l)" -ge 2 ] && break
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.1
+done
+kill -USR1 "$pid" 2> /dev/null
+wait_dog "$pid"
+last=$(ls "$ck2"/stages/stage-00.0000/part-* 2> /dev/null | tail -n 1)
+check "stopped in stage 2 (exit 75) with stage 1's output in many files" \
+    sh -c '[ $1 -eq 75 ] && [ "$(ls "$2" | grep -c "^part-")" -ge 4 ]' _ "$rc" \
+    "$ck2/stages/stage-00.0000"
+# same size and time, bad framing: the map reads it and names it
+touch -r "$last" "$WORK/stamp"
+printf '\377\377\377\177' | dd of="$last" conv=notrunc status=none
+touch -r "$WORK/stamp" "$last"
+MRFLOW_KV_FILE=4K mpi 2 tcp run invindex --input "$D" --output "$WORK/ii-dmg" \
+    --checkpoint-dir "$ck2" --quiet 2> "$WORK/dmg2.log"
+check "resumed over a damaged intermediate file: exit 1 naming it, no output" \
+    sh -c '[ $1 -eq 1 ] && grep -q "${2##*/}.* damaged" "$3" && [ ! -e "$4" ]' _ $? "$last" \
+    "$WORK/dmg2.log" "$WORK/ii-dmg"
+# cut short: the stage run's checkpoint no longer matches its input files
+truncate -s -3 "$last"
+MRFLOW_KV_FILE=4K mpi 2 tcp run invindex --input "$D" --output "$WORK/ii-dmg" \
+    --checkpoint-dir "$ck2" --quiet 2> "$WORK/dmg3.log"
+check "an intermediate file cut short: refused (exit 2), no output" \
+    sh -c '[ $1 -eq 2 ] && grep -q "input files differ" "$2" && [ ! -e "$3" ]' _ $? \
+    "$WORK/dmg3.log" "$WORK/ii-dmg"
+
 # ---- preempted in iteration 5, resumed at iteration 5 ------------------------
 ck=$WORK/ck
 rm -f "$WORK"/pause.*
