@@ -42,12 +42,8 @@ preempt() {
         "$MPIEXEC" -np 4 --oversubscribe --mca btl self,tcp "$MRFLOW" run "$job" \
         --input "$(input_of "$job")" --output "$out" --checkpoint-dir "$ck" $COMMON --quiet \
         "$@" > "$WORK/preempt.log" 2>&1 &
-    local pid=$! i
-    for i in $(seq 600); do
-        [ "$(ls "$WORK"/pause.* 2>/dev/null | wc -l)" -ge 4 ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    local pid=$!
+    wait_paused 4 "$pid"
     sleep 0.2
     kill -s "$sig" "$pid" 2>/dev/null
     wait_dog "$pid"
@@ -205,7 +201,7 @@ MRFLOW_TEST_PAUSE=shuffle MRFLOW_TEST_PAUSE_FILE=$WORK/pause "$MPIEXEC" -np 4 --
     --mca btl self,tcp "$MRFLOW" run terasort --input "$in/sort.dat" --output "$WORK/o-kill" \
     --checkpoint-dir "$ck" $COMMON --quiet > "$WORK/kill.log" 2>&1 &
 pid=$!
-for i in $(seq 600); do [ "$(ls "$WORK"/pause.* 2>/dev/null | wc -l)" -ge 4 ] && break; sleep 0.1; done
+wait_paused 4 "$pid"
 victim=$(pgrep -P "$pid" | sed -n 2p)
 [ -n "$victim" ] && kill -9 "$victim"
 wait_dog "$pid" 60

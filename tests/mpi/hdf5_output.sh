@@ -53,7 +53,7 @@ MRFLOW_TEST_PAUSE=reduce MRFLOW_TEST_PAUSE_FILE=$WORK/pause "$MPIEXEC" -np 4 --o
     --mca btl self,tcp "$MRFLOW" run terasort --input "$in/sort.dat" --output "$WORK/h5-res" \
     --format hdf5 --checkpoint-dir "$ck" --task-size 128K --quiet > "$WORK/pre.log" 2>&1 &
 pid=$!
-for i in $(seq 600); do [ "$(ls "$WORK"/pause.* 2>/dev/null | wc -l)" -ge 4 ] && break; sleep 0.1; done
+wait_paused 4 "$pid"
 kill -USR1 "$pid"
 wait "$pid"
 rc=$?

@@ -52,6 +52,18 @@ wait_dog() {
     return 0
 }
 
+# wait_paused N PID: until N ranks are paused (MRFLOW_TEST_PAUSE_FILE=
+# $WORK/pause makes each create $WORK/pause.RANK) or PID has ended; 60 s
+wait_paused() {
+    local i
+    for i in $(seq 600); do
+        [ "$(ls "$WORK"/pause.[0-9]* 2> /dev/null | wc -l)" -ge "$1" ] && return 0
+        kill -0 "$2" 2> /dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
 # the reference word count with coreutils: word<TAB>count, sorted
 # (files are separate: a file without a final newline does not join the next)
 ref_wordcount() {

@@ -180,11 +180,7 @@ MRFLOW_KV_FILE=4K MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$WORK/pause \
     invindex --input "$D" --output "$WORK/ii-dmg" --checkpoint-dir "$ck2" --quiet \
     > "$WORK/dmg.log" 2>&1 &
 pid=$!
-for i in $(seq 600); do
-    [ "$(ls "$WORK"/pause.[0-9]* 2> /dev/null | wc -l)" -ge 2 ] && break
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.1
-done
+wait_paused 2 "$pid"
 kill -USR1 "$pid" 2> /dev/null
 wait_dog "$pid"
 last=$(ls "$ck2"/stages/stage-00.0000/part-* 2> /dev/null | tail -n 1)
@@ -216,11 +212,7 @@ MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$WORK/pause MRFLOW_TEST_PAUSE_JOB=p
     --input "$WORK/g.txt" --output "$WORK/pr-pre" --tol 0 --iterations 12 --checkpoint-dir "$ck" \
     --quiet > "$WORK/pre.log" 2>&1 &
 pid=$!
-for i in $(seq 600); do
-    [ "$(ls "$WORK"/pause.[0-9]* 2> /dev/null | wc -l)" -ge 4 ] && break
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.1
-done
+wait_paused 4 "$pid"
 kill -USR1 "$pid" 2> /dev/null
 wait_dog "$pid"
 check "USR1 in iteration 5: exit 75, no output" sh -c '[ $1 -eq 75 ] && [ ! -e "$2" ]' _ "$rc" \

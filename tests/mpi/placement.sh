@@ -18,7 +18,7 @@ all_cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status)
 # its exit status in rc, its stderr in $WORK/TAG.log, its output in
 # $WORK/TAG.out.
 placed() {
-    local np=$1 tag=$2 margs=() pre=() i pid c r t0=$SECONDS t1
+    local np=$1 tag=$2 margs=() pre=() pid c r t0=$SECONDS t1
     shift 2
     while [ "$1" != -- ]; do margs+=("$1"); shift; done
     shift
@@ -30,11 +30,7 @@ placed() {
         --input "$WORK/in.txt" --output "$WORK/$tag.out" --task-size 512K --quiet "$@" \
         > "$WORK/$tag.log" 2>&1 &
     pid=$!
-    for i in $(seq 600); do
-        [ "$(ls "$WORK"/pause.[0-9]* 2>/dev/null | wc -l)" -ge "$np" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    wait_paused "$np" "$pid"
     : > "$WORK/$tag.proc"
     for c in $(pgrep -P "$pid"); do
         r=$(tr '\0' '\n' < "/proc/$c/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
