@@ -142,7 +142,8 @@ static void ii_join(const void *key, size_t klen, mrf_values *vals, mrf_emitter 
     }
     for (size_t i = 0; i < n; i++)
         ps[i].v = bytes + (uintptr_t)ps[i].v;
-    qsort(ps, n, sizeof *ps, by_file);
+    if (n)
+        qsort(ps, n, sizeof *ps, by_file);
     if (!(line = malloc(used + n + 1)))
         goto oom;
     size_t o = 0;

@@ -176,7 +176,8 @@ static void pr_sum(const void *key, size_t klen, mrf_values *vals, mrf_emitter *
         goto out;
     }
     /* the same sum in the same order whatever the values' order was */
-    qsort(in, nin, sizeof *in, by_value);
+    if (nin) /* (in is NULL when nothing arrived) */
+        qsort(in, nin, sizeof *in, by_value);
     double sum = 0, old, rank;
     for (size_t i = 0; i < nin; i++)
         sum += in[i];
