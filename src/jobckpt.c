@@ -315,6 +315,13 @@ int mrf__st_take_checkpoint_shuffled(stage *s)
     return rc;
 }
 
+/* The length of path's folder part (all of it if it has none). */
+static int dir_len(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return (int)(slash ? (size_t)(slash - path) : strlen(path));
+}
+
 /* Why a checkpoint may not be resumed by this run (NULL: it may). */
 static const char *fingerprint_differs(stage *s, const mrf__ckpt_meta *m, char *why, size_t n)
 {
@@ -337,6 +344,13 @@ static const char *fingerprint_differs(stage *s, const mrf__ckpt_meta *m, char *
     else if (m->task_size != s->task_size)
         snprintf(why, n, "it was written with --task-size %llu, this run has --task-size %llu",
                  (unsigned long long)m->task_size, (unsigned long long)s->task_size);
+    else if ((m->inputs_fp != s->inputs_fp || m->tasks != s->plan.n_tasks) &&
+             (int)s->spec->input == MRF__INPUT_KV)
+        snprintf(why, n,
+                 "the previous stage run's files in '%.*s' are not those it was taken over "
+                 "(their names, sizes or modification times differ: damaged or replaced)",
+                 dir_len(s->plan.n_files ? s->plan.paths[0] : "?"),
+                 s->plan.n_files ? s->plan.paths[0] : "?");
     else if (m->inputs_fp != s->inputs_fp || m->tasks != s->plan.n_tasks)
         snprintf(why, n,
                  "the --input files differ from that run's (their names, sizes or modification "

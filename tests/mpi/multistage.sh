@@ -201,7 +201,8 @@ truncate -s -3 "$last"
 MRFLOW_KV_FILE=4K mpi 2 tcp run invindex --input "$D" --output "$WORK/ii-dmg" \
     --checkpoint-dir "$ck2" --quiet 2> "$WORK/dmg3.log"
 check "an intermediate file cut short: refused (exit 2), no output" \
-    sh -c '[ $1 -eq 2 ] && grep -q "input files differ" "$2" && [ ! -e "$3" ]' _ $? \
+    sh -c '[ $1 -eq 2 ] && grep -q "previous stage run.s files.*damaged or replaced" "$2" &&
+           [ ! -e "$3" ]' _ $? \
     "$WORK/dmg3.log" "$WORK/ii-dmg"
 
 # ---- preempted in iteration 5, resumed at iteration 5 ------------------------
