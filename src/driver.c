@@ -156,11 +156,29 @@ static int newest_stage_run(MPI_Comm comm, const char *base, const char *job, un
 }
 
 /* Runs one stage run: spec (a copy made for this run) over inputs into out. */
+typedef struct run_list { /* the runs so far, for the report's stage_runs */
+    mrf__stage_fig *v;
+    size_t n, cap;
+} run_list;
+
+/* Room for one more run in l (NULL when memory ran out: then the report
+ * just lists fewer). */
+static mrf__stage_fig *run_slot(run_list *l)
+{
+    mrf__stage_fig *v = mrf__grow_for(l->v, &l->cap, l->n, sizeof *v);
+    if (!v)
+        return NULL;
+    l->v = v;
+    return &v[l->n];
+}
+
 static int run_one(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *spec, char **inputs,
                    size_t n_inputs, const char *out, bool last, const char *ckpt, unsigned run,
-                   const double *prev, double *sums)
+                   const double *prev, double *sums, run_list *runs)
 {
     mrf__options o = *opt;
+    o.stage_runs = runs->v;
+    o.n_stage_runs = runs->n;
     o.inputs = inputs;
     o.n_inputs = n_inputs;
     o.output = out;
@@ -173,7 +191,11 @@ static int run_one(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
     o.report = opt->report;
     o.metrics = opt->metrics;
     o.quiet = last ? opt->quiet : true;
-    return mrf__stage_run(comm, &o, spec, run, prev, sums);
+    mrf__stage_fig *fig = run_slot(runs);
+    int rc = mrf__stage_run(comm, &o, spec, run, prev, sums, fig);
+    if (fig)
+        runs->n++;
+    return rc;
 }
 
 /* A job of several stages, or an iterative one (spec->next, spec->iterate).
@@ -191,6 +213,7 @@ static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
     char base[4096], prev_dir[4096] = "", out[4096], ck[4096], name[256];
     double prev[MRF_STAGE_SLOTS] = {0}, sums[MRF_STAGE_SLOTS];
     char *inputs1[1];
+    run_list runs = {0};
     if (opt->ckpt_dir) {
         snprintf(base, sizeof base, "%s/stages", opt->ckpt_dir);
     } else {
@@ -254,6 +277,13 @@ static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
             if (have_from && k == from_k && run == from_run) {
                 have_from = 0;
                 stage_done(comm, out, sp.name, sums);
+                mrf__stage_fig *fig = run_slot(&runs);
+                if (fig) {
+                    memset(fig, 0, sizeof *fig);
+                    snprintf(fig->name, sizeof fig->name, "%s", sp.name);
+                    fig->done_before = true;
+                    runs.n++;
+                }
                 if (rank == 0)
                     mrf__log(MRF_LOG_INFO,
                              "resuming job '%s' after stage %u run %u, committed by an earlier "
@@ -261,7 +291,7 @@ static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
                              spec->name, k, run, out);
             } else {
                 rc = run_one(comm, opt, &sp, in, nin, last ? opt->output : out, last,
-                             opt->ckpt_dir ? ck : NULL, run, prev, sums);
+                             opt->ckpt_dir ? ck : NULL, run, prev, sums, &runs);
                 if (rc)
                     break;
                 /* the input it read is no longer needed (a resumed job starts after
@@ -298,9 +328,10 @@ static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
             inputs1[0] = prev_dir;
             snprintf(ck, sizeof ck, "%.4000s/output.ckpt", base);
             rc = run_one(comm, opt, &sp, inputs1, 1, opt->output, true, opt->ckpt_dir ? ck : NULL,
-                         0, prev, sums);
+                         0, prev, sums, &runs);
         }
     }
+    mrf__free(runs.v);
     /* done, or failed with nothing to resume: the intermediate files go */
     if (rank == 0 && (rc == MRF_OK || !opt->ckpt_dir))
         (void)mrf__remove_tree(base);
@@ -353,7 +384,7 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
                 rc = run_job(MPI_COMM_WORLD, &opt, spec);
             } else {
                 double none[MRF_STAGE_SLOTS] = {0}, sums[MRF_STAGE_SLOTS];
-                rc = mrf__stage_run(MPI_COMM_WORLD, &opt, spec, 0, none, sums);
+                rc = mrf__stage_run(MPI_COMM_WORLD, &opt, spec, 0, none, sums, NULL);
             }
             mrf__signals_restore();
             mrf__options_free(&opt);

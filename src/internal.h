@@ -95,6 +95,14 @@ typedef struct mrf__rank_fig { /* one rank's figures (gathered as bytes) */
 } mrf__rank_fig;
 
 struct mrf__heavy;
+/* One earlier run of a multi-stage job, job-wide (the report's stage_runs). */
+typedef struct mrf__stage_fig {
+    char name[64];
+    double elapsed_s;
+    uint64_t records_in, records_out, shuffle_bytes;
+    bool done_before; /* committed by an earlier invocation: figures unknown */
+} mrf__stage_fig;
+
 typedef struct mrf__report {
     const char *job, *run_id, *status, *partitioner, *split_why, *compression;
     const char *error; /* a failed job's reason, or NULL */
@@ -111,6 +119,8 @@ typedef struct mrf__report {
     uint64_t ckpt_written, ckpt_bytes, ckpt_raw_bytes, ckpt_last_epoch, resumed_epoch,
         resumed_tasks;
     double ckpt_s, resume_s;
+    const mrf__stage_fig *runs; /* a multi-stage job's runs before this one */
+    size_t n_runs;
 } mrf__report;
 
 /* Progress on rank 0 (--progress): on a terminal one line rewritten in
@@ -201,6 +211,8 @@ typedef struct mrf__options {
     unsigned iterations;      /* --iterations: most runs of an iterative stage */
     double tol;               /* --tol, passed to spec->iterate */
     bool kv_output;           /* (multi-stage) write intermediate records, not parts */
+    const struct mrf__stage_fig *stage_runs; /* (multi-stage) the runs before, for the report */
+    size_t n_stage_runs;
     bool quiet;
     bool help;
     bool version;
@@ -864,7 +876,7 @@ int mrf__ckpt_inspect(const char *path, FILE *out);
 /* ---------------------------------------------------------------- job.c --
  * One stage (see job.c); driver.c runs a job's stages through it. */
 int mrf__stage_run(MPI_Comm comm, const mrf__options *o, const mrf_job_spec *spec, unsigned run,
-                   const double *prev, double *sums);
+                   const double *prev, double *sums, mrf__stage_fig *fig);
 
 /* --------------------------------------------------------------- topo.c --
  * Placement (see topo.c): binding of a node's ranks, NUMA-local memory. */

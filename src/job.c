@@ -1798,6 +1798,8 @@ static int write_report(stage *s, double elapsed, int rc_job)
             .resumed_epoch = s->resumed_epoch,
             .resumed_tasks = s->resumed_tasks,
             .resume_s = s->t_resume,
+            .runs = s->opt->stage_runs,
+            .n_runs = s->opt->n_stage_runs,
         };
         for (int i = 0; rc_job && i < s->size; i++)
             if (all[i].error[0]) { /* the lowest rank's first error says what went wrong */
@@ -2125,15 +2127,28 @@ out:
  * iterative stage; prev: the previous run's sums; sums: this run's,
  * job-wide).  Collective. */
 int mrf__stage_run(MPI_Comm comm, const mrf__options *o, const mrf_job_spec *spec, unsigned run,
-                   const double *prev, double *sums)
+                   const double *prev, double *sums, mrf__stage_fig *fig)
 {
     stage s = {.spec = spec, .opt = o, .run_index = run};
     memcpy(s.prev_sums, prev, sizeof s.prev_sums);
     MPI_Comm_dup(comm, &s.comm);
     MPI_Comm_rank(s.comm, &s.rank);
     MPI_Comm_size(s.comm, &s.size);
+    double t0 = MPI_Wtime();
     int rc = run_stage(&s);
     memcpy(sums, s.sums, sizeof s.sums);
+    if (fig) { /* job-wide figures of the run, for a later run's report */
+        uint64_t mine[3] = {s.records_in, s.records_out, s.shuf.bytes_sent}, all[3];
+        double t = MPI_Wtime() - t0;
+        MPI_Allreduce(mine, all, 3, MPI_UINT64_T, MPI_SUM, s.comm);
+        MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, s.comm);
+        memset(fig, 0, sizeof *fig);
+        snprintf(fig->name, sizeof fig->name, "%s", spec->name);
+        fig->elapsed_s = t;
+        fig->records_in = all[0];
+        fig->records_out = all[1];
+        fig->shuffle_bytes = all[2];
+    }
     MPI_Comm_free(&s.comm);
     mrf__topo_close();
     return rc;

@@ -241,6 +241,23 @@ int mrf__report_write(const char *path, const mrf__report *r)
                 (unsigned long long)r->ckpt_last_epoch, (unsigned long long)r->resumed_epoch,
                 (unsigned long long)r->resumed_tasks, r->resume_s);
     }
+    if (r->n_runs) { /* a multi-stage job: the runs before this, the last */
+        fprintf(f, ",\n  \"stage_runs\": [");
+        for (size_t i = 0; i < r->n_runs; i++) {
+            const mrf__stage_fig *g = &r->runs[i];
+            fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+            put_str(f, g->name, strnlen(g->name, sizeof g->name));
+            if (g->done_before)
+                fprintf(f, ", \"done_before\": true}");
+            else
+                fprintf(f,
+                        ", \"elapsed_s\": %.6f, \"records_in\": %llu, \"records_out\": %llu, "
+                        "\"shuffle_bytes\": %llu}",
+                        g->elapsed_s, (unsigned long long)g->records_in,
+                        (unsigned long long)g->records_out, (unsigned long long)g->shuffle_bytes);
+        }
+        fprintf(f, "\n  ]");
+    }
     fprintf(f, ",\n  \"stages\": [\n");
     put_stage(f, r);
     fprintf(f, "\n  ],\n  \"ranks_detail\": [");

@@ -286,6 +286,19 @@ static void print_report(const jval *r)
                        100 * gn(&top->kids[k], "share"), gn(&top->kids[k], "buckets"));
         }
     }
+    const jval *sr = get(r, "stage_runs");
+    if (sr && sr->t == J_ARR && sr->n) {
+        printf("\nearlier stage runs of this job (this report is the last one's):\n");
+        for (size_t i = 0; i < sr->n; i++) {
+            const jval *g = &sr->kids[i];
+            if (get(g, "done_before"))
+                printf("  %-24.24s committed by an earlier invocation\n", gs(g, "name"));
+            else
+                printf("  %-24.24s %9.3f s  records %.0f -> %.0f, shuffled %.1f MiB\n",
+                       gs(g, "name"), gn(g, "elapsed_s"), gn(g, "records_in"), gn(g, "records_out"),
+                       gn(g, "shuffle_bytes") / mib);
+        }
+    }
     const jval *rd = get(r, "ranks_detail");
     if (rd && rd->t == J_ARR && rd->n) {
         printf("\n%5s %-16s %-20s %9s %8s %12s %14s %12s %12s\n", "rank", "host", "cpus (bound by)",

@@ -130,6 +130,12 @@ for g in small g; do
     done
 done
 
+r=$WORK/pr-g-$first/_REPORT.json
+check "the report lists the 26 runs before the last (load, 25 iterations) in order" \
+    [ "$(grep -o '"name": "pagerank[/0-9.]*"' "$r" | tr '\n' ' ')" = \
+      "$(printf '"name": "pagerank" '; for i in $(seq 0 24); do printf '"name": "pagerank/1.%d" ' "$i"; done)" ]
+check "its first run read every edge ($(wc -l < "$WORK/g.txt") lines)" \
+    grep -q "\"name\": \"pagerank\", \"elapsed_s\": [0-9.]*, \"records_in\": $(wc -l < "$WORK/g.txt")," "$r"
 check "pagerank, $lastnp ranks: a placement warning at most once, not per stage run" \
     [ "$(grep -c "placement:" "$WORK/pr-g-$lastnp.log")" -le 1 ]
 
@@ -232,6 +238,8 @@ mpi 4 tcp run pagerank --input "$WORK/g.txt" --output "$WORK/pr-12" --tol 0 --it
     --quiet 2> /dev/null
 check "resumed: the same ranks as an uninterrupted run" \
     cmp -s <(cat "$WORK/pr-pre"/part-* | sort) <(cat "$WORK/pr-12"/part-* | sort)
+check "resumed: its report marks iteration 4 as committed before" \
+    grep -q '"name": "pagerank/1.4", "done_before": true' "$WORK/pr-pre/_REPORT.json"
 check "resumed: the checkpoint dir emptied" sh -c '[ -z "$(ls -A "$1")" ]' _ "$ck"
 
 finish
