@@ -177,6 +177,8 @@ static int run_one(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
                    const double *prev, double *sums, run_list *runs)
 {
     mrf__options o = *opt;
+    /* the slot first: growing the list may move it */
+    mrf__stage_fig *fig = run_slot(runs);
     o.stage_runs = runs->v;
     o.n_stage_runs = runs->n;
     o.inputs = inputs;
@@ -191,7 +193,6 @@ static int run_one(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
     o.report = opt->report;
     o.metrics = opt->metrics;
     o.quiet = last ? opt->quiet : true;
-    mrf__stage_fig *fig = run_slot(runs);
     int rc = mrf__stage_run(comm, &o, spec, run, prev, sums, fig);
     if (fig)
         runs->n++;
