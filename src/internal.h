@@ -265,6 +265,8 @@ typedef struct mrf__sched_stats {
     uint64_t backups_launched;
     uint64_t backups_won;
     uint64_t discarded; /* copies that lost the commit or were stopped */
+    uint64_t requests;  /* scheduler requests this rank sent to others */
+    uint64_t served;    /* and answered for others */
     uint64_t hist[MRF_SCHED_HIST];
 } mrf__sched_stats;
 
@@ -276,7 +278,8 @@ int mrf__home_rank(uint64_t total, uint64_t before, uint64_t len, int size);
 /* Collective. */
 int mrf__sched_create(MPI_Comm comm, const mrf__plan *plan, bool speculate, int max_backups,
                       mrf__sched **out);
-/* Collective. */
+/* Collective: waits for the phase's end (every task committed, a stop, a
+ * failure), serving the others until no message of the phase is in flight. */
 void mrf__sched_destroy(mrf__sched *s);
 /* The next task to run (*task = -1 when every task is committed); *backup
  * says it is a speculative copy of a task running elsewhere.  Returns
@@ -292,12 +295,13 @@ bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, do
 void mrf__sched_stop(mrf__sched *s);
 /* This rank left the phase because of a stop. */
 bool mrf__sched_stopped(const mrf__sched *s);
-/* Lets MPI serve other ranks' requests on this rank's window. */
+/* Serves other ranks' requests (claims, commits, progress of this rank's
+ * home tasks): call it at least every few milliseconds while the phase runs. */
 void mrf__sched_poke(mrf__sched *s);
 /* This rank failed: the others stop waiting for tasks (not collective). */
 void mrf__sched_fail(mrf__sched *s);
-/* Tasks committed and their input bytes, job-wide (one read of rank 0's
- * counters; for progress). */
+/* Tasks committed and their input bytes, job-wide (rank 0's counters: on
+ * other ranks 0; for the progress line, which rank 0 prints). */
 void mrf__sched_global(mrf__sched *s, uint64_t *tasks, uint64_t *bytes);
 /* This copy stopped early because another committed. */
 void mrf__sched_abandon(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds);

@@ -2,47 +2,62 @@
  * sched.c -- map tasks claimed dynamically, and speculative backups of
  * stragglers, with exactly one commit per task.
  *
- * No coordinator: every rank exposes an MPI window (MPI_Win_allocate,
- * passive target, lock_all for the whole phase) holding the state of its
- * home tasks -- the contiguous share the static dealing would have given it:
+ * Two-sided messages only.  One-sided windows are not used: between nodes
+ * over TCP a stock Open MPI 4.1 selects no one-sided component that can
+ * create one (MPI_ERR_WIN at start, ../docs and README "Running on a
+ * cluster"), and where RMA works over TCP (osc pt2pt, MPICH's ch4) its
+ * atomics are active messages served when the target calls into MPI anyway.
+ * Here every rank serves requests itself whenever it enters the scheduler:
+ * before each claim, at each progress check of a running task (every
+ * 64 KiB - 1 MiB of input), every millisecond while idle, and while it waits
+ * for a reply of its own.  No progress thread, MPI_THREAD_SINGLE suffices.
  *
- *   window of rank r:  [committed][backups][failed][claim][bytes] | task 0: done bytes rate backup
- * | ... (all but claim used on rank 0 only)          (int64 each)
+ * State lives with its owner, and nothing is ever decided twice:
+ * - home tasks: rank r owns the contiguous share of tasks the static dealing
+ *   would give it, and their entries [done bytes rate backup].  Its unclaimed
+ *   home tasks are [head, tail): r claims from the head locally, with no
+ *   message; an idle rank steals from the tail with a STEAL request that r
+ *   answers.  Both run in r's only thread, so no task is handed out twice.
+ * - progress: a task's runner publishes bytes done and its rate (measured by
+ *   itself, so clocks need not agree) in the owner's entry -- a local store
+ *   for a home task, a PROGRESS request whose reply comes back later (the
+ *   runner never waits for it) for a stolen one -- and learns from the entry
+ *   whether another copy committed first.
+ * - commit: the owner adds 1 to the task's `done`; the copy that saw 0 won
+ *   (COMMIT, the one request a runner waits for, once per stolen or backup
+ *   task).  The caller merges the winner's output and discards the others'.
+ * - speculation: a rank with nothing to claim gathers every rank's entries
+ *   (SNAPSHOT) every 5 ms x (1 + ranks/16) and backs up the running task that
+ *   would gain most, but only if the runner's rate is below half the typical
+ *   rate (the median of every published rate, running tasks' and finished
+ *   ones') AND its estimated time left exceeds 1.5x what the backup would
+ *   take at the idle rank's own rate, in three scans in a row (a short dip,
+ *   such as a big task's table growing, is not a straggler).  A task slow
+ *   only because it is larger has a normal rate and is never picked.  Backups
+ *   running at once are capped by slots rank 0 hands out (SLOT, SLOT_FREE);
+ *   each task gets at most one backup (the first BACKUP its owner grants).
+ * - the phase's end: rank 0 counts commits (COMMITTED) and holds the stop
+ *   and failure flags (STOP, FAIL).  When every task is committed, a stop
+ *   was asked (a checkpoint is due, or a preemption signal came) or a rank
+ *   failed, it sends END once to every rank.  A rank that gets END claims
+ *   nothing more; after "stop" it finishes its running task, after "done" or
+ *   "failed" it abandons it at its next progress check.
+ * - quiescence (mrf__sched_destroy, collective): a rank that has END, runs
+ *   nothing and has every reply it waits for enters MPI_Ibarrier and serves
+ *   until it completes.  Every request is answered before its sender enters,
+ *   so when the barrier completes no message of the phase is left in flight.
  *
- * Every update is an MPI_Fetch_and_op (SUM or REPLACE): Open MPI 4.1's
- * emulated MPI_Compare_and_swap over the vader BTL crashes (seen here), while
- * fetch-and-add works over vader and TCP alike.
- * - claim: rank r's claim word packs head (low 32 bits) and tail (high 32
- *   bits, signed) of its unclaimed home tasks.  The owner adds 1 and owns task
- *   `head` if head < tail; a thief that reads head < tail adds -2^32 and owns
- *   task `tail - 1` if that is still >= head.  Both are single atomics, so no
- *   task is handed out twice; overshooting leaves head >= tail, "empty".
- * - progress: the runner publishes bytes done and its rate (bytes/s measured
- *   by itself, so clocks need not agree), and reads `done`: if another copy
- *   committed, it stops.
- * - speculation: a rank with nothing to claim reads the task states and
- *   backs up the running task that would gain most, but only if the runner's
- *   rate is below half the typical rate (the median of every published rate,
- *   running tasks' and finished ones') AND the runner's estimated time left
- *   exceeds 1.5x what the backup would take at the idle rank's own rate, in
- *   three scans in a row (a short dip, such as a big task's table growing,
- *   is not a straggler).  A task slow only because it is
- *   larger has a normal rate and is never picked.  Backups running at once are
- *   capped by a counter on rank 0; each task gets at most one backup (the
- *   first to add 1 to its `backup` counter).
- * - commit: add 1 to the task's `done`; the copy that saw 0 won.  The caller
- *   merges the winner's output and discards every other copy's.
- * - end: every commit increments rank 0's counter; a rank leaves the phase
- *   when it reads ntasks there, or when a rank that failed has set `failed`
- *   (so nobody waits for a task whose runner is gone).
- * - stop (a checkpoint is due, or a preemption signal came): any rank adds 1
- *   to rank 0's `stop`; every rank reads it before each claim and while
- *   idle, and leaves the phase after the task it is running, so all stop
- *   within one task; the caller learns which tasks were committed.
+ * Messages live on a duplicate of the stage's communicator (its tags are
+ * ours).  A request is four int64 words [type task a b]; a reply is one word
+ * ([head tail entries...] for SNAPSHOT), sent in the order the requests
+ * came, so a sender's replies from one owner match its receives in the
+ * order it posted them.
  *
- * Per-rank state: its home tasks' entries and its own cursor; an idle rank
- * reads every rank's entries every 5 ms (x (1 + ranks/16)) to look for
- * stragglers.
+ * Per-rank state: its home tasks' entries, its cursor, and per-rank claim
+ * bounds (size + 1 words).  Messages per phase: one STEAL per stolen task
+ * (plus one per victim found empty), COMMIT and PROGRESS only for stolen and
+ * backup tasks, one COMMITTED per task to rank 0, one END per rank from rank
+ * 0, and SNAPSHOT scans of ranks-1 requests per idle rank per scan period.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -51,20 +66,63 @@
 #include "internal.h"
 
 enum { F_DONE, F_BYTES, F_RATE, F_BACKUP, NFIELD };
-enum { G_COMMITTED, G_BACKUPS, G_FAILED, G_CLAIM, G_BYTES, G_STOP, NGLOBAL };
+enum {
+    R_STEAL = 1, /* -> the tail task's index, or -1 */
+    R_PROGRESS,  /* [t bytes rate]: publish (rate > 0); -> done */
+    R_COMMIT,    /* [t]: -> 1 if this copy won */
+    R_SNAPSHOT,  /* -> [head tail entries...] */
+    R_BACKUP,    /* [t]: -> 1 if this is the task's first backup */
+    R_SLOT,      /* rank 0: -> 1 if a backup slot was free */
+    R_SLOT_FREE, /* rank 0 */
+    R_COMMITTED, /* rank 0: [bytes] one more task committed */
+    R_STOP,      /* rank 0 */
+    R_FAIL       /* rank 0 */
+};
+enum { END_NONE, END_DONE, END_STOP, END_FAIL };
+enum { TAG_REQ = 1, TAG_REP, TAG_END };
+#define REQ_WORDS 4
+
+/* A message of mine in flight: a request whose reply I wait for (rreq
+ * active), or a reply / END notice being sent (buf owned here). */
+typedef struct sched_msg {
+    struct sched_msg *next;
+    MPI_Request sreq, rreq;
+    int type;
+    long task;
+    uint64_t run; /* the run (mrf__sched_next) a PROGRESS reply belongs to */
+    int64_t msg[REQ_WORDS];
+    int64_t rep;
+    int64_t *buf; /* a SNAPSHOT reply's words */
+    bool held;    /* a caller waits on it: retired, but not freed, by serve() */
+} sched_msg;
 
 struct mrf__sched {
-    MPI_Comm comm;
-    MPI_Win win;
-    int64_t *base; /* my window */
+    MPI_Comm comm; /* ours: a duplicate */
     int rank, size;
     const mrf__plan *plan;
     size_t ntasks;
-    size_t *first;  /* size + 1: home tasks of rank r are [first[r], first[r+1]) */
+    size_t *first; /* size + 1: home tasks of rank r are [first[r], first[r+1]) */
+    size_t mine;   /* first[rank + 1] - first[rank] */
+    int64_t head;  /* my unclaimed home tasks: [head, tail) */
+    int64_t tail;
+    int64_t *ent;   /* mine x NFIELD */
     bool own_empty; /* my home tasks are all claimed */
     bool *drained;  /* per victim: nothing left to steal there */
     bool speculate;
-    bool stopped; /* left because a stop was requested */
+    bool stopped;   /* left because a stop was requested */
+    bool want_stop; /* I asked for the stop */
+    int end;        /* END_*: what ended the phase, as far as I know */
+    int64_t end_word;
+    MPI_Request end_req;
+    sched_msg *out;    /* my messages in flight */
+    int64_t n_waiting; /* of which requests awaiting replies */
+    /* the task I run */
+    long run_task;
+    uint64_t run_seq;
+    bool run_lost;   /* its owner said another copy committed */
+    bool run_asking; /* a PROGRESS for it is in flight */
+    /* rank 0 only: the phase's counters */
+    int64_t committed, bytes, backups;
     int max_backups;
     uint64_t mapped_bytes; /* by me, in committed or aborted work */
     double mapped_s;
@@ -96,112 +154,280 @@ static int owner_of(const mrf__sched *s, size_t t)
     return lo;
 }
 
-static MPI_Aint disp(const mrf__sched *s, size_t t, int field)
+static void nap(long usec)
 {
-    int h = owner_of(s, t);
-    return (MPI_Aint)(NGLOBAL + (t - s->first[h]) * NFIELD + (size_t)field);
+    struct timespec ts = {0, usec * 1000};
+    nanosleep(&ts, NULL);
 }
 
-static int64_t fetch_op(mrf__sched *s, int target, MPI_Aint d, int64_t v, MPI_Op op)
+/* ------------------------------------------------------- messages in flight */
+
+static sched_msg *msg_new(mrf__sched *s, int type, long task)
 {
-    int64_t old;
-    MPI_Fetch_and_op(&v, &old, MPI_INT64_T, target, d, op, s->win);
-    MPI_Win_flush(target, s->win);
-    return old;
+    sched_msg *m = mrf__calloc(1, sizeof *m);
+    if (!m) { /* a few dozen bytes: without them the phase cannot go on */
+        mrf__log(MRF_LOG_ERROR, "out of memory for a scheduler message: aborting");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    m->type = type;
+    m->task = task;
+    m->sreq = m->rreq = MPI_REQUEST_NULL;
+    m->next = s->out;
+    s->out = m;
+    return m;
 }
 
-static int64_t fetch_add(mrf__sched *s, int target, MPI_Aint d, int64_t add)
+static void send_words(mrf__sched *s, int to, int tag, const int64_t *w, int n, sched_msg *m)
 {
-    return fetch_op(s, target, d, add, MPI_SUM);
+    MPI_Isend(w, n, MPI_INT64_T, to, tag, s->comm, &m->sreq);
 }
 
-/* Adds 1 to a task's counter; true for the first to do so. */
-static bool first_to(mrf__sched *s, size_t t, int field)
+static void end_phase(mrf__sched *s, int why);
+
+/* The owner's side of every request: updates my state, writes the reply. */
+static void handle(mrf__sched *s, const int64_t *q, int64_t *rep)
 {
-    return fetch_add(s, owner_of(s, t), disp(s, t, field), 1) == 0;
+    long t = (long)q[1];
+    int64_t *e = NULL;
+    if (q[0] == R_PROGRESS || q[0] == R_COMMIT || q[0] == R_BACKUP)
+        e = s->ent + ((size_t)t - s->first[s->rank]) * NFIELD;
+    *rep = 0;
+    switch (q[0]) {
+    case R_STEAL:
+        *rep = -1;
+        if (s->head < s->tail)
+            *rep = (int64_t)s->first[s->rank] + --s->tail;
+        break;
+    case R_PROGRESS:
+        if (q[3] > 0) {
+            e[F_BYTES] = q[2];
+            e[F_RATE] = q[3];
+        }
+        *rep = e[F_DONE] > 0;
+        break;
+    case R_COMMIT:
+        *rep = e[F_DONE]++ == 0;
+        break;
+    case R_BACKUP:
+        *rep = e[F_DONE] == 0 && e[F_BACKUP]++ == 0;
+        break;
+    case R_SLOT:
+        *rep = s->backups < s->max_backups;
+        s->backups += *rep;
+        break;
+    case R_SLOT_FREE:
+        s->backups--;
+        break;
+    case R_COMMITTED:
+        s->committed++;
+        s->bytes += q[2];
+        if ((size_t)s->committed >= s->ntasks)
+            end_phase(s, END_DONE);
+        break;
+    case R_STOP:
+        end_phase(s, END_STOP);
+        break;
+    case R_FAIL:
+        end_phase(s, END_FAIL);
+        break;
+    }
 }
 
-static void claim_word(int64_t w, int64_t *head, int64_t *tail)
+/* Rank 0: the phase is over (every task committed, a stop, a failure);
+ * every rank learns it once. */
+static void end_phase(mrf__sched *s, int why)
 {
-    *head = (int64_t)(uint32_t)(w & 0xffffffff);
-    *tail = w >> 32; /* arithmetic: a tail below 0 reads as negative */
+    if (s->end != END_NONE)
+        return;
+    s->end = why;
+    for (int r = 1; r < s->size; r++) {
+        sched_msg *m = msg_new(s, 0, -1);
+        m->msg[0] = why;
+        send_words(s, r, TAG_END, m->msg, 1, m);
+    }
 }
 
-static int64_t read_field(mrf__sched *s, size_t t, int field)
+/* The reply to a request of mine came: act on what it says. */
+static void replied(mrf__sched *s, sched_msg *m)
 {
-    int64_t v, dummy = 0;
-    int h = owner_of(s, t);
-    MPI_Fetch_and_op(&dummy, &v, MPI_INT64_T, h, disp(s, t, field), MPI_NO_OP, s->win);
-    MPI_Win_flush(h, s->win);
-    return v;
+    s->n_waiting--;
+    if (m->type == R_PROGRESS && m->run == s->run_seq) {
+        s->run_asking = false;
+        if (m->rep)
+            s->run_lost = true;
+    }
 }
+
+/* Serves every request waiting for me, and retires my messages that are
+ * through.  Not collective; cheap when there is nothing to do. */
+static void serve(mrf__sched *s)
+{
+    for (;;) {
+        int flag;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, s->comm, &flag, &st);
+        if (!flag)
+            break;
+        int64_t q[REQ_WORDS];
+        MPI_Recv(q, REQ_WORDS, MPI_INT64_T, st.MPI_SOURCE, TAG_REQ, s->comm, MPI_STATUS_IGNORE);
+        s->st.served++;
+        sched_msg *m = msg_new(s, 0, -1);
+        if (q[0] == R_SNAPSHOT) {
+            size_t n = 2 + s->mine * NFIELD;
+            m->buf = mrf__malloc(n * sizeof *m->buf);
+            if (!m->buf) {
+                mrf__log(MRF_LOG_ERROR, "out of memory for a scheduler reply: aborting");
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+            m->buf[0] = s->head;
+            m->buf[1] = s->tail;
+            memcpy(m->buf + 2, s->ent, s->mine * NFIELD * sizeof *s->ent);
+            send_words(s, st.MPI_SOURCE, TAG_REP, m->buf, (int)n, m);
+        } else {
+            handle(s, q, &m->rep);
+            send_words(s, st.MPI_SOURCE, TAG_REP, &m->rep, 1, m);
+        }
+    }
+    if (s->end == END_NONE && s->end_req != MPI_REQUEST_NULL) {
+        int flag;
+        MPI_Test(&s->end_req, &flag, MPI_STATUS_IGNORE);
+        if (flag)
+            s->end = (int)s->end_word;
+    }
+    for (sched_msg **p = &s->out; *p;) {
+        sched_msg *m = *p;
+        int sent = 1, got = 1;
+        if (m->sreq != MPI_REQUEST_NULL)
+            MPI_Test(&m->sreq, &sent, MPI_STATUS_IGNORE);
+        if (m->rreq != MPI_REQUEST_NULL) {
+            MPI_Test(&m->rreq, &got, MPI_STATUS_IGNORE);
+            if (got)
+                replied(s, m);
+        }
+        if (sent && got && !m->held) {
+            *p = m->next;
+            mrf__free(m->buf);
+            mrf__free(m);
+        } else {
+            p = &m->next;
+        }
+    }
+}
+
+/* Sends request [type task a b] to `to`; its reply, one word or
+ * `replywords` into `replybuf`, is taken by serve().  Returns the message,
+ * NULL when `to` is me (then handled here, the reply in *local). */
+static sched_msg *post(mrf__sched *s, int to, int type, long task, int64_t a, int64_t b,
+                       int64_t *replybuf, int replywords, int64_t *local)
+{
+    int64_t q[REQ_WORDS] = {type, task, a, b};
+    if (to == s->rank) {
+        int64_t rep;
+        handle(s, q, &rep);
+        if (local)
+            *local = rep;
+        return NULL;
+    }
+    sched_msg *m = msg_new(s, type, task);
+    memcpy(m->msg, q, sizeof q);
+    m->run = s->run_seq;
+    MPI_Irecv(replybuf ? replybuf : &m->rep, replybuf ? replywords : 1, MPI_INT64_T, to, TAG_REP,
+              s->comm, &m->rreq);
+    send_words(s, to, TAG_REQ, m->msg, REQ_WORDS, m);
+    s->n_waiting++;
+    s->st.requests++;
+    return m;
+}
+
+/* Serves the others until nothing of mine waits for a reply. */
+static void wait_replies(mrf__sched *s)
+{
+    for (int spin = 0; s->n_waiting > 0; spin++) {
+        serve(s);
+        if (s->n_waiting > 0 && spin > 64)
+            nap(50); /* don't take the core from the rank that must answer */
+    }
+}
+
+/* A request answered before this returns (serving the others meanwhile):
+ * its one-word reply. */
+static int64_t call(mrf__sched *s, int to, int type, long task, int64_t a)
+{
+    int64_t rep = 0;
+    sched_msg *m = post(s, to, type, task, a, 0, NULL, 0, &rep);
+    if (!m)
+        return rep;
+    m->held = true;
+    for (int spin = 0; m->rreq != MPI_REQUEST_NULL; spin++) {
+        serve(s);
+        if (m->rreq != MPI_REQUEST_NULL && spin > 64)
+            nap(50);
+    }
+    rep = m->rep;
+    m->held = false; /* serve() frees it once its send is through */
+    return rep;
+}
+
+/* ------------------------------------------------------------------ the API */
 
 int mrf__sched_create(MPI_Comm comm, const mrf__plan *plan, bool speculate, int max_backups,
                       mrf__sched **out)
 {
     mrf__sched *s = mrf__calloc(1, sizeof *s);
-    int rc = MRF_OK;
+    int rc = MRF_OK, size;
+    MPI_Comm_size(comm, &size);
     if (!s)
         rc = MRF_ENOMEM;
     if (s) {
-        s->comm = comm;
         MPI_Comm_rank(comm, &s->rank);
-        MPI_Comm_size(comm, &s->size);
+        s->size = size;
         s->plan = plan;
         s->ntasks = plan->n_tasks;
         s->speculate = speculate;
         s->max_backups = max_backups;
-        s->first = mrf__calloc((size_t)s->size + 1, sizeof *s->first);
-        s->drained = mrf__calloc((size_t)s->size, sizeof *s->drained);
+        s->first = mrf__calloc((size_t)size + 1, sizeof *s->first);
+        s->drained = mrf__calloc((size_t)size, sizeof *s->drained);
         if (!s->first || !s->drained)
             rc = MRF_ENOMEM;
     }
-    /* agree before the collective window allocation */
+    if (rc == MRF_OK) {
+        /* home shares: the static dealing, monotone in t */
+        uint64_t before = 0;
+        size_t t = 0;
+        for (int r = 0; r < size; r++) {
+            s->first[r] = t;
+            while (t < s->ntasks &&
+                   mrf__home_rank(plan->total_bytes, before, plan->tasks[t].len, size) == r) {
+                before += plan->tasks[t].len;
+                t++;
+            }
+        }
+        s->first[size] = s->ntasks;
+        s->mine = s->first[s->rank + 1] - s->first[s->rank];
+        s->ent = mrf__calloc(s->mine ? s->mine * NFIELD : 1, sizeof *s->ent);
+        if (!s->ent)
+            rc = MRF_ENOMEM;
+    }
     int all = rc;
     MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MIN, comm);
     if (all) {
         if (s) {
+            mrf__free(s->ent);
             mrf__free(s->first);
             mrf__free(s->drained);
             mrf__free(s);
         }
         return rc ? mrf__fail(rc, "out of memory for the task scheduler") : all;
     }
-    /* home shares: the static dealing, monotone in t */
-    uint64_t before = 0;
-    size_t t = 0;
-    for (int r = 0; r < s->size; r++) {
-        s->first[r] = t;
-        while (t < s->ntasks &&
-               mrf__home_rank(plan->total_bytes, before, plan->tasks[t].len, s->size) == r) {
-            before += plan->tasks[t].len;
-            t++;
-        }
-    }
-    s->first[s->size] = s->ntasks;
-    size_t mine = s->first[s->rank + 1] - s->first[s->rank];
-    MPI_Aint bytes = (MPI_Aint)((NGLOBAL + mine * NFIELD) * sizeof(int64_t));
-    MPI_Info info;
-    MPI_Info_create(&info);
-    MPI_Info_set(info, "accumulate_ops", "same_op_no_op");
-    int mrc = MPI_Win_allocate(bytes, sizeof(int64_t), info, comm, &s->base, &s->win);
-    MPI_Info_free(&info);
-    if (mrc != MPI_SUCCESS) {
-        mrf__free(s->first);
-        mrf__free(s->drained);
-        mrf__free(s);
-        return mrf__fail(MRF_EMPI, "MPI_Win_allocate for the task scheduler failed");
-    }
+    MPI_Comm_dup(comm, &s->comm);
+    s->tail = (int64_t)s->mine;
     s->suspect = -1;
-    s->base[G_COMMITTED] = 0;
-    s->base[G_BACKUPS] = 0;
-    s->base[G_FAILED] = 0;
-    s->base[G_BYTES] = 0;
-    s->base[G_STOP] = 0;
-    s->base[G_CLAIM] = (int64_t)((uint64_t)mine << 32); /* head 0, tail mine */
-    memset(s->base + NGLOBAL, 0, mine * NFIELD * sizeof(int64_t));
-    MPI_Barrier(comm); /* every window initialised before anyone reads one */
-    MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
+    s->run_task = -1;
+    s->end_req = MPI_REQUEST_NULL;
+    if (s->rank != 0)
+        MPI_Irecv(&s->end_word, 1, MPI_INT64_T, 0, TAG_END, s->comm, &s->end_req);
+    else if (s->ntasks == 0)
+        end_phase(s, END_DONE);
     *out = s;
     return MRF_OK;
 }
@@ -210,8 +436,36 @@ void mrf__sched_destroy(mrf__sched *s)
 {
     if (!s)
         return;
-    MPI_Win_unlock_all(s->win);
-    MPI_Win_free(&s->win);
+    /* END, then every reply of mine, then the barrier that says nobody
+     * will ask anything more; serving all along */
+    while (s->end == END_NONE) {
+        serve(s);
+        if (s->end == END_NONE)
+            nap(200);
+    }
+    wait_replies(s);
+    MPI_Request bar;
+    MPI_Ibarrier(s->comm, &bar);
+    for (int done = 0, spin = 0;; spin++) {
+        MPI_Test(&bar, &done, MPI_STATUS_IGNORE);
+        if (done)
+            break;
+        serve(s);
+        if (spin > 64)
+            nap(100);
+    }
+    /* what is left are my replies and END notices: every one was received */
+    while (s->out) {
+        sched_msg *m = s->out;
+        MPI_Wait(&m->sreq, MPI_STATUS_IGNORE);
+        s->out = m->next;
+        mrf__free(m->buf);
+        mrf__free(m);
+    }
+    mrf__log(MRF_LOG_DEBUG, "scheduler: %llu requests sent, %llu served",
+             (unsigned long long)s->st.requests, (unsigned long long)s->st.served);
+    MPI_Comm_free(&s->comm);
+    mrf__free(s->ent);
     mrf__free(s->first);
     mrf__free(s->drained);
     mrf__free(s);
@@ -222,30 +476,24 @@ const mrf__sched_stats *mrf__sched_get_stats(const mrf__sched *s)
     return &s->st;
 }
 
-/* A rank's own share front to back, then the others' tails. */
+/* A rank's own share front to back (no message), then the others' tails. */
 static long claim_next(mrf__sched *s)
 {
-    int64_t h, t;
     if (!s->own_empty) {
-        claim_word(fetch_add(s, s->rank, G_CLAIM, 1), &h, &t);
-        if (h < t)
-            return (long)(s->first[s->rank] + (size_t)h);
+        if (s->head < s->tail)
+            return (long)(s->first[s->rank] + (size_t)s->head++);
         s->own_empty = true;
     }
-    for (int k = 1; k < s->size; k++) {
+    for (int k = 1; k < s->size && s->end == END_NONE; k++) {
         int v = (s->rank + k) % s->size;
-        while (!s->drained[v]) {
-            claim_word(fetch_op(s, v, G_CLAIM, 0, MPI_NO_OP), &h, &t);
-            if (h >= t) {
-                s->drained[v] = true;
-                break;
-            }
-            claim_word(fetch_add(s, v, G_CLAIM, -((int64_t)1 << 32)), &h, &t);
-            if (t - 1 >= h) {
-                s->st.stolen++;
-                return (long)(s->first[v] + (size_t)(t - 1));
-            }
+        if (s->drained[v] || s->first[v + 1] == s->first[v])
+            continue;
+        int64_t t = call(s, v, R_STEAL, -1, 0);
+        if (t >= 0) {
+            s->st.stolen++;
+            return (long)t;
         }
+        s->drained[v] = true;
     }
     return -1;
 }
@@ -272,69 +520,77 @@ static long pick_backup(mrf__sched *s)
     double mine = my_rate(s);
     if (mine <= 0)
         return -1;
-    long best = -1;
-    double best_gain = 0;
-    int64_t *state = mrf__malloc((s->ntasks ? s->ntasks : 1) * NFIELD * sizeof *state);
-    int64_t *claims = mrf__malloc((size_t)s->size * sizeof *claims);
-    if (!state || !claims) {
-        mrf__free(state);
-        mrf__free(claims);
+    /* every rank's [head tail entries...], rank r's at 2r + first[r] x NFIELD:
+     * a snapshot for choosing only (the owners settle the choice) */
+    size_t words = 2 * (size_t)s->size + s->ntasks * NFIELD;
+    int64_t *snap = mrf__malloc(words * sizeof *snap);
+    int64_t *rates = mrf__malloc((s->ntasks ? s->ntasks : 1) * sizeof *rates);
+    if (!snap || !rates) {
+        mrf__free(snap);
+        mrf__free(rates);
         return -1;
     }
-    /* a snapshot for choosing only (the choice is settled by atomics), read
-     * with MPI_Get_accumulate(NO_OP): a plain MPI_Get racing the runners'
-     * MPI_Fetch_and_op on the same words would be a conflict in MPI terms */
     for (int r = 0; r < s->size; r++) {
+        int64_t *at = snap + 2 * (size_t)r + s->first[r] * NFIELD;
         size_t n = s->first[r + 1] - s->first[r];
-        MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &claims[r], 1, MPI_INT64_T, r, G_CLAIM, 1,
-                           MPI_INT64_T, MPI_NO_OP, s->win);
-        if (n)
-            MPI_Get_accumulate(NULL, 0, MPI_INT64_T, state + s->first[r] * NFIELD,
-                               (int)(n * NFIELD), MPI_INT64_T, r, NGLOBAL, (int)(n * NFIELD),
-                               MPI_INT64_T, MPI_NO_OP, s->win);
+        if (r == s->rank) {
+            at[0] = s->head;
+            at[1] = s->tail;
+            memcpy(at + 2, s->ent, n * NFIELD * sizeof *at);
+        } else if (n) {
+            post(s, r, R_SNAPSHOT, -1, 0, 0, at, (int)(2 + n * NFIELD), NULL);
+        } else {
+            at[0] = at[1] = 0;
+        }
     }
-    MPI_Win_flush_all(s->win);
+    wait_replies(s);
+    long best = -1;
+    double best_gain = 0, typical = 0;
     /* the typical rate: the median over every task that published one,
      * running or finished, so ranks that finished first do not set it */
     size_t nr = 0;
-    double typical = 0;
-    int64_t *rates = mrf__malloc((s->ntasks ? s->ntasks : 1) * sizeof *rates);
-    for (size_t t = 0; rates && t < s->ntasks; t++)
-        if (state[t * NFIELD + F_RATE] > 0)
-            rates[nr++] = state[t * NFIELD + F_RATE];
+    for (int r = 0; r < s->size; r++)
+        for (size_t t = s->first[r]; t < s->first[r + 1]; t++) {
+            const int64_t *e = snap + 2 * (size_t)r + 2 + t * NFIELD;
+            if (e[F_RATE] > 0)
+                rates[nr++] = e[F_RATE];
+        }
     if (nr >= 2) {
         qsort(rates, nr, sizeof *rates, cmp_i64);
         typical = (double)rates[nr / 2];
     }
-    mrf__free(rates);
-    for (size_t t = 0; typical > 0 && t < s->ntasks; t++) {
-        const int64_t *e = state + t * NFIELD;
-        int o = owner_of(s, t);
-        int64_t h, tl, i = (int64_t)(t - s->first[o]);
-        claim_word(claims[o], &h, &tl);
-        bool claimed = i < h || i >= tl;
-        if (!claimed || e[F_DONE] > 0 || e[F_BACKUP] > 0 || e[F_RATE] <= 0)
-            continue;
-        double len = (double)s->plan->tasks[t].len, rate = (double)e[F_RATE];
-        double left = (len - (double)e[F_BYTES]) / rate, backup_takes = len / mine;
-        mrf__log(MRF_LOG_DEBUG,
-                 "task %zu running at %.1f MB/s (typical %.1f, mine %.1f), %.3f s left, a "
-                 "backup would take %.3f s",
-                 t, rate / 1e6, typical / 1e6, mine / 1e6, left, backup_takes);
-        if (rate * SLOW_RATIO < typical && left > 1.5 * backup_takes &&
-            left - backup_takes > best_gain) {
-            best = (long)t;
-            best_gain = left - backup_takes;
+    for (int r = 0; typical > 0 && r < s->size; r++) {
+        const int64_t *at = snap + 2 * (size_t)r + s->first[r] * NFIELD;
+        for (size_t t = s->first[r]; t < s->first[r + 1]; t++) {
+            const int64_t *e = at + 2 + (t - s->first[r]) * NFIELD;
+            int64_t i = (int64_t)(t - s->first[r]);
+            bool claimed = i < at[0] || i >= at[1];
+            if (!claimed || e[F_DONE] > 0 || e[F_BACKUP] > 0 || e[F_RATE] <= 0)
+                continue;
+            double len = (double)s->plan->tasks[t].len, rate = (double)e[F_RATE];
+            double left = (len - (double)e[F_BYTES]) / rate, backup_takes = len / mine;
+            mrf__log(MRF_LOG_DEBUG,
+                     "task %zu running at %.1f MB/s (typical %.1f, mine %.1f), %.3f s left, a "
+                     "backup would take %.3f s",
+                     t, rate / 1e6, typical / 1e6, mine / 1e6, left, backup_takes);
+            if (rate * SLOW_RATIO < typical && left > 1.5 * backup_takes &&
+                left - backup_takes > best_gain) {
+                best = (long)t;
+                best_gain = left - backup_takes;
+            }
         }
     }
-    mrf__free(state);
-    mrf__free(claims);
+    mrf__free(snap);
+    mrf__free(rates);
     return best;
 }
 
 void mrf__sched_stop(mrf__sched *s)
 {
-    fetch_add(s, 0, G_STOP, 1);
+    if (s->want_stop)
+        return;
+    s->want_stop = true;
+    post(s, 0, R_STOP, -1, 0, 0, NULL, 0, NULL);
 }
 
 bool mrf__sched_stopped(const mrf__sched *s)
@@ -342,92 +598,106 @@ bool mrf__sched_stopped(const mrf__sched *s)
     return s->stopped;
 }
 
+/* The phase is over for me: what mrf__sched_next says. */
+static int leave(mrf__sched *s)
+{
+    if (s->end == END_FAIL)
+        return MRF__PEER_FAILED;
+    if (s->end == END_STOP || s->want_stop)
+        s->stopped = true;
+    return MRF_OK;
+}
+
+static void start_run(mrf__sched *s, long t)
+{
+    s->run_task = t;
+    s->run_seq++;
+    s->run_lost = false;
+    s->run_asking = false;
+}
+
 int mrf__sched_next(mrf__sched *s, long *task, bool *backup)
 {
     *task = -1;
     *backup = false;
-    if (fetch_op(s, 0, G_STOP, 0, MPI_NO_OP) > 0) {
-        s->stopped = true;
-        return MRF_OK;
-    }
+    s->run_task = -1;
+    serve(s);
+    if (s->end != END_NONE || s->want_stop)
+        return leave(s);
     long t = claim_next(s);
+    if (s->end != END_NONE) /* a stolen task stays unrun: stop and failure redo it */
+        return leave(s);
     if (t >= 0) {
+        start_run(s, t);
         *task = t;
-        *backup = false;
         return MRF_OK;
     }
     for (;;) {
-        int64_t committed, failed, stop, zero = 0;
-        MPI_Fetch_and_op(&zero, &committed, MPI_INT64_T, 0, G_COMMITTED, MPI_NO_OP, s->win);
-        MPI_Fetch_and_op(&zero, &failed, MPI_INT64_T, 0, G_FAILED, MPI_NO_OP, s->win);
-        MPI_Fetch_and_op(&zero, &stop, MPI_INT64_T, 0, G_STOP, MPI_NO_OP, s->win);
-        MPI_Win_flush(0, s->win);
-        if (failed)
-            return MRF__PEER_FAILED;
-        if (stop) {
-            s->stopped = true;
-            return MRF_OK;
-        }
-        if ((size_t)committed >= s->ntasks) {
-            *task = -1;
-            *backup = false;
-            return MRF_OK;
-        }
+        serve(s);
+        if (s->end != END_NONE || s->want_stop)
+            return leave(s);
         double now = MPI_Wtime();
-        /* a scan reads every rank's entries: every 5 ms, less often past
-         * 16 ranks so idle ranks' traffic stays bounded */
+        /* a scan asks every rank for its entries: every 5 ms, less often
+         * past 16 ranks so idle ranks' traffic stays bounded */
         if (s->speculate && now - s->last_scan > 0.005 * (1 + s->size / 16)) {
             s->last_scan = now;
             t = pick_backup(s);
             /* a dip of a scan or two (a stall in a big task) is no straggler */
             s->suspect_seen = t >= 0 && t == s->suspect ? s->suspect_seen + 1 : 1;
             s->suspect = t;
-            if (s->suspect_seen < SUSPECT_SCANS)
+            if (s->suspect_seen < SUSPECT_SCANS || s->end != END_NONE)
                 t = -1;
-            if (t >= 0 && fetch_add(s, 0, G_BACKUPS, 1) < s->max_backups) {
-                if (first_to(s, (size_t)t, F_BACKUP)) {
+            if (t >= 0 && call(s, 0, R_SLOT, -1, 0)) {
+                if (call(s, owner_of(s, (size_t)t), R_BACKUP, t, 0)) {
                     s->st.backups_launched++;
+                    start_run(s, t);
                     *task = t;
                     *backup = true;
                     return MRF_OK;
                 }
+                post(s, 0, R_SLOT_FREE, -1, 0, 0, NULL, 0, NULL);
             }
-            if (t >= 0)
-                fetch_add(s, 0, G_BACKUPS, -1);
         }
-        struct timespec ts = {0, 2 * 1000 * 1000}; /* idle: poll every 2 ms */
-        nanosleep(&ts, NULL);
+        nap(1000); /* idle: serve and look around every millisecond */
     }
 }
 
 void mrf__sched_poke(mrf__sched *s)
 {
-    /* any MPI call runs Open MPI's progress engine; over transports without
-     * RDMA atomics (TCP: osc pt2pt) that is when this rank serves the others'
-     * claims and reads of its window */
-    int flag;
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, MPI_STATUS_IGNORE);
+    serve(s);
 }
 
 bool mrf__sched_progress(mrf__sched *s, long task, bool backup, uint64_t bytes_done,
                          double rate_bps)
 {
     size_t t = (size_t)task;
-    int h = owner_of(s, t);
-    int64_t done;
-    if (!s->speculate) {
-        mrf__sched_poke(s);
+    serve(s);
+    /* every task is committed (so this copy lost), or a rank failed */
+    if (s->end == END_DONE || s->end == END_FAIL)
+        return true;
+    if (!s->speculate) /* no other copy can exist */
         return false;
-    }
     /* only the task's first runner publishes: a backup's rate says nothing
      * about whether the task itself is late */
+    int64_t bd = 0, rate = 0;
     if (!backup && rate_bps > 0) {
-        int64_t bd = (int64_t)bytes_done, rate = (int64_t)rate_bps + 1, old;
-        MPI_Fetch_and_op(&bd, &old, MPI_INT64_T, h, disp(s, t, F_BYTES), MPI_REPLACE, s->win);
-        MPI_Fetch_and_op(&rate, &old, MPI_INT64_T, h, disp(s, t, F_RATE), MPI_REPLACE, s->win);
+        bd = (int64_t)bytes_done;
+        rate = (int64_t)rate_bps + 1;
     }
-    done = read_field(s, t, F_DONE);
-    return done > 0; /* only ever set by a commit, and I have not committed */
+    int h = owner_of(s, t);
+    if (h == s->rank) {
+        int64_t *e = s->ent + (t - s->first[s->rank]) * NFIELD;
+        if (rate > 0) {
+            e[F_BYTES] = bd;
+            e[F_RATE] = rate;
+        }
+        return e[F_DONE] > 0; /* only ever set by a commit, and I have not committed */
+    }
+    if (!s->run_asking && !s->run_lost) { /* one PROGRESS in flight at a time */
+        s->run_asking = true;
+        post(s, h, R_PROGRESS, task, bd, rate, NULL, 0, NULL);
+    }
+    return s->run_lost;
 }
 
 bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds)
@@ -435,10 +705,9 @@ bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, do
     size_t t = (size_t)task;
     s->mapped_bytes += bytes;
     s->mapped_s += seconds;
-    bool won = first_to(s, t, F_DONE);
+    bool won = call(s, owner_of(s, t), R_COMMIT, task, 0) != 0;
     if (won) {
-        fetch_add(s, 0, G_COMMITTED, 1);
-        fetch_add(s, 0, G_BYTES, (int64_t)bytes);
+        post(s, 0, R_COMMITTED, task, (int64_t)bytes, 0, NULL, 0, NULL);
         s->st.tasks_run++;
         if (backup)
             s->st.backups_won++;
@@ -451,19 +720,20 @@ bool mrf__sched_commit(mrf__sched *s, long task, bool backup, uint64_t bytes, do
         s->st.discarded++;
     }
     if (backup)
-        fetch_add(s, 0, G_BACKUPS, -1);
+        post(s, 0, R_SLOT_FREE, -1, 0, 0, NULL, 0, NULL);
+    s->run_task = -1;
     return won;
 }
 
 void mrf__sched_global(mrf__sched *s, uint64_t *tasks, uint64_t *bytes)
 {
-    *tasks = (uint64_t)fetch_op(s, 0, G_COMMITTED, 0, MPI_NO_OP);
-    *bytes = (uint64_t)fetch_op(s, 0, G_BYTES, 0, MPI_NO_OP);
+    *tasks = (uint64_t)s->committed;
+    *bytes = (uint64_t)s->bytes;
 }
 
 void mrf__sched_fail(mrf__sched *s)
 {
-    fetch_add(s, 0, G_FAILED, 1);
+    post(s, 0, R_FAIL, -1, 0, 0, NULL, 0, NULL);
 }
 
 void mrf__sched_abandon(mrf__sched *s, long task, bool backup, uint64_t bytes, double seconds)
@@ -473,5 +743,6 @@ void mrf__sched_abandon(mrf__sched *s, long task, bool backup, uint64_t bytes, d
     s->mapped_s += seconds;
     s->st.discarded++;
     if (backup)
-        fetch_add(s, 0, G_BACKUPS, -1);
+        post(s, 0, R_SLOT_FREE, -1, 0, 0, NULL, 0, NULL);
+    s->run_task = -1;
 }

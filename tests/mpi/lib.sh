@@ -27,9 +27,9 @@ TAB=$(printf '\t')
 
 ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
 not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
-check() { # check NAME COMMAND...: passes when the command succeeds
+check() { # check NAME COMMAND...: passes when the command succeeds (status 1 if not)
     local name=$1; shift
-    if "$@"; then ok "$name"; else not_ok "$name"; fi
+    if "$@"; then ok "$name"; else not_ok "$name"; return 1; fi
 }
 
 # mpi NP BTL ARGS...: mrflow under mpiexec with a deadlock timeout
