@@ -1,13 +1,18 @@
 #!/bin/sh
 # setup.sh -- install mrflow's build dependencies (Debian 12; as root or with
 # sudo), then configure and build.  Safe to run again: it does only what is
-# missing.  Extra configure flags: MRFLOW_CONFIGURE_FLAGS="--enable-sanitizers".
+# missing.  Extra configure flags: MRFLOW_CONFIGURE_FLAGS="--enable-sanitizers"
+# (or "--with-mpi=mpich", which also installs MPICH and its parallel HDF5).
 set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="build-essential autoconf automake libtool pkg-config libopenmpi-dev openmpi-bin
       libhdf5-openmpi-dev hdf5-tools libhwloc-dev hwloc libzstd-dev libxxhash-dev
       libcunit1-dev python3-h5py"
+flags=${MRFLOW_CONFIGURE_FLAGS:-}
+case " $flags " in
+*" --with-mpi=mpich "*) pkgs="$pkgs mpich libmpich-dev libhdf5-mpich-dev" ;;
+esac
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -25,7 +30,6 @@ if [ -n "$missing" ]; then
 fi
 
 [ -x configure ] || autoreconf -fi
-flags=${MRFLOW_CONFIGURE_FLAGS:-}
 if [ ! -f Makefile ] || [ "$(cat .configure-flags 2>/dev/null)" != "$flags" ]; then
     # shellcheck disable=SC2086
     ./configure -q $flags

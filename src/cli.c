@@ -21,16 +21,30 @@ static const mrf_job_spec *const jobs[] = {&mrf_job_wordcount, &mrf_job_terasort
                                            &mrf_job_invindex, &mrf_job_pagerank};
 #define N_JOBS (sizeof jobs / sizeof jobs[0])
 
-/* Before MPI_Init we do not know our rank; the launchers tell us. */
+/* Before MPI_Init we do not know our rank; the launchers tell us: Open
+ * MPI's mpirun, PMIx (srun --mpi=pmix), PMI-1/2 (MPICH's mpiexec, srun
+ * --mpi=pmi2), else srun's task number. */
+static const char *const rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
+                                        "SLURM_PROCID"};
+
 static bool first_rank(void)
 {
-    const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
+    for (size_t i = 0; i < sizeof rank_vars / sizeof rank_vars[0]; i++) {
+        const char *v = getenv(rank_vars[i]);
         if (v)
             return strcmp(v, "0") == 0;
     }
     return true;
+}
+
+/* Started by an MPI launcher (not counting a Slurm batch shell's own
+ * SLURM_PROCID). */
+static bool under_launcher(void)
+{
+    for (size_t i = 0; i < sizeof rank_vars / sizeof rank_vars[0] - 1; i++)
+        if (getenv(rank_vars[i]))
+            return true;
+    return false;
 }
 
 /* mrflow topo: the placement a job would get.  Under a launcher (mpirun,
@@ -80,7 +94,7 @@ static int cli_topo(int argc, char **argv)
             return MRF_EXIT_USAGE;
         }
     }
-    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK")) {
+    if (!under_launcher()) {
         if (n == 0) {
             long c = sysconf(_SC_NPROCESSORS_ONLN);
             n = c > 0 ? (int)c : 1;

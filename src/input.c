@@ -342,6 +342,24 @@ fail:
     return MRF_EINVAL;
 }
 
+int mrf__input_open(const char *path, const char *doing, int *fd)
+{
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) {
+        /* rank 0 opened every input to plan the tasks: gone since, or on a
+         * disk of rank 0's node only */
+        int e = errno;
+        char host[256] = "?";
+        gethostname(host, sizeof host - 1);
+        return mrf__fail(MRF_EIO,
+                         "input '%s': %s on host %s while %s (rank 0 could read it when the job "
+                         "started: removed since, or not on a file system every node sees?)",
+                         path, strerror(e), host, doing);
+    }
+    *fd = f;
+    return MRF_OK;
+}
+
 int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t *cap)
 {
     const char *path = plan->paths[t->file];
@@ -353,10 +371,9 @@ int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t
         *buf = nb;
         *cap = t->len;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mrf__fail(MRF_EIO, "input '%s': %s (it was readable when the job started)", path,
-                         strerror(errno));
+    int fd, rc = mrf__input_open(path, "reading a map task", &fd);
+    if (rc)
+        return rc;
     (void)posix_fadvise(fd, (off_t)t->off, (off_t)t->len, POSIX_FADV_SEQUENTIAL);
     uint64_t done = 0;
     while (done < t->len) {

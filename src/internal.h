@@ -252,8 +252,18 @@ void mrf__plan_free(mrf__plan *plan);
 /* Serialise a plan for MPI_Bcast, and back. */
 int mrf__plan_pack(const mrf__plan *plan, char **buf, size_t *len);
 int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan);
+/* Opens an input file after planning (*fd on success); the message names
+ * this rank's host. */
+int mrf__input_open(const char *path, const char *doing, int *fd);
 /* Read a task's bytes into *buf (grown as needed, mrf__big_*). */
 int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t *cap);
+
+/* ------------------------------------------------------------ sharedfs.c --
+ * Collective: every rank sees a file rank 0 creates in dir (named with
+ * token, e.g. the run id), else MRF_EUSAGE with a message naming the first
+ * rank that does not, its host, and `what 'shown'` (e.g. --output 'OUT'). */
+int mrf__shared_dir(MPI_Comm comm, const char *dir, const char *token, const char *what,
+                    const char *shown);
 
 /* -------------------------------------------------------------- sched.c --
  * Dynamic claiming of map tasks and speculative backups (see sched.c). */

@@ -367,12 +367,13 @@ static int sample_task(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em
     int rc = MRF_OK;
     size_t bufsz = spec->input == MRF_INPUT_RECORDS ? spec->record_size : SAMPLE_BLOCK;
     char *buf = mrf__malloc(bufsz);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (!buf || fd < 0) {
-        rc = mrf__fail(buf ? MRF_EIO : MRF_ENOMEM, "input '%s': %s while sampling", path,
-                       buf ? strerror(errno) : "out of memory");
+    int fd = -1;
+    if (!buf) {
+        rc = mrf__fail(MRF_ENOMEM, "out of memory while sampling '%s'", path);
         goto out;
     }
+    if ((rc = mrf__input_open(path, "sampling", &fd)))
+        goto out;
     uint64_t units = spec->input == MRF_INPUT_RECORDS ? t->len / spec->record_size : t->len;
     if (spec->input == MRF_INPUT_LINES && k > units / SAMPLE_BLOCK) /* blocks must not overlap */
         k = units / SAMPLE_BLOCK ? units / SAMPLE_BLOCK : 1;

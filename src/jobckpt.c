@@ -458,6 +458,11 @@ int mrf__st_ckpt_begin(stage *s)
     MPI_Bcast(s->cands, 8, MPI_UINT64_T, 0, s->comm);
     if (hdr[0])
         return hdr[0];
+    /* one folder for every node, or each node's ranks would checkpoint alone */
+    int rc =
+        mrf__shared_dir(s->comm, s->opt->ckpt_dir, s->run_id, "--checkpoint-dir", s->opt->ckpt_dir);
+    if (rc)
+        return rc;
     s->ncands = hdr[1];
     s->epoch = s->ncands ? s->cands[0] + 1 : 1;
     if (s->opt->no_resume) {

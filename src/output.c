@@ -6,7 +6,8 @@
  * result under NAME.  When every rank has closed its part (fsynced), rank 0
  * renames the temporary directory to NAME (with RENAME_NOREPLACE, so an output
  * created meanwhile is never clobbered) and then writes NAME/_SUCCESS holding
- * the run id.  On failure rank 0 removes the temporary directory.
+ * the run id.  On failure rank 0 removes the temporary directory.  Every
+ * rank must see the folder rank 0 made (sharedfs.c), or the job stops there.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -130,6 +131,13 @@ int mrf__output_begin(MPI_Comm comm, const char *output, bool overwrite, const c
     if (MPI_Bcast(tmp, (int)hdr[1], MPI_CHAR, 0, comm) != MPI_SUCCESS) {
         mrf__free(tmp);
         return MRF_EMPI;
+    }
+    /* a node-local --output would leave each node's parts on its own disk */
+    if ((rc = mrf__shared_dir(comm, tmp, run_id, "--output", output))) {
+        if (rank == 0)
+            rmdir(tmp);
+        mrf__free(tmp);
+        return rc;
     }
     *tmpdir = tmp;
     return MRF_OK;
