@@ -1847,6 +1847,20 @@ static int choose_partitioner(stage *s)
 {
     const mrf_job_spec *spec = s->spec;
     int p = s->opt->partitioner;
+    /* buckets are what the packing deals: with a few per rank it cannot
+     * balance (and past the bucket count ranks reduce nothing).  The
+     * default is not raised with the rank count by itself: a checkpoint
+     * resumes only with the --buckets it was written with. */
+    static bool warned; /* once per process (a multi-stage job runs many stages) */
+    if (s->rank == 0 && !warned && (uint64_t)s->opt->buckets < 8 * (uint64_t)s->size) {
+        warned = true;
+        mrf__log(MRF_LOG_WARN,
+                 "--buckets %u for %d ranks is fewer than 8 per rank: the reduce cannot be "
+                 "balanced%s; give --buckets %llu or more (and the same value when resuming)",
+                 s->opt->buckets, s->size,
+                 s->opt->buckets < (uint32_t)s->size ? " and some ranks get no keys" : "",
+                 16ull * (unsigned long long)s->size);
+    }
     if (p == MRF__PART_DEFAULT)
         p = spec->partitioning == MRF_PART_RANGE ? MRF__PART_RANGE : MRF__PART_SKEW;
     if (spec->partitioning == MRF_PART_RANGE && p != MRF__PART_RANGE) {
