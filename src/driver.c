@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -408,5 +409,18 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
 #endif
     if (!inited)
         MPI_Finalize();
-    return mrf__exit_status(rc);
+    int status = mrf__exit_status(rc);
+    /* Every rank exits with the job's status, but rank 0 first: MPICH's
+     * launcher before 4.2 (Debian 12 ships 4.0) can report 0 when two ranks
+     * it watches exit non-zero at once (pmodels/mpich#7058: each resets the
+     * status while it kills the rest), and then a checkpointed (75) or
+     * failed job would look done to a batch script.  Exiting 0.3 s after
+     * rank 0 leaves one non-zero exit per launcher to see: mpirun and
+     * mpiexec stop the others and report rank 0's status, srun gets every
+     * rank's. */
+    if (status != MRF_EXIT_OK && rank != 0 && !inited) {
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return status;
 }
