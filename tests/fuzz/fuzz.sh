@@ -14,10 +14,10 @@ command -v clang > /dev/null || { echo "fuzz.sh: needs clang (apt-get install cl
 [ -f config.h ] || [ -f Makefile ] || { echo "fuzz.sh: configure the tree first" >&2; exit 2; }
 out=bench-out/fuzz
 mkdir -p "$out"
-# the engine's sources (not the mrflow program's), compiled with clang
-srcs="src/mem.c src/log.c src/report.c src/badrec.c src/config.c src/input.c src/sched.c src/kvbuf.c
-      src/combine.c src/partition.c src/sort.c src/shuffle.c src/codec.c src/spill.c src/output.c
-      src/h5out.c src/signals.c src/ckpt.c src/topo.c src/job.c src/jobckpt.c src/jobshuffle.c src/driver.c"
+# the engine's sources (not the mrflow program's), compiled with clang: the
+# list Makefile.am builds libmrflow_core from, so a new module is never missed
+srcs=$(sed -n '/^libmrflow_core_la_SOURCES/,/^[^[:space:]]/p' Makefile.am | grep -o 'src/[a-z0-9_]*\.c')
+[ -n "$srcs" ] || { echo "fuzz.sh: no libmrflow_core_la_SOURCES in Makefile.am" >&2; exit 2; }
 mpi_c="$(mpicc -showme:compile) $(pkg-config --cflags hdf5-openmpi)"
 mpi_l="$(mpicc -showme:link) $(pkg-config --libs hdf5-openmpi)"
 failed=0
