@@ -47,6 +47,9 @@ chmod 755 "$BASE"
 # which every node has its own of
 cp "$MRFLOW" "$BASE/bin/mrflow" || exit 99
 MRFLOW=$BASE/bin/mrflow
+# and LeakSanitizer's suppressions (sanitizer builds), which the ranks read
+cp "$TOP_SRCDIR/tests/lsan.supp" "$BASE/lsan.supp" || exit 99
+export LSAN_OPTIONS="suppressions=$BASE/lsan.supp:print_suppressions=0"
 "$LABSH" start "$LAB" 2 slurm > "$BASE/lab.out" 2>&1
 case $? in
 0) ;;
