@@ -197,6 +197,26 @@ MRF_EXPORT unsigned mrf_stage_run(const mrf_emitter *out);
 #define MRF_PER_VALUE 1u
 
 /*
+ * spec->flags: MRF_MAP_BLOCKS (for MRF_INPUT_LINES) hands map many whole
+ * lines at once instead of one: in->data/len hold one or more complete
+ * lines, each ending in '\n' but for a file's last line that lacks one,
+ * and in->offset is the first line's offset in in->file (blocks never span
+ * files).  A block is about 64 KiB to 1 MiB.  A tokenizer then runs over
+ * large buffers without a call per line.  mrf_reject is not available in
+ * such a map (it returns MRF_EINVAL): a job that sets lines aside maps them
+ * one at a time.  The run report still counts lines as records.
+ */
+#define MRF_MAP_BLOCKS 2u
+
+/*
+ * Combiners the engine recognises and performs itself, without a call per
+ * value: give one of these as spec->combine.
+ * mrf_combine_sum_u64: values are 8-byte native-endian unsigned integers,
+ * summed (modulo 2^64).  Not collective.
+ */
+MRF_EXPORT void mrf_combine_sum_u64(void *acc, const void *val, size_t len, void *ctx);
+
+/*
  * Runs the job with the options in argv (argv[0] is the program name):
  * --input, --output and the rest, as `--help` lists them.  Initialises MPI if
  * the caller has not (and then finalises it).  Collective over MPI_COMM_WORLD.

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sum.h"
+#include "words.h"
 
 /* the key of one (word, file) pair; words longer than this are emitted
  * through a heap buffer */
@@ -24,19 +25,15 @@
 static void ii_map(const mrf_record *in, mrf_emitter *out, void *ctx)
 {
     (void)ctx;
-    const unsigned char *p = in->data, *end = p + in->len;
     size_t flen = strlen(in->file);
     const uint64_t one = 1;
     char kb[KEYBUF];
-    while (p < end) {
-        while (p < end && mrf_word_sep[*p])
-            p++;
-        const unsigned char *w = p;
-        while (p < end && !mrf_word_sep[*p])
-            p++;
-        if (p == w)
-            continue;
-        size_t wl = (size_t)(p - w), kl = 4 + wl + flen;
+    words it;
+    const char *w;
+    size_t wl;
+    words_init(&it, in->data, in->len);
+    while (words_next(&it, &w, &wl)) {
+        size_t kl = 4 + wl + flen;
         char *k = kl <= KEYBUF ? kb : malloc(kl);
         if (!k) {
             mrf_fail(out, "invindex: out of memory for a long word");
@@ -176,7 +173,7 @@ const mrf_job_spec mrf_job_invindex = {
     .summary = "inverted index, two stages; output word<TAB>file:count,... (files sorted)",
     .input = MRF_INPUT_LINES,
     .map = ii_map,
-    .combine = mrf_sum_u64_combine,
+    .combine = mrf_combine_sum_u64,
     .reduce = ii_count,
     .partitioning = MRF_PART_HASH,
     .output = MRF_OUTPUT_TEXT,

@@ -43,14 +43,16 @@ void mrf__ctable_destroy(mrf__ctable *t)
     t->slots = NULL;
 }
 
-static inline bool bytes_eq(const char *a, const char *b, size_t n)
+void mrf_combine_sum_u64(void *acc, const void *val, size_t len, void *ctx)
 {
-    if (n > 16)
-        return memcmp(a, b, n) == 0;
-    for (size_t i = 0; i < n; i++) /* short keys: no call */
-        if (a[i] != b[i])
-            return false;
-    return true;
+    (void)ctx;
+    uint64_t a, v;
+    if (len != sizeof a) /* not a u64: nothing to add (the header says 8 bytes) */
+        return;
+    memcpy(&a, acc, sizeof a);
+    memcpy(&v, val, sizeof v);
+    a += v;
+    memcpy(acc, &a, sizeof a);
 }
 
 static inline char *slot_key(const mrf__ctable *t, mrf__cslot *s)
@@ -94,10 +96,18 @@ int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, co
             break;
         if (s->hash == h && (s->kf & MRF_CS_KLEN) == klen) {
             char *k = slot_key(t, s);
-            if (bytes_eq(k, key, klen)) {
+            if (mrf__bytes_eq(k, key, klen)) {
                 if ((s->vlen & MRF_CS_VLEN) != vlen)
                     return MRF_EINVAL;
-                combine(k + klen, val, vlen, ctx);
+                if (combine == mrf_combine_sum_u64 && vlen == 8) { /* ours: no call */
+                    uint64_t a, v;
+                    memcpy(&a, k + klen, 8);
+                    memcpy(&v, val, 8);
+                    a += v;
+                    memcpy(k + klen, &a, 8);
+                } else {
+                    combine(k + klen, val, vlen, ctx);
+                }
                 s->vlen |= MRF_CS_HOT; /* hit since the last eviction */
                 return MRF_OK;
             }
@@ -109,10 +119,8 @@ int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, co
     s->vlen = (uint32_t)vlen;
     if (klen + vlen <= MRF_CS_INLINE) {
         s->kf = (uint32_t)klen | MRF_CS_USED;
-        if (klen)
-            memcpy(s->data, key, klen);
-        if (vlen)
-            memcpy(s->data + klen, val, vlen);
+        mrf__copy_small(s->data, key, klen);
+        mrf__copy_small(s->data + klen, val, vlen);
     } else {
         size_t off;
         int rc = mrf__kvbuf_append(&t->big, 0, key, klen, val, vlen, &off);

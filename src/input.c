@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 void mrf__plan_free(mrf__plan *plan)
 {
@@ -340,6 +343,29 @@ int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan)
 fail:
     mrf__plan_free(plan);
     return MRF_EINVAL;
+}
+
+uint64_t mrf__count_lines(const char *p, size_t n)
+{
+    /* the lines a block of whole lines holds: its '\n's, and one more for a
+     * last line without one */
+    uint64_t c = 0;
+    size_t i = 0;
+#if defined(__SSE2__)
+    /* per byte lane, subtract the compare's -1s (at most 255 rounds), then
+     * sum the lanes: no popcount (a library call without -mpopcnt) */
+    const __m128i nl = _mm_set1_epi8('\n');
+    while (i + 16 <= n) {
+        __m128i acc = _mm_setzero_si128();
+        for (int r = 0; r < 255 && i + 16 <= n; r++, i += 16)
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + i)), nl));
+        __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
+        c += (uint64_t)_mm_cvtsi128_si32(sums) + (uint64_t)_mm_extract_epi16(sums, 4);
+    }
+#endif
+    for (; i < n; i++)
+        c += p[i] == '\n';
+    return c + (n > 0 && p[n - 1] != '\n');
 }
 
 int mrf__input_open(const char *path, const char *doing, int *fd)

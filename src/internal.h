@@ -252,6 +252,8 @@ void mrf__plan_free(mrf__plan *plan);
 /* Serialise a plan for MPI_Bcast, and back. */
 int mrf__plan_pack(const mrf__plan *plan, char **buf, size_t *len);
 int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan);
+/* Lines in a block of whole lines (the last may lack its '\n'). */
+uint64_t mrf__count_lines(const char *p, size_t n);
 /* Opens an input file after planning (*fd on success); the message names
  * this rank's host. */
 int mrf__input_open(const char *path, const char *doing, int *fd);
@@ -412,6 +414,32 @@ typedef struct mrf__ctable {
 } mrf__ctable;
 
 typedef void (*mrf__combine_fn)(void *acc, const void *val, size_t len, void *ctx);
+
+/* memcpy of a few bytes without a call (keys and values on the map's hot
+ * path are mostly this short): overlapping 8- or 4-byte moves. */
+static inline void mrf__copy_small(void *dst, const void *src, size_t n)
+{
+    char *d = dst;
+    const char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    } else {
+        memcpy(d, s, n);
+    }
+}
 /* Map output per bucket: record bytes (header included) and records. */
 typedef struct mrf__bstat {
     uint64_t bytes, recs;
@@ -435,6 +463,59 @@ int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combin
  * it.  Returns MRF_EINVAL if the key's values differ in length. */
 int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, const void *val,
                     size_t vlen, mrf__combine_fn combine, void *ctx);
+
+/* Equality of short keys without a call or a byte loop. */
+static inline bool mrf__bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n > 16)
+        return memcmp(a, b, n) == 0;
+    if (n >= 8) { /* two overlapping word compares */
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, a, 8), memcpy(&y0, b, 8);
+        memcpy(&x1, a + n - 8, 8), memcpy(&y1, b + n - 8, 8);
+        return x0 == y0 && x1 == y1;
+    }
+    if (n >= 4) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, a, 4), memcpy(&y0, b, 4);
+        memcpy(&x1, a + n - 4, 4), memcpy(&y1, b + n - 4, 4);
+        return x0 == y0 && x1 == y1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+/* The map's hot path: when a short key (key + value inline in its slot) is
+ * in the table, folds the value in and returns true, without a call for
+ * the library's own combiners; false sends the caller to mrf__ctable_add
+ * (a new key, a long one, or values of another length, which it reports). */
+static inline bool mrf__ctable_hit(mrf__ctable *t, uint64_t h, const void *key, size_t klen,
+                                   const void *val, size_t vlen, mrf__combine_fn combine, void *ctx)
+{
+    if (klen + vlen > MRF_CS_INLINE)
+        return false;
+    for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
+        mrf__cslot *s = &t->slots[i];
+        if (!s->kf)
+            return false;
+        if (s->hash != h || s->kf != ((uint32_t)klen | MRF_CS_USED) ||
+            (s->vlen & MRF_CS_VLEN) != vlen || !mrf__bytes_eq(s->data, key, klen))
+            continue;
+        if (combine == mrf_combine_sum_u64 && vlen == 8) {
+            uint64_t a, v;
+            memcpy(&a, s->data + klen, 8);
+            memcpy(&v, val, 8);
+            a += v;
+            memcpy(s->data + klen, &a, 8);
+        } else {
+            combine(s->data + klen, val, vlen, ctx);
+        }
+        s->vlen |= MRF_CS_HOT;
+        return true;
+    }
+}
 /* Appends every entry to out as a record (bucket from bucket_fn, counted in
  * st when given) and empties the table. */
 int mrf__ctable_drain(mrf__ctable *t, mrf__kvbuf *out, mrf__bucket_fn bucket_fn, void *bctx,

@@ -25,6 +25,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#define XXH_INLINE_ALL /* XXH3 inlined into the map's emit */
+#include <xxhash.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -779,6 +781,8 @@ static int drain_table(stage *s)
 
 static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const void *v, size_t vl)
 {
+    if (mrf__ctable_hit(s->target, h, k, kl, v, vl, s->spec->combine, s->spec->ctx))
+        return MRF_OK; /* a key already there: the table did not grow */
     int rc = mrf__ctable_add(s->target, h, k, kl, v, vl, s->spec->combine, s->spec->ctx);
     if (rc)
         return mrf__st_table_error(s, rc);
@@ -820,7 +824,7 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
         return mrf__fail(MRF_EINVAL, "job '%s' emitted a key or value over 2 GiB", spec->name);
     if (s->mapc) {
         /* the bucket is decided when the table is drained */
-        uint64_t h = mrf__key_hash(k, kl);
+        uint64_t h = XXH3_64bits(k, kl); /* = mrf__key_hash, inlined */
         int rc;
         if (kl + vl > EMIT_INLINE)
             return combine_one(s, h, k, kl, v, vl);
@@ -830,10 +834,8 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
         p->h = h;
         p->klen = (uint32_t)kl;
         p->vlen = (uint32_t)vl;
-        if (kl)
-            memcpy(p->data, k, kl);
-        if (vl)
-            memcpy(p->data + kl, v, vl);
+        mrf__copy_small(p->data, k, kl);
+        mrf__copy_small(p->data + kl, v, vl);
         mrf__ctable_prefetch(s->target, h);
         return MRF_OK;
     }
@@ -855,6 +857,8 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
 static int map_reject(mrf_emitter *e, const char *why)
 {
     stage *s = e->state;
+    if (s->spec->flags & MRF_MAP_BLOCKS)
+        return MRF_EINVAL; /* a block is no record to set aside */
     const mrf_record *r = s->cur_rec;
     return mrf__badrec_add(&s->bad, r->file, r->offset, r->data, r->len, why);
 }
@@ -987,6 +991,7 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
     if (s->hv.n)
         mrf__heavy_reset(&s->hv, (uint64_t)tr->orig);
     const char *p = buf, *end = buf + t->len, *next_check = buf + every;
+    const bool blocks = spec->input == MRF_INPUT_LINES && (spec->flags & MRF_MAP_BLOCKS);
     while (p < end && em.rc == MRF_OK && !tr->aborted) {
         const char *nl = NULL, *next;
         rec.data = p;
@@ -1011,6 +1016,11 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
             rec.data = p + 8 + kl;
             rec.len = (size_t)vl;
             next = p + 8 + kl + vl;
+        } else if (blocks) { /* whole lines up to the next check, at least one */
+            const char *cut = next_check < end ? next_check : end;
+            nl = cut < end ? memchr(cut, '\n', (size_t)(end - cut)) : NULL;
+            next = nl ? nl + 1 : end;
+            rec.len = (size_t)(next - p);
         } else {
             nl = memchr(p, '\n', (size_t)(end - p));
             rec.len = (size_t)((nl ? nl : end) - p);
@@ -1019,7 +1029,7 @@ static int map_one(stage *s, const mrf__task *t, const char *buf, task_run *tr)
         rec.offset = t->off + (uint64_t)(p - buf);
         s->cur_rec = &rec;
         spec->map(&rec, &em, spec->ctx);
-        tr->records++;
+        tr->records += blocks ? mrf__count_lines(p, rec.len) : 1;
         p = next;
         if (p >= next_check && p < end) {
             checkpoint(s, tr, (uint64_t)(p - buf));
