@@ -31,16 +31,18 @@ render() {
     awk -F, '$1 == "baseline" {
         printf "| %s | %.0f MiB%s | %.3f [%.3f–%.3f] | %.0f |\n", $2, $4 / 1048576, $5 == "" ? "" : ", " $5, $7, $8, $9, $10 }' "$csv"
     echo
-    echo "| throughput | ranks | config | median s [min–max] | MB/s | peak RSS MiB/rank | vs baseline |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| throughput | ranks | config | median s [min–max] | MB/s | peak RSS MiB/rank | vs tuned C (refwc, refsort) | vs coreutils |"
+    echo "|---|---|---|---|---|---|---|---|"
     awk -F, '
-        $1 == "baseline" && $2 == "coreutils-wordcount" { ref["wordcount"] = $7; rb["wordcount"] = $4 }
+        $1 == "baseline" && $2 == "refwc" { ref["wordcount"] = $7; rb["wordcount"] = $4 }
+        $1 == "baseline" && $2 == "coreutils-wordcount" { cu["wordcount"] = $7; cb["wordcount"] = $4 }
         $1 == "baseline" && $2 == "refsort" { ref["terasort"] = $7; rb["terasort"] = $4 }
         $1 == "throughput" { r[++n] = $0 }
         END { for (k = 1; k <= n; k++) { split(r[k], f, ",");
             vs = (ref[f[2]] > 0 && rb[f[2]] == f[4]) ? sprintf("%.2fx", ref[f[2]] / f[7]) : "-"
-            printf "| %s %.0f MiB | %s | %s | %.2f [%.2f–%.2f] | %.1f | %s | %s |\n", f[2], f[4] / 1048576, f[3],
-                f[5] == "" ? "default" : f[5], f[7], f[8], f[9], f[10], f[11], vs } }' "$csv"
+            vc = (cu[f[2]] > 0 && cb[f[2]] == f[4]) ? sprintf("%.2fx", cu[f[2]] / f[7]) : "-"
+            printf "| %s %.0f MiB | %s | %s | %.2f [%.2f–%.2f] | %.1f | %s | %s | %s |\n", f[2], f[4] / 1048576, f[3],
+                f[5] == "" ? "default" : f[5], f[7], f[8], f[9], f[10], f[11], vs, vc } }' "$csv"
     echo
     echo "| weak scaling | ranks | input MiB | median s [min–max] | MB/s |"
     echo "|---|---|---|---|---|"

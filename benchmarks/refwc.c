@@ -3,7 +3,9 @@
  * counter tuned as far as one core goes, so that mrflow is judged against
  * the best one process can do, not against coreutils.  Usage:
  *
- *     refwc IN... > OUT        (word<TAB>count lines, in no particular order)
+ *     refwc [-o OUT] IN...     word<TAB>count lines, in no particular order,
+ *                              to OUT (written and fsynced, as mrflow commits
+ *                              its output) or to standard output
  *
  * A word is a maximal run of bytes other than space, \t, \n, \v, \f, \r (as
  * in mrflow's wordcount).  What makes it fast:
@@ -301,12 +303,22 @@ static size_t scan(const unsigned char *buf, size_t len, int final)
 int main(int argc, char **argv)
 {
     int first = 1;
-    if (argc > 2 && strcmp(argv[1], "-m") == 0) {
-        partitioned = strcmp(argv[2], "direct") != 0;
-        first = 3;
+    const char *outpath = NULL;
+    while (argc > first + 1 && argv[first][0] == '-') {
+        if (strcmp(argv[first], "-m") == 0)
+            partitioned = strcmp(argv[first + 1], "direct") != 0;
+        else if (strcmp(argv[first], "-o") == 0)
+            outpath = argv[first + 1];
+        else
+            break;
+        first += 2;
     }
     if (argc <= first) {
-        fprintf(stderr, "usage: refwc [-m partitioned|direct] IN... > OUT\n");
+        fprintf(stderr, "usage: refwc [-m partitioned|direct] [-o OUT] IN...\n");
+        return 2;
+    }
+    if (outpath && !freopen(outpath, "w", stdout)) {
+        perror(outpath);
         return 2;
     }
     if (partitioned) {
@@ -376,5 +388,9 @@ int main(int argc, char **argv)
     }
     if (out)
         fwrite(out, 1, n, stdout);
-    return fflush(stdout) ? 1 : 0;
+    if (fflush(stdout) || (outpath && fsync(fileno(stdout)))) {
+        perror(outpath ? outpath : "stdout");
+        return 1;
+    }
+    return 0;
 }

@@ -190,6 +190,8 @@ void *mrf__big_alloc_filled(size_t n)
 {
     if (n == 0)
         n = 1;
+    if (want_thp(n)) /* MAP_POPULATE would map 4 KiB pages before madvise */
+        return mrf__big_alloc_populated(n);
     if (should_fail())
         return NULL;
     void *p =
