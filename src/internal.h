@@ -82,6 +82,23 @@ int mrf__badrec_restore(mrf__badrec *b, const char *lines, size_t len, uint64_t 
  * The run report, OUTPUT/_REPORT.json: one JSON document, written by rank 0
  * from figures gathered from every rank. */
 #define MRF__ERRMSG 200
+/* Where one rank's time went, phase by phase (seconds; the report's
+ * "profile").  Each phase has the CPU time of the rank's thread (its wall
+ * time less this is waiting: for data, peers, the disk) and parts of its
+ * wall time that do not overlap; what the parts leave is barriers,
+ * agreement and bookkeeping.  map: read (the task's input), run (the job's
+ * map, emits and combining), spill (map output to disk), wait (the
+ * scheduler: asking for tasks, serving peers, the end of the map).
+ * shuffle: group (map output by destination), pack (copy and compress a
+ * round), mpi (the exchange), unpack (decompress, verify, take in).
+ * reduce: sort (index and merge), reduce (the job's reduce), write
+ * (write(2) of the output), fsync. */
+typedef struct mrf__prof {
+    double map_cpu, map_read, map_run, map_spill, map_wait;
+    double sh_cpu, sh_group, sh_pack, sh_mpi, sh_unpack;
+    double red_cpu, red_sort, red_reduce, red_write, red_fsync;
+} mrf__prof;
+
 typedef struct mrf__rank_fig { /* one rank's figures (gathered as bytes) */
     char host[64];
     char error[MRF__ERRMSG]; /* the first error this rank logged */
@@ -92,6 +109,7 @@ typedef struct mrf__rank_fig { /* one rank's figures (gathered as bytes) */
     int32_t local_rank, bind_how;
     char cpuset[64], numa[32]; /* placement (topo.c) */
     char arena_numa[32];       /* where the map arena's pages are */
+    mrf__prof prof;
 } mrf__rank_fig;
 
 struct mrf__heavy;
@@ -828,6 +846,8 @@ typedef struct mrf__shuffle_stats {
     uint64_t bytes_recv;
     uint32_t rounds;
     double t_mpi, t_codec;
+    double t_pack;   /* filling the rounds (copies) and compressing them */
+    double t_unpack; /* decompressing, verifying and delivering them */
 } mrf__shuffle_stats;
 
 /* Where a shuffle's data comes from and goes to (job.c). */
@@ -903,6 +923,9 @@ int mrf__output_h5(MPI_Comm comm, const char *dir, const mrf__h5out *o, uint64_t
 /* `mrflow inspect` on an output.h5: its attributes and parts, offsets checked. */
 int mrf__output_h5_inspect(const char *path, FILE *out);
 int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, size_t vl);
+/* From now on the writer adds the seconds it spends in write(2) and in
+ * fsync(2) to *write_s and *fsync_s. */
+void mrf__writer_clock(mrf__writer *w, double *write_s, double *fsync_s);
 /* Flushes, fsyncs and closes; returns the bytes written through *bytes. */
 int mrf__writer_close(mrf__writer *w, uint64_t *bytes);
 void mrf__writer_abort(mrf__writer *w);

@@ -644,6 +644,7 @@ static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long ta
 {
     if (from == to)
         return MRF_OK;
+    double t0 = MPI_Wtime();
     int rc = MRF_OK;
     size_t n = 0;
     for (size_t at = from; at < to; at += mrf__rec_size(kv->base + at))
@@ -684,6 +685,7 @@ static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long ta
 out:
     mrf__free(cnt);
     mrf__big_free(offs, n * sizeof *offs);
+    s->prof.map_spill += MPI_Wtime() - t0;
     return rc;
 }
 
@@ -1240,7 +1242,10 @@ static int map_round(stage *s, const mrf__plan *sub)
             mrf__sched_fail(s->sched);
             break;
         }
-        if ((rc = mrf__sched_next(s->sched, &ti, &backup)) || ti < 0)
+        double tw = MPI_Wtime();
+        rc = mrf__sched_next(s->sched, &ti, &backup);
+        s->prof.map_wait += MPI_Wtime() - tw;
+        if (rc || ti < 0)
             break;
         long oi = s->tmap[ti];
         const mrf__task *t = &s->plan.tasks[oi];
@@ -1249,9 +1254,12 @@ static int map_round(stage *s, const mrf__plan *sub)
                            s->rank, oi, s->plan.paths[t->file]);
             continue;
         }
-        if ((rc = mrf__task_read(&s->plan, t, &buf, &cap)))
+        double tr0 = MPI_Wtime();
+        rc = mrf__task_read(&s->plan, t, &buf, &cap);
+        double t0 = MPI_Wtime(), spilled0 = s->prof.map_spill;
+        s->prof.map_read += t0 - tr0;
+        if (rc)
             continue;
-        double t0 = MPI_Wtime();
         task_run tr = {.index = ti, .orig = oi, .backup = backup, .t0 = t0, .chunk0 = t0};
         s->task_kv_start = s->kv.len;
         s->cur_task = ti;
@@ -1284,6 +1292,7 @@ static int map_round(stage *s, const mrf__plan *sub)
             drop_task(s, s->task_kv_start);
         }
         s->cur_task = -1;
+        s->prof.map_run += MPI_Wtime() - t0 - (s->prof.map_spill - spilled0);
         /* a checkpoint is due (rank 0's clock), or a preemption signal came */
         if (s->ckpt && !s->stop_sent &&
             (mrf__preempted() || (s->rank == 0 && s->opt->ckpt_every > 0 &&
@@ -1300,7 +1309,9 @@ static int map_round(stage *s, const mrf__plan *sub)
     s->sst.discarded += st->discarded;
     for (int i = 0; i < MRF_SCHED_HIST; i++)
         s->sst.hist[i] += st->hist[i];
-    mrf__sched_destroy(s->sched);
+    double tw = MPI_Wtime();
+    mrf__sched_destroy(s->sched); /* the phase's closing barrier */
+    s->prof.map_wait += MPI_Wtime() - tw;
     s->sched = NULL;
     mrf__big_free(buf, cap);
     return rc;
@@ -1457,6 +1468,7 @@ static int reduce_merge(stage *s)
     size_t n = 0, fan = merge_fan_in(s);
     if (mrf__kvbuf_check(s->kv.base, s->kv.len, &n))
         return mrf__fail(MRF_EINTERNAL, "malformed records on the reducing side");
+    double t_sort = MPI_Wtime(), t_red = 0, io0 = 0;
     while (rc == MRF_OK && s->n_runs + 1 > fan)
         rc = merge_pass(s, 0, fan);
     if (rc)
@@ -1476,6 +1488,9 @@ static int reduce_merge(stage *s)
     }
     size_t i;
     mrf__st_sort_index(s, s->kv.base, s->kv.len, ents, tmp, n);
+    s->prof.red_sort += MPI_Wtime() - t_sort;
+    t_red = MPI_Wtime();
+    io0 = s->prof.red_write + s->prof.red_fsync;
     mrf__sorted_src ms = {.base = s->kv.base, .ents = ents, .n = n};
     for (i = 0; i + 1 < k; i++) {
         mrf__runr_open(&rd[i], &s->spill, &s->runs[i]);
@@ -1490,6 +1505,7 @@ static int reduce_merge(stage *s)
                                                      : (int)spec->output,
                                &s->out)))
         goto out;
+    mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
     mrf_emitter em = {
         .fn = reduce_emit, .state = s, .prev = s->prev_sums, .add = s->sums, .run = s->run_index};
     const char *r;
@@ -1530,6 +1546,8 @@ static int reduce_merge(stage *s)
     else
         mrf__writer_abort(s->out);
     s->out = NULL;
+    /* the last merge pass feeds the reduce: its time counts there */
+    s->prof.red_reduce += MPI_Wtime() - t_red - (s->prof.red_write + s->prof.red_fsync - io0);
 out:
     mrf__merge_free(&m);
     for (i = 0; rd && i + 1 < k; i++)
@@ -1553,6 +1571,7 @@ static int reduce_local(stage *s)
         return reduce_merge(s);
     if (mrf__kvbuf_check(s->kv.base, s->kv.len, &n))
         return mrf__fail(MRF_EINTERNAL, "shuffle delivered a malformed record stream");
+    double t_sort = MPI_Wtime();
     if (spec->combine && !s->combined) {
         mrf__kvbuf combined = {0};
         if ((rc = mrf__combine_records(&s->ct, s->kv.base, s->kv.len, spec, &combined))) {
@@ -1574,6 +1593,8 @@ static int reduce_local(stage *s)
     }
     size_t i;
     mrf__st_sort_index(s, s->kv.base, s->kv.len, ents, tmp, n);
+    s->prof.red_sort += MPI_Wtime() - t_sort;
+    double t_red = MPI_Wtime(), io0 = s->prof.red_write + s->prof.red_fsync;
 
     if ((rc = mrf__writer_open(s->tmpdir, s->rank,
                                s->opt->kv_output     ? MRF__OUTPUT_KV
@@ -1581,6 +1602,7 @@ static int reduce_local(stage *s)
                                                      : (int)spec->output,
                                &s->out)))
         goto out;
+    mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
     mrf_emitter em = {
         .fn = reduce_emit, .state = s, .prev = s->prev_sums, .add = s->sums, .run = s->run_index};
     for (i = 0; i < n && em.rc == MRF_OK;) {
@@ -1604,6 +1626,7 @@ static int reduce_local(stage *s)
     else
         mrf__writer_abort(s->out);
     s->out = NULL;
+    s->prof.red_reduce += MPI_Wtime() - t_red - (s->prof.red_write + s->prof.red_fsync - io0);
 out:
     mrf__big_free(ents, bytes);
     mrf__big_free(tmp, bytes);
@@ -1744,6 +1767,7 @@ static int write_report(stage *s, double elapsed, int rc_job)
         .shuffle_s = s->t_shuffle,
         .reduce_s = s->t_reduce,
         .reduce_cpu_s = s->cpu_reduce,
+        .prof = s->prof,
         .peak_rss = peak_rss_bytes(),
         .input_bytes = s->my_input_bytes,
         .records_mapped = s->records_in,
@@ -1977,7 +2001,9 @@ static int run_stage(stage *s)
         goto reduce_phase;
     }
     t = MPI_Wtime();
+    double cpu0 = mrf__st_cpu_now();
     rc = map_tasks(s);
+    s->prof.map_cpu += mrf__st_cpu_now() - cpu0;
     s->t_map = MPI_Wtime() - t;
     if (s->kv.len)
         mrf__topo_where(s->kv.base, s->kv.len, s->arena_numa, sizeof s->arena_numa);
@@ -2002,7 +2028,9 @@ static int run_stage(stage *s)
         goto out_with_tmpdir;
 
     t = MPI_Wtime();
+    cpu0 = mrf__st_cpu_now();
     rc = mrf__st_exchange(s);
+    s->prof.sh_cpu += mrf__st_cpu_now() - cpu0;
     s->t_shuffle = MPI_Wtime() - t;
     mrf__log(MRF_LOG_DEBUG,
              "after shuffle: %zu bytes in use, peak %zu (receive arena %zu, spill buffers "
@@ -2031,6 +2059,7 @@ reduce_phase:
     mrf__st_test_pause(s, "reduce");
     rc = reduce_local(s);
     s->cpu_reduce += mrf__st_cpu_now() - c0;
+    s->prof.red_cpu += mrf__st_cpu_now() - c0;
     s->t_reduce = MPI_Wtime() - t;
     mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());

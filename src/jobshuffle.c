@@ -558,6 +558,7 @@ int mrf__st_exchange(stage *s)
     if ((rc = choose_compression(s)))
         goto out;
     t_cc = MPI_Wtime() - t_cc;
+    s->prof.sh_group += t_group + t_cc;
     mrf__st_size_reduce_side(s);
     s->map_spill_end = s->spill.end;
     /* for progress: about how many rounds the busiest sender needs */
@@ -578,6 +579,9 @@ int mrf__st_exchange(stage *s)
     rc = mrf__shuffle(s->comm, &io, &so, &s->shuf);
     t_rounds = MPI_Wtime() - t_rounds;
     s->t_rounds = t_rounds;
+    s->prof.sh_pack += s->shuf.t_pack;
+    s->prof.sh_mpi += s->shuf.t_mpi;
+    s->prof.sh_unpack += s->shuf.t_unpack;
     mrf__log(MRF_LOG_DEBUG,
              "shuffle: grouping by destination %.3f s, deciding compression %.3f s, rounds "
              "%.3f s (MPI %.3f s, codec %.3f s)",

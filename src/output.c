@@ -35,6 +35,7 @@ struct mrf__writer {
     size_t len;
     uint64_t written;
     uint64_t recs, kbytes, vbytes;
+    double *t_write, *t_fsync; /* mrf__writer_clock, or NULL */
 };
 
 /* dir and base of path, without trailing slashes */
@@ -177,19 +178,41 @@ int mrf__writer_open(const char *dir, int part, int fmt, mrf__writer **w)
     return MRF_OK;
 }
 
+void mrf__writer_clock(mrf__writer *w, double *write_s, double *fsync_s)
+{
+    w->t_write = write_s;
+    w->t_fsync = fsync_s;
+}
+
+/* fsync(2), timed */
+static int sync_fd(mrf__writer *w)
+{
+    double t = w->t_fsync ? MPI_Wtime() : 0;
+    int r = fsync(w->fd);
+    if (w->t_fsync)
+        *w->t_fsync += MPI_Wtime() - t;
+    return r;
+}
+
 static int write_all(mrf__writer *w, const char *p, size_t n)
 {
+    double t = w->t_write && n ? MPI_Wtime() : 0;
+    int rc = MRF_OK;
     while (n) {
         ssize_t k = write(w->fd, p, n);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k < 0)
-            return mrf__fail(MRF_EIO, "writing output part '%s': %s", w->path, strerror(errno));
+        if (k < 0) {
+            rc = mrf__fail(MRF_EIO, "writing output part '%s': %s", w->path, strerror(errno));
+            break;
+        }
         p += k;
         n -= (size_t)k;
         w->written += (uint64_t)k;
     }
-    return MRF_OK;
+    if (t > 0)
+        *w->t_write += MPI_Wtime() - t;
+    return rc;
 }
 
 static int flush(mrf__writer *w)
@@ -220,7 +243,7 @@ static int put_bytes(mrf__writer *w, const void *p, size_t n)
 static int rotate(mrf__writer *w)
 {
     int rc = flush(w);
-    if (rc == MRF_OK && fsync(w->fd) != 0)
+    if (rc == MRF_OK && sync_fd(w) != 0)
         rc = mrf__fail(MRF_EIO, "fsync of '%s': %s", w->path, strerror(errno));
     if (close(w->fd) != 0 && rc == MRF_OK)
         rc = mrf__fail(MRF_EIO, "closing '%s': %s", w->path, strerror(errno));
@@ -305,7 +328,7 @@ void mrf__writer_counts(const mrf__writer *w, uint64_t *recs, uint64_t *kbytes, 
 int mrf__writer_close(mrf__writer *w, uint64_t *bytes)
 {
     int rc = flush(w);
-    if (rc == MRF_OK && fsync(w->fd) != 0)
+    if (rc == MRF_OK && sync_fd(w) != 0)
         rc = mrf__fail(MRF_EIO, "fsync of output part '%s': %s", w->path, strerror(errno));
     if (close(w->fd) != 0 && rc == MRF_OK)
         rc = mrf__fail(MRF_EIO, "closing output part '%s': %s", w->path, strerror(errno));

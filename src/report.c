@@ -202,6 +202,21 @@ static int finish_file(FILE *f, const char *tmp, const char *path)
     return MRF_OK;
 }
 
+/* A rank's profile: per phase its wall and CPU seconds and the parts of
+ * its wall time (mrf__prof). */
+static void put_profile(FILE *f, const mrf__prof *p)
+{
+    fprintf(f,
+            ", \"profile\": {\"map\": {\"cpu_s\": %.6f, \"read_s\": %.6f, \"run_s\": %.6f, "
+            "\"spill_s\": %.6f, \"wait_s\": %.6f}, \"shuffle\": {\"cpu_s\": %.6f, "
+            "\"group_s\": %.6f, \"pack_s\": %.6f, \"mpi_s\": %.6f, \"unpack_s\": %.6f}, "
+            "\"reduce\": {\"cpu_s\": %.6f, \"sort_s\": %.6f, \"reduce_s\": %.6f, "
+            "\"write_s\": %.6f, \"fsync_s\": %.6f}}",
+            p->map_cpu, p->map_read, p->map_run, p->map_spill, p->map_wait, p->sh_cpu, p->sh_group,
+            p->sh_pack, p->sh_mpi, p->sh_unpack, p->red_cpu, p->red_sort, p->red_reduce,
+            p->red_write, p->red_fsync);
+}
+
 int mrf__report_write(const char *path, const mrf__report *r)
 {
     char tmp[4096];
@@ -281,12 +296,14 @@ int mrf__report_write(const char *path, const mrf__report *r)
                 "\"reduce_s\": %.6f, \"reduce_cpu_s\": %.6f, \"input_bytes\": %llu, "
                 "\"records_mapped\": %llu, "
                 "\"reduce_input_bytes\": %llu, \"reduce_input_records\": %llu, "
-                "\"records_out\": %llu, \"output_bytes\": %llu, \"spilled_bytes\": %llu}",
+                "\"records_out\": %llu, \"output_bytes\": %llu, \"spilled_bytes\": %llu",
                 (unsigned long long)k->peak_rss, k->map_s, k->shuffle_s, k->reduce_s,
                 k->reduce_cpu_s, (unsigned long long)k->input_bytes,
                 (unsigned long long)k->records_mapped, (unsigned long long)k->red_in_bytes,
                 (unsigned long long)k->red_in_recs, (unsigned long long)k->records_out,
                 (unsigned long long)k->bytes_out, (unsigned long long)k->spilled);
+        put_profile(f, &k->prof);
+        fputc('}', f);
     }
     fprintf(f, "\n  ]\n}\n");
     return finish_file(f, tmp, path);

@@ -246,6 +246,46 @@ static double gn(const jval *o, const char *key)
     return v && (v->t == J_NUM || v->t == J_BOOL) ? v->num : 0;
 }
 
+/* The ranks' profiles, phase by phase: wall, CPU, waiting (wall - CPU)
+ * and the parts of the wall time (report.c's put_profile). */
+static void print_profile(const jval *rd)
+{
+    static const struct {
+        const char *phase, *wall, *parts[4], *heads[4];
+    } ph[] = {
+        {"map",
+         "map_s",
+         {"read_s", "run_s", "spill_s", "wait_s"},
+         {"read", "map", "spill", "sched"}},
+        {"shuffle",
+         "shuffle_s",
+         {"group_s", "pack_s", "mpi_s", "unpack_s"},
+         {"group", "pack", "MPI", "unpack"}},
+        {"reduce",
+         "reduce_s",
+         {"sort_s", "reduce_s", "write_s", "fsync_s"},
+         {"sort", "reduce", "write", "fsync"}},
+    };
+    if (!get(&rd->kids[0], "profile"))
+        return; /* a report from before profiles */
+    printf("\nwhere the time went, seconds (waiting = wall - CPU: for input, peers, the disk)\n");
+    for (size_t p = 0; p < sizeof ph / sizeof ph[0]; p++) {
+        printf("%-8s %5s %8s %8s %8s", ph[p].phase, "rank", "wall", "CPU", "waiting");
+        for (int j = 0; j < 4; j++)
+            printf(" %8s", ph[p].heads[j]);
+        printf("\n");
+        for (size_t i = 0; i < rd->n; i++) {
+            const jval *k = &rd->kids[i], *q = get(get(k, "profile"), ph[p].phase);
+            double wall = gn(k, ph[p].wall), cpu = gn(q, "cpu_s");
+            printf("%-8s %5.0f %8.3f %8.3f %8.3f", "", gn(k, "rank"), wall, cpu,
+                   wall > cpu ? wall - cpu : 0.0);
+            for (int j = 0; j < 4; j++)
+                printf(" %8.3f", gn(q, ph[p].parts[j]));
+            printf("\n");
+        }
+    }
+}
+
 static void print_report(const jval *r)
 {
     const double mib = 1024.0 * 1024.0;
@@ -313,6 +353,7 @@ static void print_report(const jval *r)
                    gn(k, "reduce_cpu_s"), gn(k, "records_out"), get(k, "error") ? "  error: " : "",
                    get(k, "error") ? gs(k, "error") : "");
         }
+        print_profile(rd);
     }
 }
 

@@ -79,6 +79,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
     stage.limit = (size_t)o->round_bytes;
 
     for (;;) {
+        double tf = MPI_Wtime();
         stage.len = 0;
         bool more = false, all_direct = true;
         for (size_t d = 0; d < P && !local_err; d++) {
@@ -111,13 +112,16 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             more |= n > 0;
         }
         start[P] = stage.len;
+        st.t_pack += MPI_Wtime() - tf;
         /* a preemption signal on any rank stops every rank here, between
          * rounds (signals.c) */
         int flags[3] = {local_err ? 1 : 0, more, mrf__preempted() != 0};
+        double ta = MPI_Wtime();
         if (MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) {
             rc = MRF_EMPI;
             goto out;
         }
+        st.t_mpi += MPI_Wtime() - ta;
         if (flags[0]) {
             rc = local_err ? local_err : MRF__PEER_FAILED;
             goto out;
@@ -271,6 +275,8 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             local_err = io->deliver(io->ctx, space, (size_t)rawsum, (size_t)nrec);
         st.t_codec += (t1 - t0) + (t3 - t2);
         st.t_mpi += t2 - t1;
+        st.t_pack += t1 - t0;
+        st.t_unpack += MPI_Wtime() - t2;
         for (size_t d = 0; d < P; d++)
             st.bytes_sent += dlen[d];
         st.wire_sent += wire;

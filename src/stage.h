@@ -149,6 +149,7 @@ typedef struct stage {
     mrf__bstat *before, *after;
     uint64_t red_in_bytes, red_in_recs, heavy_partials, bad_records;
     double cpu_reduce; /* CPU seconds receiving (combining) and reducing */
+    mrf__prof prof;    /* where the time went (the report's "profile") */
     mrf__progress prog;
     mrf__badrec bad;           /* dead-letter records (badrec.c) */
     const mrf_record *cur_rec; /* the record being mapped */

@@ -115,6 +115,51 @@ else
     not_ok "terasort --max-bad-records 1: run failed"
 fi
 
+# the per-rank profile: where each phase's time went.  The parts of a phase
+# must not add up to more than its wall time, CPU time not exceed it, and
+# they must account for the reduce (nothing else happens in it); a run that
+# spills shows spill time, every run write, fsync and MPI time (checked
+# with Python, an independent reader of the JSON)
+"$MRFLOW" gen terasort --size 32M --seed 5 --output "$WORK/tera32" 2> /dev/null || exit 99
+cat > "$WORK/profile.py" << 'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+parts = {"map": ["read_s", "run_s", "spill_s", "wait_s"],
+         "shuffle": ["group_s", "pack_s", "mpi_s", "unpack_s"],
+         "reduce": ["sort_s", "reduce_s", "write_s", "fsync_s"]}
+ok = len(r["ranks_detail"]) == int(sys.argv[2])
+for k in r["ranks_detail"]:
+    for ph, names in parts.items():
+        q, wall = k["profile"][ph], k[ph + "_s"]
+        if min(q[n] for n in names + ["cpu_s"]) < 0 or \
+                sum(q[n] for n in names) > wall * 1.01 + 0.005 or q["cpu_s"] > wall * 1.01 + 0.005:
+            print("rank", k["rank"], ph, "wall", wall, q)
+            ok = False
+    red = k["profile"]["reduce"]
+    if sum(red[n] for n in parts["reduce"]) < 0.8 * k["reduce_s"] - 0.01:
+        print("rank", k["rank"], "the reduce's parts do not cover it", k["reduce_s"], red)
+        ok = False
+    if k["spilled_bytes"] > 0 and k["profile"]["map"]["spill_s"] <= 0:
+        print("rank", k["rank"], "spilled but has no spill time")
+        ok = False
+    if red["write_s"] <= 0 or red["fsync_s"] <= 0 or k["profile"]["shuffle"]["mpi_s"] <= 0:
+        print("rank", k["rank"], "no write, fsync or MPI time")
+        ok = False
+sys.exit(0 if ok else 1)
+PY
+if mpi 2 tcp run terasort --input "$WORK/tera32" --output "$WORK/prof" --memory 16M --quiet \
+    2> "$WORK/err"; then
+    check "profile: per rank and phase, consistent with the phase times" \
+        python3 "$WORK/profile.py" "$WORK/prof/_REPORT.json" 2
+    check "profile: mrflow report prints each rank's reduce parts" \
+        sh -c "'$MRFLOW' report '$WORK/prof/_REPORT.json' |
+               grep -A2 '^reduce *rank *wall *CPU *waiting *sort *reduce *write *fsync' |
+               grep -c '^ *[01] ' | grep -qx 2"
+else
+    not_ok "terasort with a profile: run failed"
+    tail -5 "$WORK/err"
+fi
+
 # text logs carry the same context
 mpi 2 tcp run wordcount --input "$WORK/in" --output "$WORK/w" --log-level info --quiet \
     2> "$WORK/err" > /dev/null
