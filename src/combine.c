@@ -9,14 +9,12 @@
  * writes every entry out as a kvbuf record and empties the table, which is
  * how the map side bounds the table and hands its result to the shuffle.
  */
-#define XXH_INLINE_ALL /* XXH3 inlined: the hash of every emitted key */
-#include <xxhash.h>
-
 #include "internal.h"
+#include "keyhash.h"
 
 uint64_t mrf__key_hash(const void *key, size_t klen)
 {
-    return XXH3_64bits(key, klen);
+    return mrf__key_hash_inline(key, klen);
 }
 
 int mrf__ctable_init(mrf__ctable *t, size_t min_slots)
@@ -46,13 +44,8 @@ void mrf__ctable_destroy(mrf__ctable *t)
 void mrf_combine_sum_u64(void *acc, const void *val, size_t len, void *ctx)
 {
     (void)ctx;
-    uint64_t a, v;
-    if (len != sizeof a) /* not a u64: nothing to add (the header says 8 bytes) */
-        return;
-    memcpy(&a, acc, sizeof a);
-    memcpy(&v, val, sizeof v);
-    a += v;
-    memcpy(acc, &a, sizeof a);
+    if (len == 8) /* another length is not a u64 (mrflow.h): nothing to add */
+        mrf__add_u64(acc, val);
 }
 
 static inline char *slot_key(const mrf__ctable *t, mrf__cslot *s)
@@ -99,15 +92,7 @@ int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, co
             if (mrf__bytes_eq(k, key, klen)) {
                 if ((s->vlen & MRF_CS_VLEN) != vlen)
                     return MRF_EINVAL;
-                if (combine == mrf_combine_sum_u64 && vlen == 8) { /* ours: no call */
-                    uint64_t a, v;
-                    memcpy(&a, k + klen, 8);
-                    memcpy(&v, val, 8);
-                    a += v;
-                    memcpy(k + klen, &a, 8);
-                } else {
-                    combine(k + klen, val, vlen, ctx);
-                }
+                mrf__fold(combine, k + klen, val, vlen, ctx);
                 s->vlen |= MRF_CS_HOT; /* hit since the last eviction */
                 return MRF_OK;
             }

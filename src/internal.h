@@ -482,6 +482,27 @@ int mrf__ctable_merge(mrf__ctable *dst, mrf__ctable *src, mrf__combine_fn combin
 int mrf__ctable_add(mrf__ctable *t, uint64_t h, const void *key, size_t klen, const void *val,
                     size_t vlen, mrf__combine_fn combine, void *ctx);
 
+/* *acc += *val, both 8-byte native-endian unsigned integers at any
+ * alignment (mrf_combine_sum_u64's work). */
+static inline void mrf__add_u64(void *acc, const void *val)
+{
+    uint64_t a, v;
+    memcpy(&a, acc, sizeof a);
+    memcpy(&v, val, sizeof v);
+    a += v;
+    memcpy(acc, &a, sizeof a);
+}
+
+/* Folds val into acc: the library's own combiners without a call. */
+static inline void mrf__fold(mrf__combine_fn combine, void *acc, const void *val, size_t vlen,
+                             void *ctx)
+{
+    if (combine == mrf_combine_sum_u64 && vlen == 8)
+        mrf__add_u64(acc, val);
+    else
+        combine(acc, val, vlen, ctx);
+}
+
 /* Equality of short keys without a call or a byte loop. */
 static inline bool mrf__bytes_eq(const char *a, const char *b, size_t n)
 {
@@ -521,15 +542,7 @@ static inline bool mrf__ctable_hit(mrf__ctable *t, uint64_t h, const void *key, 
         if (s->hash != h || s->kf != ((uint32_t)klen | MRF_CS_USED) ||
             (s->vlen & MRF_CS_VLEN) != vlen || !mrf__bytes_eq(s->data, key, klen))
             continue;
-        if (combine == mrf_combine_sum_u64 && vlen == 8) {
-            uint64_t a, v;
-            memcpy(&a, s->data + klen, 8);
-            memcpy(&v, val, 8);
-            a += v;
-            memcpy(s->data + klen, &a, 8);
-        } else {
-            combine(s->data + klen, val, vlen, ctx);
-        }
+        mrf__fold(combine, s->data + klen, val, vlen, ctx);
         s->vlen |= MRF_CS_HOT;
         return true;
     }

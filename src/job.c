@@ -25,11 +25,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
-#define XXH_INLINE_ALL /* XXH3 inlined into the map's emit */
-#include <xxhash.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "keyhash.h"
 
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
@@ -826,7 +825,7 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
         return mrf__fail(MRF_EINVAL, "job '%s' emitted a key or value over 2 GiB", spec->name);
     if (s->mapc) {
         /* the bucket is decided when the table is drained */
-        uint64_t h = XXH3_64bits(k, kl); /* = mrf__key_hash, inlined */
+        uint64_t h = mrf__key_hash_inline(k, kl);
         int rc;
         if (kl + vl > EMIT_INLINE)
             return combine_one(s, h, k, kl, v, vl);
