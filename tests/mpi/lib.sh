@@ -71,6 +71,21 @@ wait_paused() {
     return 1
 }
 
+# paused_mrflow FILE: writes FILE, a program that runs mrflow but pauses a
+# Slurm job's first run in the map (until a signal or $PAUSE_FILE.go), so a
+# test can signal it mid-phase; a requeued run (SLURM_RESTART_COUNT set)
+# goes straight through
+paused_mrflow() {
+    cat > "$1" << EOF
+#!/bin/sh
+if [ -z "\${SLURM_RESTART_COUNT:-}" ]; then
+    export MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=\$PAUSE_FILE
+fi
+exec "$MRFLOW" "\$@"
+EOF
+    chmod +x "$1"
+}
+
 # the reference word count with coreutils: word<TAB>count, sorted
 # (files are separate: a file without a final newline does not join the next)
 ref_wordcount() {

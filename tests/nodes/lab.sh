@@ -36,6 +36,8 @@ D=${2:-}
 [ -n "$cmd" ] && [ -n "$D" ] || { echo "usage: $0 start|on|env|stop DIR ..." >&2; exit 2; }
 D=$(realpath -m "$D")
 ENVF=$D/lab.env
+# shellcheck source=tests/slurm/conf.sh
+. "$(dirname "$0")/../slurm/conf.sh"
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
@@ -181,56 +183,21 @@ start_slurm() {
     done
     port=6837
     while ss -ltn | awk '{ print $4 }' | grep -qE ":($port|$((port + 1)))\$"; do port=$((port + 2)); done
-    mkdir -p "$L/etc" "$L/munge" "$L/state/ctld" "$L/run" "$L/log" || die "cannot write $L"
-    chmod 711 "$D" "$L" "$L/munge"
-    head -c 1024 /dev/urandom > "$L/munge/munge.key" && chmod 400 "$L/munge/munge.key"
-    cat > "$L/etc/slurm.conf" << CONF
-# A private Slurm over the pretend nodes of tests/nodes/lab.sh.
-ClusterName=mrflownodes
-SlurmctldHost=$(hostname -s)($net.1)
-SlurmUser=root
-SlurmdUser=root
-SlurmctldPort=$port
-SlurmdPort=$((port + 1))
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$L/munge/munge.socket.2,cred_expire=10
-StateSaveLocation=$L/state/ctld
-SlurmdSpoolDir=$L/state/slurmd-%n
-SlurmctldPidFile=$L/run/slurmctld.pid
-SlurmdPidFile=$L/run/slurmd-%n.pid
-SlurmctldLogFile=$L/log/slurmctld.log
-SlurmdLogFile=$L/log/slurmd-%n.log
-SlurmctldDebug=info
-SlurmdDebug=info
-MailProg=/bin/true
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$L/log/jobcomp.txt
-MinJobAge=86400
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,bf_interval=2,batch_sched_delay=0
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=pmix
-ReturnToService=2
-KillWait=5
-InactiveLimit=0
-SlurmdParameters=config_overrides
-CONF
+    mkdir -p "$L/etc" "$L/state/ctld" "$L/run" "$L/log" || die "cannot write $L"
+    chmod 711 "$D"
+    {
+        echo "# A private Slurm over the pretend nodes of tests/nodes/lab.sh."
+        echo "ClusterName=mrflownodes"
+        echo "SlurmctldHost=$(hostname -s)($net.1)"
+        slurm_conf_body "$L" "$port" linuxproc
+    } > "$L/etc/slurm.conf" || die "cannot write $L/etc/slurm.conf"
     for k in $(seq "$n"); do
         mkdir -p "$L/state/slurmd-node$k"
         echo "NodeName=node$k NodeAddr=$net.$((10 + k)) CPUs=${LAB_CPUS:-4} RealMemory=1000 State=UNKNOWN"
     done >> "$L/etc/slurm.conf"
     echo "PartitionName=lab Nodes=node[1-$n] Default=YES MaxTime=INFINITE State=UP" >> "$L/etc/slurm.conf"
     export SLURM_CONF=$L/etc/slurm.conf
-    munged --key-file="$L/munge/munge.key" --socket="$L/munge/munge.socket.2" \
-        --pid-file="$L/munge/munged.pid" --log-file="$L/munge/munged.log" \
-        --seed-file="$L/munge/munged.seed" < /dev/null > "$L/log/munged.out" 2>&1 ||
-        die "munged failed: $(cat "$L/log/munged.out")"
+    start_munged "$L" || die "munged did not start (above)"
     slurmctld -c -i < /dev/null > /dev/null 2>&1 || die "slurmctld failed: see $L/log/slurmctld.log"
     for k in $(seq "$n"); do
         (on_node "$k" slurmd -N "node$k") < /dev/null > /dev/null 2>&1 ||

@@ -296,15 +296,7 @@ if [ -z "$SLURM_CONF" ]; then
 fi
 export SLURM_CONF
 SB=$TOP_SRCDIR/slurm/mrflow.sbatch
-# pauses the first run in the map, until a signal
-cat > "$S/paused-mrflow" << EOF
-#!/bin/sh
-if [ -z "\${SLURM_RESTART_COUNT:-}" ]; then
-    export MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=\$PAUSE_FILE
-fi
-exec "$MRFLOW" "\$@"
-EOF
-chmod +x "$S/paused-mrflow"
+paused_mrflow "$S/paused-mrflow"
 sfield() { # sfield JOBID NAME
     scontrol show job "$1" 2> /dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
 }

@@ -21,6 +21,8 @@ L=${2:-}
 L=$(realpath -m "$L")
 conf=$L/etc/slurm.conf
 port=${SLURM_LAB_PORT:-6817}
+# shellcheck source=tests/slurm/conf.sh
+. "$(dirname "$0")/conf.sh"
 
 alive() { # alive PID NAME: running (not a zombie) and named NAME
     local st
@@ -61,75 +63,31 @@ start)
         echo "cluster.sh: port $port or $((port + 1)) is in use (another Slurm?); set SLURM_LAB_PORT" >&2
         exit 1
     fi
-    mkdir -p "$L"/etc "$L"/munge "$L"/state/ctld "$L"/state/slurmd "$L"/run "$L"/log || exit 1
-    # munged: its socket folder (and every folder above it) must be reachable
-    # by all, and not writable by them
-    chmod 711 "$L" "$L"/munge
-    [ -f "$L/munge/munge.key" ] || {
-        head -c 1024 /dev/urandom > "$L/munge/munge.key" && chmod 400 "$L/munge/munge.key"
-    } || exit 1
+    mkdir -p "$L"/etc "$L"/state/ctld "$L"/state/slurmd-localhost "$L"/run "$L"/log || exit 1
     proctrack=${SLURM_LAB_PROCTRACK:-}
     if [ -z "$proctrack" ]; then
         proctrack=linuxproc
         [ -w /sys/fs/cgroup/freezer ] && proctrack=cgroup
     fi
     mem=$(awk '/^MemTotal/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
-    cat > "$conf" << EOF
-# Private single-node Slurm for mrflow's tests (tests/slurm/cluster.sh).
-ClusterName=mrflowlab
-SlurmctldHost=localhost
-SlurmUser=root
-SlurmdUser=root
-SlurmctldPort=$port
-SlurmdPort=$((port + 1))
-AuthType=auth/munge
-CredType=cred/munge
-# cred_expire also sets how long a requeued job waits to start again (default 120 s)
-AuthInfo=socket=$L/munge/munge.socket.2,cred_expire=10
-StateSaveLocation=$L/state/ctld
-SlurmdSpoolDir=$L/state/slurmd
-SlurmctldPidFile=$L/run/slurmctld.pid
-SlurmdPidFile=$L/run/slurmd.pid
-SlurmctldLogFile=$L/log/slurmctld.log
-SlurmdLogFile=$L/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-MailProg=/bin/true
-ProctrackType=proctrack/$proctrack
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$L/log/jobcomp.txt
-MinJobAge=86400
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,bf_interval=2,batch_sched_delay=0
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=pmix
-ReturnToService=2
-KillWait=5
-InactiveLimit=0
-SlurmdParameters=config_overrides
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=${SLURM_LAB_CPUS:-8} RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-EOF
+    {
+        echo "# Private single-node Slurm for mrflow's tests (tests/slurm/cluster.sh)."
+        echo "ClusterName=mrflowlab"
+        echo "SlurmctldHost=localhost"
+        slurm_conf_body "$L" "$port" "$proctrack"
+        echo "NodeName=localhost NodeAddr=127.0.0.1 CPUs=${SLURM_LAB_CPUS:-8} RealMemory=$mem State=UNKNOWN"
+        echo "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP"
+    } > "$conf" || exit 1
     if [ "$proctrack" = cgroup ]; then
         printf 'CgroupPlugin=cgroup/v1\nCgroupAutomount=no\nConstrainCores=no\nConstrainRAMSpace=no\n' \
             > "$L/etc/cgroup.conf"
     fi
     export SLURM_CONF=$conf
-    munged --key-file="$L/munge/munge.key" --socket="$L/munge/munge.socket.2" \
-        --pid-file="$L/munge/munged.pid" --log-file="$L/munge/munged.log" \
-        --seed-file="$L/munge/munged.seed" < /dev/null > "$L/log/munged.out" 2>&1 || {
-        echo "cluster.sh: munged failed to start:" >&2
-        cat "$L/log/munged.out" >&2
-        exit 1
-    }
+    start_munged "$L" || exit 1
     slurmctld -c -i < /dev/null > /dev/null 2>&1 ||
         { echo "cluster.sh: slurmctld failed: see $L/log/slurmctld.log" >&2; exit 1; }
     slurmd -N localhost < /dev/null > /dev/null 2>&1 ||
-        { echo "cluster.sh: slurmd failed: see $L/log/slurmd.log" >&2; exit 1; }
+        { echo "cluster.sh: slurmd failed: see $L/log/slurmd-localhost.log" >&2; exit 1; }
     for i in $(seq 100); do
         state=$(sinfo -h -N -o %t 2>/dev/null | head -n 1)
         [ "$state" = idle ] && { echo "$conf"; exit 0; }
@@ -144,7 +102,7 @@ stop)
         scancel --full --signal=KILL -u "$(id -un)" 2> /dev/null
         scancel -u "$(id -un)" 2> /dev/null
     fi
-    stop_pid "$L/run/slurmd.pid" slurmd
+    stop_pid "$L/run/slurmd-localhost.pid" slurmd
     stop_pid "$L/run/slurmctld.pid" slurmctld
     # job processes and slurmstepd are daemons of their own: find them by config
     for p in $(ours); do kill -9 "$p" 2> /dev/null; done

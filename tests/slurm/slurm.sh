@@ -45,14 +45,7 @@ echo "# Slurm $(slurmctld -V 2>/dev/null) on port $port, config $conf"
 "$MRFLOW" gen text --size 24M --output "$WORK/in.txt" > /dev/null || exit 99
 "$MRFLOW" gen terasort --size 24M --output "$WORK/sort.dat" > /dev/null || exit 99
 ref_wordcount "$WORK/in.txt" > "$WORK/ref" || exit 99
-cat > "$WORK/paused-mrflow" << EOF
-#!/bin/sh
-if [ -z "\${SLURM_RESTART_COUNT:-}" ]; then
-    export MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=\$PAUSE_FILE
-fi
-exec "$MRFLOW" "\$@"
-EOF
-chmod +x "$WORK/paused-mrflow"
+paused_mrflow "$WORK/paused-mrflow"
 SB=$TOP_SRCDIR/slurm/mrflow.sbatch
 # the ranks talk over TCP, as between nodes
 export OMPI_MCA_btl=self,tcp
