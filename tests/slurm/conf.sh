@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # conf.sh -- what the test clusters have in common, sourced by
 # tests/slurm/cluster.sh (one node) and tests/nodes/lab.sh (pretend nodes):
 # the body of slurm.conf and starting munged.  Why each setting is there:
