@@ -289,6 +289,15 @@ int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, siz
             return rc;
         return put_bytes(w, v, vl);
     }
+    if (w->fmt == MRF_OUTPUT_RAW && WBUF - w->len >= kl + vl) {
+        char *o = w->buf + w->len;
+        if (kl)
+            memcpy(o, k, kl);
+        if (vl)
+            memcpy(o + kl, v, vl);
+        w->len += kl + vl;
+        return MRF_OK;
+    }
     if (w->fmt == MRF_OUTPUT_TEXT && WBUF - w->len >= kl + vl + 2) {
         char *o = w->buf + w->len;
         if (kl)

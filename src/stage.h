@@ -123,6 +123,10 @@ typedef struct stage {
     cursor *cur;
     char *send; /* the arena's records grouped by destination rank */
     size_t send_bytes;
+    uint64_t own_bytes; /* records kept in place for this rank (no combiner) */
+    uint64_t *own_bkt;  /* range partitioning: their bytes per bucket */
+    char *spare;        /* the send buffer's pages after the shuffle, for the sort index */
+    size_t spare_bytes;
     uint64_t *sdisp, *scount;
     chunk_cut *cuts; /* rank d's chunks: cuts[cstart[d] .. cstart[d+1]) */
     size_t *cstart;
