@@ -106,6 +106,7 @@ static int cli_topo(int argc, char **argv)
                         "under a launcher the ranks are the ones it started\n");
         return MRF_EXIT_USAGE;
     }
+    mrf__mpi_defaults();
     MPI_Init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -350,6 +350,7 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
      * come early) must not kill the rank: it is held as a flag from here;
      * without --checkpoint-dir it is raised again below. */
     mrf__signals_install();
+    mrf__mpi_defaults();
     MPI_Initialized(&inited);
     if (!inited && MPI_Init(&argc, &argv) != MPI_SUCCESS) {
         fprintf(stderr, "mrflow: error: MPI_Init failed\n");
@@ -382,6 +383,8 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
         } else {
             mrf__log_init(rank, opt.log_level);
             mrf__log_format(opt.log_json);
+            if (mrf__mpi_defaults_said())
+                mrf__log(MRF_LOG_DEBUG, "MPI start-up: %s", mrf__mpi_defaults_said());
             if (spec->next || spec->iterate) {
                 rc = run_job(MPI_COMM_WORLD, &opt, spec);
             } else {

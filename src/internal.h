@@ -285,6 +285,13 @@ int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t
 int mrf__shared_dir(MPI_Comm comm, const char *dir, const char *token, const char *what,
                     const char *shown);
 
+/* ------------------------------------------------------------ mpistart.c --
+ * Before MPI_Init: Open MPI's pml set to ob1 where no fabric hardware exists
+ * and nobody chose one (see mpistart.c); MRFLOW_MPI_DEFAULTS=0 turns it off. */
+void mrf__mpi_defaults(void);
+/* What mrf__mpi_defaults decided, for the debug log (NULL: not Open MPI). */
+const char *mrf__mpi_defaults_said(void);
+
 /* -------------------------------------------------------------- sched.c --
  * Dynamic claiming of map tasks and speculative backups (see sched.c). */
 #define MRF_SCHED_HIST 16 /* task durations: [0,1) ms, [1,2), [2,4) ... ms */

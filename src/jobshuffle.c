@@ -552,9 +552,15 @@ out:
  */
 static void order_own_by_bucket(stage *s)
 {
-    if (!s->own_bkt || !s->send || s->n_runs || s->own_bytes < 2 || s->send_bytes < s->own_bytes ||
-        s->rkv.len < s->own_bytes)
+    if (!s->own_bkt || !s->send || s->n_runs || s->own_bytes < 2 || s->rkv.len < s->own_bytes)
         return;
+    if (s->send_bytes < s->own_bytes) { /* kept a little more than it sent */
+        char *b = mrf__big_resize(s->send, s->send_bytes, (size_t)s->own_bytes);
+        if (!b)
+            return; /* then unordered: slower, not wrong */
+        s->send = b;
+        s->send_bytes = (size_t)s->own_bytes;
+    }
     uint64_t at = 0;
     for (uint64_t i = s->dstart[s->rank]; i < s->dstart[s->rank + 1]; i++) {
         uint32_t b = s->order[i];
