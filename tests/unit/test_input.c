@@ -108,6 +108,51 @@ static void test_long_line(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
+/* A compressed or HDF5 file is refused by its first bytes (the message names
+ * the file and the kind); near misses are read as the text they are. */
+static void test_containers(void)
+{
+    static const struct {
+        const char *bytes;
+        size_t n;
+        const char *what; /* NULL: accepted */
+    } cases[] = {
+        {"\x28\xb5\x2f\xfd\x04\x58rest", 10, "zstd-compressed"},
+        {"\x1f\x8b\x08\x00\x00\x00\x00\x00", 8, "gzip-compressed"},
+        {"\xfd"
+         "7zXZ\0\0\x04",
+         8, "xz-compressed"},
+        {"BZh91AY&SY\x01\x02", 12, "bzip2-compressed"},
+        {"\x04\x22\x4d\x18\x64\x40", 6, "lz4-compressed"},
+        {"\x89HDF\r\n\x1a\n\0\0", 10, "an HDF5 file"},
+        {"\x1f\x8b\x08\xe0 reserved flag bits set\n", 26, NULL},
+        {"BZh9 is how the text begins\n", 28, NULL},
+        {"\x28\xb5\x2f plain\n", 10, NULL},
+        {"hello world\n", 12, NULL},
+    };
+    char path[300], err[MRF_ERRLEN];
+    snprintf(path, sizeof path, "%s/container.bin", dir);
+    char *inputs[] = {path};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(path, cases[i].bytes, cases[i].n);
+        for (int kind = 0; kind < 2; kind++) {
+            mrf__plan plan;
+            err[0] = 0;
+            CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+            int rc = mrf__plan_tasks(&plan, kind ? MRF_INPUT_RECORDS : MRF_INPUT_LINES, 2, 1 << 20,
+                                     err, sizeof err);
+            if (cases[i].what) {
+                CU_ASSERT_EQUAL(rc, MRF_EINPUT);
+                CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].what));
+                CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+            } else {
+                CU_ASSERT_EQUAL(rc, MRF_OK);
+            }
+            mrf__plan_free(&plan);
+        }
+    }
+}
+
 static void test_records(void)
 {
     char path[300], err[MRF_ERRLEN];
@@ -197,11 +242,9 @@ static void test_files(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {{"line_splits", test_line_splits},
-                              {"long_line", test_long_line},
-                              {"records", test_records},
-                              {"files", test_files},
-                              CU_TEST_INFO_NULL};
+static CU_TestInfo tests[] = {
+    {"line_splits", test_line_splits}, {"long_line", test_long_line}, {"records", test_records},
+    {"containers", test_containers},   {"files", test_files},         CU_TEST_INFO_NULL};
 
 int main(void)
 {
