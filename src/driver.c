@@ -340,6 +340,37 @@ static int run_job(MPI_Comm comm, const mrf__options *opt, const mrf_job_spec *s
     return rc;
 }
 
+/*
+ * MRFLOW_EXIT_FILE=PATH: rank 0 writes its exit status there ("75\n"),
+ * written whole and renamed into place.  A batch script reads it instead of
+ * trusting the launcher alone: MPICH's mpiexec (4.0, Debian 12) sometimes
+ * returns 0 for a job whose ranks all exited 75 after a forwarded USR1 (3 of
+ * 8 tries on two pretend nodes; every rank exiting 75 at once, 1 of 8), and
+ * a checkpointed job would then look done.  slurm/mrflow.sbatch sets it.
+ */
+static void record_exit(int status)
+{
+    const char *path = getenv("MRFLOW_EXIT_FILE");
+    if (!path || !*path)
+        return;
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return;
+    snprintf(tmp, n, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%d\n", status) > 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr,
+                "mrflow: warning: cannot record the exit status in MRFLOW_EXIT_FILE '%s': %s\n",
+                path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+}
+
 int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
 {
     int inited = 0, rank = 0, rc;
@@ -413,6 +444,8 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
     if (!inited)
         MPI_Finalize();
     int status = mrf__exit_status(rc);
+    if (rank == 0)
+        record_exit(status);
     /* Every rank exits with the job's status, but rank 0 first: MPICH's
      * launcher before 4.2 (Debian 12 ships 4.0) can report 0 when two ranks
      * it watches exit non-zero at once (pmodels/mpich#7058: each resets the
