@@ -554,7 +554,9 @@ static void order_own_by_bucket(stage *s)
 {
     if (!s->own_bkt || !s->send || s->n_runs || s->own_bytes < 2 || s->rkv.len < s->own_bytes)
         return;
-    if (s->send_bytes < s->own_bytes) { /* kept a little more than it sent */
+    if (s->send_bytes < s->own_bytes) { /* kept more than it sent: grown, within --memory */
+        if (mrf__mem_in_use() + (s->own_bytes - s->send_bytes) > s->budget)
+            return; /* then unordered: slower, not wrong */
         char *b = mrf__big_resize(s->send, s->send_bytes, (size_t)s->own_bytes);
         if (!b)
             return; /* then unordered: slower, not wrong */
@@ -579,12 +581,13 @@ static void order_own_by_bucket(stage *s)
 }
 
 /* Keeps as much of the spent send buffer as the reduce's sort index will
- * use (in memory, no runs: 2 entries of 16 bytes a record), frees the rest. */
+ * use (in memory, no runs: 2 entries of 16 bytes a record), frees the rest;
+ * all of it when the reduce will merge runs instead. */
 static void keep_spare(stage *s)
 {
     size_t want = (size_t)s->red_in_recs * 2 * sizeof(mrf__sort_ent);
     want = (want + 4095) & ~(size_t)4095;
-    if (s->send && !s->spec->combine && want && want <= s->send_bytes) {
+    if (s->send && !s->spec->combine && !s->n_runs && want && want <= s->send_bytes) {
         size_t rest = (s->send_bytes - want) & ~(size_t)4095;
         if (rest)
             mrf__big_free(s->send + s->send_bytes - rest, rest);
@@ -720,8 +723,10 @@ int mrf__st_exchange(stage *s)
     s->shuf.bytes_recv += s->own_bytes;
     /* the map side's data is spent; the send buffer's pages, already
      * touched, order this rank's own records and hold the sort index */
+    double t_own = MPI_Wtime();
     order_own_by_bucket(s);
     keep_spare(s);
+    s->prof.sh_group += MPI_Wtime() - t_own; /* the report's "group" column */
     mrf__kvbuf_destroy(&s->kv);
     for (size_t i = 0; i < s->n_bruns; i++)
         mrf__free(s->bruns[i].ents);
