@@ -1,8 +1,11 @@
 #!/bin/sh
 # readme.sh -- renders a benchmark results file (benchmarks/results/*.csv,
-# written by benchmarks/run) as Markdown and puts it into README.md between
-# the lines "<!-- benchmarks:begin -->" and "<!-- benchmarks:end -->", so the
-# README's figures are the latest run's, not typed by hand.
+# written by benchmarks/run) as Markdown: the full tables go into
+# docs/performance.md between "<!-- benchmarks:begin -->" and
+# "<!-- benchmarks:end -->", the headline table (wordcount and terasort at 1
+# and 2 ranks against the yardsticks) into README.md between
+# "<!-- headline:begin -->" and "<!-- headline:end -->", so the figures are
+# the latest run's, not typed by hand.
 #   benchmarks/readme.sh [RESULTS.csv] [--print]
 # Without a file: the newest in benchmarks/results/.  --print: to stdout only.
 set -eu
@@ -61,21 +64,54 @@ render() {
     awk -F, '$1 == "memory" { b = $5; sub("--memory ", "", b); printf "| %s %.0f MiB | %s | %s | %.2f [%.2f–%.2f] | %.1f | %s |\n", $2, $4 / 1048576, $3, b, $7, $8, $9, $10, $11 }' "$csv"
     if [ -f "$png" ]; then
         echo
-        echo "![benchmark plots]($png)"
+        echo "![benchmark plots](../$png)"
     fi
+}
+
+# The MPI MapReduce peers, 2 ranks on this machine kind, same inputs, from the
+# team's performance notes (not re-measured by benchmarks/run): wordcount
+# 25-34 MB/s, an MPI sample sort 107 MB/s.
+headline() {
+    echo "| job | ranks | mrflow s | MB/s | vs tuned C | vs coreutils | vs MPI MapReduce peers |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F, '
+        $1 == "baseline" && $2 == "refwc" { ref["wordcount"] = $7; rb["wordcount"] = $4 }
+        $1 == "baseline" && $2 == "coreutils-wordcount" { cu["wordcount"] = $7; cb["wordcount"] = $4 }
+        $1 == "baseline" && $2 == "refsort" { ref["terasort"] = $7; rb["terasort"] = $4 }
+        $1 == "throughput" && $5 == "" && ($3 == 1 || $3 == 2) { r[++n] = $0 }
+        END { for (k = 1; k <= n; k++) { split(r[k], f, ",");
+            vs = (ref[f[2]] > 0 && rb[f[2]] == f[4]) ? sprintf("%.2fx", ref[f[2]] / f[7]) : "-"
+            vc = (cu[f[2]] > 0 && cb[f[2]] == f[4]) ? sprintf("%.2fx", cu[f[2]] / f[7]) : "-"
+            vp = "-"
+            if (f[3] == 2 && f[2] == "wordcount") vp = sprintf("%.1f–%.1fx", f[10] / 34, f[10] / 25)
+            if (f[3] == 2 && f[2] == "terasort") vp = sprintf("%.1fx", f[10] / 107)
+            printf "| %s %.0f MiB | %s | %.2f | %.1f | %s | %s | %s |\n", f[2], f[4] / 1048576, f[3],
+                f[7], f[10], vs, vc, vp } }' "$csv"
+    echo
+    echo "From \`$csv\` (medians; ratios are the other program's time over mrflow's, or mrflow's MB/s over the peers')."
 }
 
 if [ "$print" = yes ]; then
     render
+    echo
+    headline
     exit 0
 fi
-grep -q '^<!-- benchmarks:begin -->$' README.md && grep -q '^<!-- benchmarks:end -->$' README.md ||
-    { echo "readme.sh: README.md lacks the benchmarks:begin/end markers" >&2; exit 2; }
-render > bench-out/readme-section.md
-awk -v sec=bench-out/readme-section.md '
-    /^<!-- benchmarks:begin -->$/ { print; while ((getline l < sec) > 0) print l; skip = 1; next }
-    /^<!-- benchmarks:end -->$/ { skip = 0 }
-    !skip { print }' README.md > bench-out/README.new
-mv bench-out/README.new README.md
-rm -f bench-out/readme-section.md
-echo "README.md: benchmark section from $csv"
+# splice FILE MARKER CONTENT: replaces what lies between <!-- MARKER:begin -->
+# and <!-- MARKER:end --> in FILE with the file CONTENT.
+splice() {
+    grep -q "^<!-- $2:begin -->\$" "$1" && grep -q "^<!-- $2:end -->\$" "$1" ||
+        { echo "readme.sh: $1 lacks the $2:begin/end markers" >&2; exit 2; }
+    awk -v sec="$3" -v b="<!-- $2:begin -->" -v e="<!-- $2:end -->" '
+        $0 == b { print; while ((getline l < sec) > 0) print l; skip = 1; next }
+        $0 == e { skip = 0 }
+        !skip { print }' "$1" > "$1.new"
+    mv "$1.new" "$1"
+}
+mkdir -p bench-out
+render > bench-out/section.md
+headline > bench-out/headline.md
+splice docs/performance.md benchmarks bench-out/section.md
+splice README.md headline bench-out/headline.md
+rm -f bench-out/section.md bench-out/headline.md
+echo "docs/performance.md and README.md: benchmark figures from $csv"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # format.sh -- clang-format the C sources (.clang-format); --check only
 # reports files that differ and exits 1.  tests/mpi/user_job.c is left as
-# written: the README quotes it verbatim.
+# written: README.md and docs/user-guide.md quote it verbatim
+# (tests/docs/examples.sh checks).
 set -eu
 cd "$(dirname "$0")/.."
 files=$(ls src/*.c src/*.h include/*.h jobs/*.c tests/unit/*.c tests/unit/*.h benchmarks/*.c)

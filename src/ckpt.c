@@ -54,7 +54,7 @@
 #define CK_PIECE (64ull << 20)     /* bytes per H5Dwrite/H5Dread call */
 #define CK_MEM_SINK (256ull << 20) /* compressed blocks kept in memory before a file */
 /* zstd's fast mode: on terasort records 6.0x instead of 6.3x at level 1,
- * and a 1.2 GB checkpoint on 2 ranks 0.2 s faster (README, "Checkpoints") */
+ * and a 1.2 GB checkpoint on 2 ranks 0.2 s faster (docs/performance.md, "Checkpoints") */
 #define CK_LEVEL (-1)
 
 typedef struct ck_ent {

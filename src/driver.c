@@ -9,7 +9,7 @@
  *               -> stage 1 run 0 -> stage-01.0000 -> run 1 -> ... -> output
  *
  * Intermediate folders are committed like any output; a resumed job starts
- * after the newest one (README "Multi-stage and iterative jobs").
+ * after the newest one (docs/architecture.md, "Multi-stage and iterative jobs").
  *
  * Arrows: cli -> driver (mrf_main) -> job (a stage) -> stage modules.
  */

@@ -211,12 +211,11 @@ static uint64_t node_memory(void)
     return total;
 }
 
-/* The per-rank budget and the shares carved from it (README, "Memory"):
- *   map arena 1/4 and its spill index (8 bytes a record) 1/8;
- *   combining table slots 1/8 and its side arena 1/8; a task's input <= 1/8;
- *   shuffle rounds: round_bytes <= 1/16, four such buffers;
- *   reducing side: what is left (records and their sort index, half each);
- *   merge: a quarter, in 128 KiB per open run. */
+/* The per-rank budget and the shares carved from it (docs/operations.md, "Memory, spill and
+ * compression"): map arena 1/4 and its spill index (8 bytes a record) 1/8; combining table slots
+ * 1/8 and its side arena 1/8; a task's input <= 1/8; shuffle rounds: round_bytes <= 1/16, four such
+ * buffers; reducing side: what is left (records and their sort index, half each); merge: a quarter,
+ * in 128 KiB per open run. */
 static int set_budget(stage *s)
 {
     uint64_t b = s->opt->memory;

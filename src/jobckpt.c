@@ -1,5 +1,5 @@
 /*
- * jobckpt.c -- a stage's checkpoints (README "Checkpoints, preemption and
+ * jobckpt.c -- a stage's checkpoints (docs/operations.md "Checkpoints, preemption and
  * resume"): taking one between map tasks, after the map and after the
  * shuffle; the fingerprints that say whether one may be resumed; opening,
  * verifying and loading the newest valid epoch, with fallback.  The file

@@ -1,12 +1,11 @@
 /*
  * report.c -- the run report: OUTPUT/_REPORT.json.
  *
- * One JSON object (shape in README, "Run report"): the job's totals, one
- * entry in stages[] with the phase times, shuffle volume and partitioning
- * figures (reduce input per rank before and after rebalancing, imbalance,
- * heavy keys), and ranks_detail[] with each rank's own figures.  Fields of
- * features that do not exist yet are left out.  Written by rank 0 into the
- * job's temporary directory, so it is renamed into place with the parts.
+ * One JSON object (shape in docs/user-guide.md, "Run report, logs and metrics"): the job's totals,
+ * one entry in stages[] with the phase times, shuffle volume and partitioning figures (reduce input
+ * per rank before and after rebalancing, imbalance, heavy keys), and ranks_detail[] with each
+ * rank's own figures.  Fields of features that do not exist yet are left out.  Written by rank 0
+ * into the job's temporary directory, so it is renamed into place with the parts.
  */
 #define _GNU_SOURCE
 #include <errno.h>

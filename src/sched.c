@@ -4,7 +4,7 @@
  *
  * Two-sided messages only.  One-sided windows are not used: between nodes
  * over TCP a stock Open MPI 4.1 selects no one-sided component that can
- * create one (MPI_ERR_WIN at start, ../docs and README "Running on a
+ * create one (MPI_ERR_WIN at start, docs/operations.md "Running on a
  * cluster"), and where RMA works over TCP (osc pt2pt, MPICH's ch4) its
  * atomics are active messages served when the target calls into MPI anyway.
  * Here every rank serves requests itself whenever it enters the scheduler:

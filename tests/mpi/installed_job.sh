@@ -1,4 +1,4 @@
-# installed_job.sh -- the README's two-stage job (tests/mpi/freqfreq.c),
+# installed_job.sh -- the user guide's two-stage job (tests/mpi/freqfreq.c),
 # built the way a user builds it: mrflow installed (make install into a
 # DESTDIR), then `cc $(pkg-config --cflags --libs mrflow)` with nothing from
 # the build tree; run at 1, 2 and 4 ranks and compared with coreutils.
@@ -6,13 +6,7 @@
 command -v pkg-config > /dev/null || { echo "SKIP: pkg-config not installed"; exit 77; }
 
 dest=$WORK/dest
-# (a make of our own: not the jobserver of the make check that runs us)
-env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "${MAKE:-make}" -s -C "$TOP_BUILDDIR" install \
-    DESTDIR="$dest" > "$WORK/install.log" 2>&1 || {
-    echo "make install failed:"
-    cat "$WORK/install.log"
-    exit 99
-}
+install_dest "$dest"
 pc=$(find "$dest" -name mrflow.pc | head -n 1)
 check "make install puts mrflow.pc, mrflow.h and libmrflow in place" \
     sh -c '[ -n "$1" ] && [ -n "$(find "$2" -name mrflow.h)" ] && [ -n "$(find "$2" -name "libmrflow.so*")" ]' \

@@ -117,6 +117,17 @@ jget() {
         sed 's/,$//; /^\[/ { s/^\[//; s/\]$//; s/,//g; }; s/^"//; s/"$//'
 }
 
+# install_dest DIR: make install DESTDIR=DIR (a make of our own, not the
+# jobserver of the make check that runs us); exit 99 if it fails
+install_dest() {
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "${MAKE:-make}" -s -C "$TOP_BUILDDIR" install \
+        DESTDIR="$1" > "$WORK/install.log" 2>&1 || {
+        echo "make install failed:"
+        cat "$WORK/install.log"
+        exit 99
+    }
+}
+
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ] || exit 1

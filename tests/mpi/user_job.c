@@ -12,12 +12,6 @@ static void map(const mrf_record *in, mrf_emitter *out, void *ctx)
         mrf_emit(out, in->data, klen, &one, sizeof one);
 }
 
-static void combine(void *acc, const void *val, size_t len, void *ctx)
-{
-    uint64_t a, v;
-    memcpy(&a, acc, 8), memcpy(&v, val, 8), a += v, memcpy(acc, &a, 8);
-}
-
 static void reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out, void *ctx)
 {
     uint64_t sum = 0, v;
@@ -29,9 +23,7 @@ static void reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *
     mrf_emit(out, key, klen, num, (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)sum));
 }
 
-static const mrf_job_spec logcount = {
-    .name = "logcount", .input = MRF_INPUT_LINES, .map = map, .combine = combine,
-    .reduce = reduce, .partitioning = MRF_PART_HASH, .output = MRF_OUTPUT_TEXT,
-};
+static const mrf_job_spec logcount = {.name = "logcount", .input = MRF_INPUT_LINES, .map = map,
+                                      .combine = mrf_combine_sum_u64, .reduce = reduce};
 
 int main(int argc, char **argv) { return mrf_main(argc, argv, &logcount); }

@@ -85,6 +85,19 @@ for np in 2 4; do
     check "$np tasks: counts equal coreutils'" same_counts "$WORK/plain-$np"
     check "$np tasks: $np parts" [ "$(ls "$WORK/plain-$np"/part-* | wc -l)" -eq "$np" ]
 done
+# the README's sbatch line as written, but for one node, 2 tasks and this
+# test's paths
+line=$(/usr/bin/python3 "$TOP_SRCDIR/tests/docs/blocks.py" get sh 'slurm/mrflow.sbatch run wordcount' \
+    "$TOP_SRCDIR/README.md" | sed -e ':a' -e '/\\$/N; s/\\\n *//; ta' | grep '^sbatch .*--checkpoint-dir')
+run=$(echo "$line" | sed "s#^sbatch -N [0-9]* -n [0-9]* slurm/mrflow.sbatch #sbatch --wait -N 1 -n 2 -o $WORK/readme.log $SB #;
+    s#/shared/corpus#$WORK/in.txt#; s#/shared/counts#$WORK/readme#g")
+check "README's sbatch line found and adapted: $run" sh -c 'case "$1" in "sbatch --wait -N 1 -n 2 "*"run wordcount --input $2 --output $3 --checkpoint-dir $3.ckpt") ;; *) exit 1 ;; esac' \
+    _ "$run" "$WORK/in.txt" "$WORK/readme"
+MRFLOW=$MRFLOW timeout 300 sh -c "$run --quiet" > /dev/null
+check "the README's sbatch line: exit 0" [ $? -eq 0 ]
+check "... counts equal coreutils', checkpoints removed" \
+    bash -c 'cmp -s <(cat "$1"/part-* | sort) "$2" && [ -z "$(ls "$1.ckpt" 2> /dev/null | grep epoch)" ]' \
+    _ "$WORK/readme" "$WORK/ref"
 MRFLOW=$MRFLOW MRFLOW_LAUNCHER=srun timeout 300 sbatch --wait -n 2 -o "$WORK/srun.log" "$SB" \
     run wordcount --input "$WORK/in.txt" --output "$WORK/srun" --quiet > /dev/null
 check "sbatch --wait, 2 tasks (srun --mpi=pmix): exit 0" [ $? -eq 0 ]
