@@ -278,7 +278,7 @@ int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint6
             return rc;
         if (kind == MRF_INPUT_RECORDS) {
             /* a trailing partial record is no task's: it is set aside as a
-             * bad record (job.c) */
+             * bad record (jobmap.c) */
             size -= size % rec_size;
             uint64_t step = task_size / rec_size * rec_size;
             if (step == 0)

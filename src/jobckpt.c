@@ -553,34 +553,3 @@ int mrf__st_resume(stage *s, bool *resumed)
                                     s->opt->ckpt_dir)
                         : MRF_EIO;
 }
-
-/* Testing switch: MRFLOW_TEST_PAUSE=map|shuffle|reduce makes every rank wait
- * there (up to 300 s) for a preemption signal, after creating the file
- * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase (or
- * look at the ranks) and then let them go on by creating
- * $MRFLOW_TEST_PAUSE_FILE.go.  MRFLOW_TEST_PAUSE_JOB=NAME: only in the stage
- * run of that name (a multi-stage job's JOB/STAGE.RUN). */
-void mrf__st_test_pause(stage *s, const char *phase)
-{
-    const char *want = getenv("MRFLOW_TEST_PAUSE"), *file = getenv("MRFLOW_TEST_PAUSE_FILE");
-    const char *job = getenv("MRFLOW_TEST_PAUSE_JOB"); /* only in this stage run */
-    char go[4096] = "";
-    if (!want || strcmp(want, phase) != 0 || (job && strcmp(job, s->spec->name) != 0))
-        return;
-    if (file) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s.%d", file, s->rank);
-        snprintf(go, sizeof go, "%s.go", file);
-        FILE *f = fopen(path, "w");
-        if (f)
-            fclose(f);
-    }
-    for (int i = 0; i < 30000 && !mrf__preempted(); i++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        if (s->sched)
-            mrf__sched_poke(s->sched);
-        if (go[0] && i % 10 == 0 && access(go, F_OK) == 0)
-            break;
-    }
-}

@@ -1,7 +1,8 @@
 /*
- * stage.h -- one stage's state, shared by job.c (the stage's phases),
- * jobshuffle.c (its shuffle) and jobckpt.c (its checkpoints and resume).
- * Private to those files: stage modules never see it.
+ * stage.h -- one stage's state, shared by the stage's own files: job.c
+ * (the driver), stage.c, jobsample.c, jobmap.c, jobshuffle.c, jobreduce.c,
+ * jobreport.c and jobckpt.c.  Private to them: the engine's modules below
+ * (input, partition, shuffle, sort, spill, ...) never see it.
  */
 #ifndef MRF_STAGE_H
 #define MRF_STAGE_H
@@ -192,28 +193,59 @@ typedef struct stage {
     char arena_numa[32];               /* NUMA nodes of the map output's pages, after the map */
 } stage;
 
-/* job.c, for jobckpt.c */
+/*
+ * The stage's modules.  Calls go one way: job.c, the driver, calls each of
+ * them in phase order; jobckpt.c loads a checkpoint through jobmap.c's and
+ * jobshuffle.c's entry points; jobshuffle.c logs through jobreport.c; no
+ * module calls the driver, and every one may call stage.c.
+ */
+
+/* stage.c: helpers that call nothing of the stage's own */
 int mrf__st_agree(stage *s, int rc); /* every rank's status agreed (collective) */
-uint64_t mrf__st_inputs_fingerprint(const mrf__plan *p);
-int mrf__st_spill_map(stage *s);
-int mrf__st_drain_table_how(stage *s, bool all);
+double mrf__st_cpu_now(void);        /* this thread's CPU seconds */
+void mrf__st_test_pause(stage *s, const char *phase);
+
+/* jobsample.c: decisions from a sample of the input, before the map (collective) */
+int mrf__st_find_heavy_keys(stage *s);
+int mrf__st_choose_splitters(stage *s);
+
+/* jobmap.c: the map phase (collective but map_setup and map_reset); the
+ * driver takes the checkpoints between rounds */
 int mrf__st_map_setup(stage *s);
 void mrf__st_map_reset(stage *s);
+void mrf__st_map_begin(stage *s);
+int mrf__st_map_round(stage *s, bool *more);
+int mrf__st_map_end(stage *s, int rc);
+int mrf__st_check_bad_records(stage *s);
+int mrf__st_spill_map(stage *s);
+int mrf__st_drain_table_how(stage *s, bool all);
+
+/* jobshuffle.c: the shuffle (collective), and the reducing side's buffers */
+int mrf__st_exchange(stage *s);
 int mrf__st_spill_sorted(stage *s);
 void mrf__st_size_reduce_side(stage *s);
-double mrf__st_cpu_now(void); /* this thread's CPU seconds */
+
+/* jobreduce.c: the reduce (collective at its end) */
+int mrf__st_reduce(stage *s);
+
+/* jobreport.c: the run summary, the partitioning log, the report */
+void mrf__st_summary(stage *s, double elapsed);
 void mrf__st_log_partitioning(const stage *s);
+int mrf__st_write_report(stage *s, double elapsed, int rc_job);
 
-/* jobshuffle.c, for job.c: the shuffle of a stage (collective) */
-int mrf__st_exchange(stage *s);
-
-/* jobckpt.c, for job.c */
+/* jobckpt.c: checkpoints, their fingerprints, resume */
 uint64_t mrf__st_spec_fingerprint(const mrf_job_spec *spec);
 int mrf__st_ckpt_begin(stage *s);
 int mrf__st_resume(stage *s, bool *resumed);
 int mrf__st_take_checkpoint(stage *s, const char *phase);
 int mrf__st_take_checkpoint_shuffled(stage *s);
-void mrf__st_test_pause(stage *s, const char *phase);
+
+/* A task's home: the rank whose share of the bytes holds its middle.  It
+ * maps the task unless another rank steals it (sched.c). */
+static inline bool mrf__st_my_task(const stage *s, uint64_t before, uint64_t len)
+{
+    return mrf__home_rank(s->plan.total_bytes, before, len, s->size) == s->rank;
+}
 
 /* A key's bucket (h: its hash; unused by range partitioning).  A heavy
  * key's records, and a range tie's where the job allows, are dealt round
