@@ -204,6 +204,41 @@ static int add_task(mrf__plan *plan, size_t *cap, uint32_t file, uint64_t off, u
     return MRF_OK;
 }
 
+typedef struct zadd {
+    mrf__plan *plan;
+    size_t *cap;
+} zadd;
+
+static int add_zstd_task(void *ctx, uint32_t file, uint64_t coff, uint64_t clen, uint64_t off,
+                         uint64_t len)
+{
+    zadd *a = ctx;
+    int rc = add_task(a->plan, a->cap, file, off, len);
+    if (rc == MRF_OK) {
+        mrf__task *t = &a->plan->tasks[a->plan->n_tasks - 1];
+        t->codec = MRF__CODEC_ZSTD;
+        t->coff = coff;
+        t->clen = clen;
+    }
+    return rc;
+}
+
+/* The plan's bytes: a plain file's size, a compressed file's tasks' (what
+ * its frames declare). */
+static void count_bytes(mrf__plan *plan)
+{
+    plan->total_bytes = 0;
+    for (size_t f = 0; f < plan->n_files; f++)
+        plan->total_bytes += plan->sizes[f];
+    for (size_t k = 0; k < plan->n_tasks; k++)
+        if (plan->tasks[k].codec != MRF__CODEC_NONE)
+            plan->total_bytes += plan->tasks[k].len;
+    for (size_t k = 0; k < plan->n_tasks; k++)
+        if (plan->tasks[k].codec != MRF__CODEC_NONE &&
+            (k == 0 || plan->tasks[k - 1].file != plan->tasks[k].file))
+            plan->total_bytes -= plan->sizes[plan->tasks[k].file];
+}
+
 /*
  * What a file's first bytes say it is, when it is a container mrflow does
  * not read (yet): its name for the message and the command that unpacks
@@ -235,8 +270,10 @@ static const char *container(const unsigned char *b, size_t n, const char **how)
     return NULL;
 }
 
-/* Refuses an input that is a compressed or HDF5 file (see container). */
-static int check_container(const char *path, char *err, size_t errlen)
+/* Refuses an input that is a compressed or HDF5 file (see container),
+ * but for a zstd-compressed line file (*zstd set), which is read. */
+static int check_container(const char *path, mrf_input_kind kind, bool *zstd, char *err,
+                           size_t errlen)
 {
     unsigned char b[16];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -247,12 +284,21 @@ static int check_container(const char *path, char *err, size_t errlen)
     ssize_t n = pread(fd, b, sizeof b, 0);
     close(fd);
     const char *how = NULL, *what = n > 0 ? container(b, (size_t)n, &how) : NULL;
-    if (!what)
+    *zstd = what && strcmp(how, "zstd -d") == 0;
+    if (!what || (*zstd && kind == MRF_INPUT_LINES))
         return MRF_OK;
-    snprintf(err, errlen,
-             "input '%s' is %s (its first bytes say so): mrflow reads uncompressed lines or "
-             "records only; unpack it first (%s) and give the result as --input",
-             path, what, how);
+    if (*zstd)
+        snprintf(err, errlen,
+                 "input '%s' is zstd-compressed (its first bytes say so): mrflow decompresses "
+                 "line input only, and this job reads fixed-size records; unpack it first "
+                 "(%s) and give the result as --input",
+                 path, how);
+    else
+        snprintf(err, errlen,
+                 "input '%s' is %s (its first bytes say so): mrflow reads uncompressed or "
+                 "zstd-compressed lines and uncompressed records; unpack it first (%s), or "
+                 "recompress it with zstd, and give the result as --input",
+                 path, what, how);
     return MRF_EINPUT;
 }
 
@@ -273,9 +319,24 @@ int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint6
                 goto oom;
             continue;
         }
-        int rc = check_container(plan->paths[f], err, errlen);
+        bool zstd = false;
+        int rc = check_container(plan->paths[f], kind, &zstd, err, errlen);
         if (rc)
             return rc;
+        if (zstd) {
+            int fd = open(plan->paths[f], O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                snprintf(err, errlen, "input '%s': %s", plan->paths[f], strerror(errno));
+                return MRF_EINPUT;
+            }
+            zadd a = {plan, &cap};
+            rc = mrf__zin_plan(fd, plan->paths[f], size, (uint32_t)f, task_size, add_zstd_task, &a,
+                               err, errlen);
+            close(fd);
+            if (rc)
+                return rc;
+            continue;
+        }
         if (kind == MRF_INPUT_RECORDS) {
             /* a trailing partial record is no task's: it is set aside as a
              * bad record (jobmap.c) */
@@ -310,13 +371,15 @@ int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint6
         }
         close(fd);
     }
+    count_bytes(plan);
     return MRF_OK;
 oom:
     snprintf(err, errlen, "out of memory planning tasks");
     return MRF_ENOMEM;
 }
 
-/* ---- serialisation: u64 n_files, {u64 size, u32 len, path}*, u64 n_tasks, {u32,u64,u64}* */
+/* ---- serialisation: u64 n_files, {u64 size, u32 len, path}*, u64 n_tasks,
+ * {u32 file, u32 codec, u64 off, len, coff, clen}* */
 
 static void put(char **p, const void *v, size_t n)
 {
@@ -335,7 +398,7 @@ static bool take(const char **p, const char *end, void *v, size_t n)
 
 int mrf__plan_pack(const mrf__plan *plan, char **buf, size_t *len)
 {
-    size_t n = 16 + plan->n_tasks * 20;
+    size_t n = 16 + plan->n_tasks * 40;
     for (size_t i = 0; i < plan->n_files; i++)
         n += 12 + strlen(plan->paths[i]);
     char *b = mrf__malloc(n), *p = b;
@@ -351,9 +414,13 @@ int mrf__plan_pack(const mrf__plan *plan, char **buf, size_t *len)
     }
     put(&p, &nt, 8);
     for (size_t i = 0; i < plan->n_tasks; i++) {
-        put(&p, &plan->tasks[i].file, 4);
-        put(&p, &plan->tasks[i].off, 8);
-        put(&p, &plan->tasks[i].len, 8);
+        const mrf__task *t = &plan->tasks[i];
+        put(&p, &t->file, 4);
+        put(&p, &t->codec, 4);
+        put(&p, &t->off, 8);
+        put(&p, &t->len, 8);
+        put(&p, &t->coff, 8);
+        put(&p, &t->clen, 8);
     }
     *buf = b;
     *len = (size_t)(p - b);
@@ -382,18 +449,21 @@ int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan)
         plan->paths[i][pl] = '\0';
         plan->total_bytes += plan->sizes[i];
     }
-    if (!take(&p, end, &nt, 8) || nt > len / 20 + 1)
+    if (!take(&p, end, &nt, 8) || nt > len / 40 + 1)
         goto fail;
     plan->tasks = mrf__calloc(nt ? nt : 1, sizeof *plan->tasks);
     if (!plan->tasks)
         goto fail;
     for (uint64_t i = 0; i < nt; i++) {
         mrf__task *t = &plan->tasks[i];
-        if (!take(&p, end, &t->file, 4) || !take(&p, end, &t->off, 8) ||
-            !take(&p, end, &t->len, 8) || t->file >= nf)
+        if (!take(&p, end, &t->file, 4) || !take(&p, end, &t->codec, 4) ||
+            !take(&p, end, &t->off, 8) || !take(&p, end, &t->len, 8) ||
+            !take(&p, end, &t->coff, 8) || !take(&p, end, &t->clen, 8) || t->file >= nf ||
+            t->codec > MRF__CODEC_ZSTD)
             goto fail;
     }
     plan->n_tasks = nt;
+    count_bytes(plan);
     return MRF_OK;
 fail:
     mrf__plan_free(plan);

@@ -245,11 +245,16 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec);
 
 /* -------------------------------------------------------------- input.c --
  * A plan: the input files (directories expanded in name order) and the tasks,
- * byte ranges that hold whole records only. */
+ * byte ranges that hold whole records only, or, in a zstd-compressed line
+ * file, runs of whole frames (zinput.c). */
+enum { MRF__CODEC_NONE = 0, MRF__CODEC_ZSTD = 1 };
 typedef struct mrf__task {
     uint32_t file;
-    uint64_t off;
-    uint64_t len;
+    uint32_t codec; /* MRF__CODEC_*: how the file stores its bytes */
+    uint64_t off;   /* offset of the task's first byte (decompressed, if compressed) */
+    uint64_t len;   /* its bytes (decompressed: what its frames declare) */
+    uint64_t coff;  /* compressed: the byte offset of its first frame in the file */
+    uint64_t clen;  /* compressed: its frames' bytes */
 } mrf__task;
 
 typedef struct mrf__plan {
@@ -275,8 +280,29 @@ uint64_t mrf__count_lines(const char *p, size_t n);
 /* Opens an input file after planning (*fd on success); the message names
  * this rank's host. */
 int mrf__input_open(const char *path, const char *doing, int *fd);
-/* Read a task's bytes into *buf (grown as needed, mrf__big_*). */
+/* Read a plain task's bytes into *buf (grown as needed, mrf__big_*). */
 int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t *cap);
+
+/* ------------------------------------------------------------- zinput.c --
+ * zstd-compressed line files.  Planning: the frames from their headers,
+ * cut into tasks of whole frames of about task_size decompressed bytes,
+ * each passed to add (a file whose frames do not declare their sizes is one
+ * task); a damaged or truncated frame structure is MRF_EINPUT with err.
+ * Reading: a task's lines (split-reader rules: a task after the file's
+ * first drops its first partial line and reads on to the end of the line
+ * that starts at its end), in pieces of whole lines of about piece bytes,
+ * decompressed into *buf (the caller's, mrf__big_*, grown as needed and
+ * kept for the next task); len 0 after the last.  Damaged data fails (mrf__fail) naming the file
+ * and the offset. */
+typedef int (*mrf__zin_add)(void *ctx, uint32_t file, uint64_t coff, uint64_t clen, uint64_t off,
+                            uint64_t len);
+int mrf__zin_plan(int fd, const char *path, uint64_t size, uint32_t file, uint64_t task_size,
+                  mrf__zin_add add, void *ctx, char *err, size_t errlen);
+typedef struct mrf__zin mrf__zin;
+int mrf__zin_open(const char *path, uint64_t size, uint64_t coff, uint64_t clen, uint64_t off,
+                  uint64_t len, size_t piece, char **buf, size_t *cap, mrf__zin **z);
+int mrf__zin_next(mrf__zin *z, const char **data, size_t *len, uint64_t *offset);
+void mrf__zin_close(mrf__zin *z);
 
 /* ------------------------------------------------------------ sharedfs.c --
  * Collective: every rank sees a file rank 0 creates in dir (named with

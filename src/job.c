@@ -203,10 +203,30 @@ static uint64_t inputs_fingerprint(const mrf__plan *p)
         h = (h << 7 | h >> 57) ^ mrf__checksum(v, sizeof v);
     }
     for (size_t t = 0; t < p->n_tasks; t++) {
-        uint64_t v[3] = {p->tasks[t].file, p->tasks[t].off, p->tasks[t].len};
+        const mrf__task *k = &p->tasks[t];
+        uint64_t v[3] = {k->file, k->off, k->len}, c[3] = {k->codec, k->coff, k->clen};
         h = (h << 5 | h >> 59) ^ mrf__checksum(v, sizeof v);
+        if (k->codec != MRF__CODEC_NONE) /* (plain tasks: as before compressed input) */
+            h = (h << 5 | h >> 59) ^ mrf__checksum(c, sizeof c);
     }
     return h;
+}
+
+/* --task-size, or by default about 8 tasks per rank of the input's bytes,
+ * so static dealing balances, within [1M, 64M] and 1/8 of the budget (a
+ * task's input is read whole). */
+static uint64_t default_task_size(const stage *s, uint64_t bytes)
+{
+    if (s->opt->task_size_set)
+        return s->opt->task_size;
+    uint64_t task_size = bytes / ((uint64_t)s->size * 8);
+    if (task_size < (1u << 20))
+        task_size = 1u << 20;
+    if (task_size > s->opt->task_size)
+        task_size = s->opt->task_size;
+    if (task_size > s->budget / 8)
+        task_size = s->budget / 8;
+    return task_size;
 }
 
 static int plan_and_share(stage *s)
@@ -218,23 +238,23 @@ static int plan_and_share(stage *s)
     if (s->rank == 0) {
         const mrf_job_spec *spec = s->spec;
         rc = mrf__plan_files(s->opt->inputs, s->opt->n_inputs, &s->plan, err, sizeof err);
-        uint64_t task_size = s->opt->task_size;
-        if (!s->opt->task_size_set) {
-            /* about 8 tasks per rank, so static dealing balances, within [1M, 64M] */
-            task_size = s->plan.total_bytes / ((uint64_t)s->size * 8);
-            if (task_size < (1u << 20))
-                task_size = 1u << 20;
-            if (task_size > s->opt->task_size)
-                task_size = s->opt->task_size;
-            if (task_size > s->budget / 8) /* a task's input is read whole */
-                task_size = s->budget / 8;
-        }
-        if (s->ckr && !s->opt->task_size_set && s->ckmeta.task_size)
+        bool resumed_size = s->ckr && !s->opt->task_size_set && s->ckmeta.task_size;
+        uint64_t task_size = default_task_size(s, s->plan.total_bytes);
+        if (resumed_size)
             task_size = s->ckmeta.task_size; /* resuming: the same tasks as before */
-        s->task_size = task_size;
+        uint64_t file_bytes = s->plan.total_bytes;
         if (rc == MRF_OK)
             rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, task_size, err,
                                  sizeof err);
+        /* compressed files: the default size from their decompressed bytes */
+        if (rc == MRF_OK && !resumed_size && s->plan.total_bytes != file_bytes &&
+            default_task_size(s, s->plan.total_bytes) != task_size) {
+            task_size = default_task_size(s, s->plan.total_bytes);
+            s->plan.n_tasks = 0;
+            rc = mrf__plan_tasks(&s->plan, spec->input, spec->record_size, task_size, err,
+                                 sizeof err);
+        }
+        s->task_size = task_size;
         if (rc == MRF_OK)
             s->inputs_fp = inputs_fingerprint(&s->plan);
         if (rc == MRF_OK)

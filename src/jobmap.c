@@ -443,16 +443,42 @@ static int map_piece(stage *s, const mrf__task *t, const char *buf, size_t len, 
     return em.rc;
 }
 
-/* Reads and maps one task. */
+/* Reads and maps one task: a plain one read whole, a compressed one
+ * decompressed in pieces of whole lines (zinput.c). */
 static int run_task(stage *s, const mrf__task *t, char **buf, size_t *cap, task_run *tr)
 {
     double r0 = MPI_Wtime();
-    int rc = mrf__task_read(&s->plan, t, buf, cap);
-    s->prof.map_read += MPI_Wtime() - r0;
-    if (rc == MRF_OK)
-        rc = map_piece(s, t, *buf, t->len, t->off, 0, tr);
+    int rc;
+    if (t->codec == MRF__CODEC_NONE) {
+        rc = mrf__task_read(&s->plan, t, buf, cap);
+        s->prof.map_read += MPI_Wtime() - r0;
+        if (rc == MRF_OK)
+            rc = map_piece(s, t, *buf, t->len, t->off, 0, tr);
+        if (rc == MRF_OK && !tr->aborted)
+            checkpoint(s, tr, t->len);
+        return rc;
+    }
+    mrf__zin *z = NULL;
+    /* pieces of the task size: a single-frame file larger than memory is
+     * one task that streams through */
+    rc = mrf__zin_open(s->plan.paths[t->file], s->plan.sizes[t->file], t->coff, t->clen, t->off,
+                       t->len, (size_t)s->task_size, buf, cap, &z);
+    uint64_t done = 0;
+    while (rc == MRF_OK && !tr->aborted) {
+        const char *data;
+        size_t len;
+        uint64_t base;
+        r0 = MPI_Wtime();
+        rc = mrf__zin_next(z, &data, &len, &base);
+        s->prof.map_read += MPI_Wtime() - r0;
+        if (rc || len == 0)
+            break;
+        rc = map_piece(s, t, data, len, base, done, tr);
+        done += len;
+    }
     if (rc == MRF_OK && !tr->aborted)
-        checkpoint(s, tr, t->len);
+        checkpoint(s, tr, done > t->len ? done : t->len);
+    mrf__zin_close(z);
     return rc;
 }
 

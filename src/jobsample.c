@@ -41,8 +41,39 @@ static int sample_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, 
 
 /* Runs map on up to k records (line input: the lines of k blocks) spread
  * evenly over task t; the emits go to em. */
+/* A compressed task's sample: the whole lines of its first k blocks' worth
+ * of bytes (reaching a block further in would decompress all before it). */
+static int sample_compressed(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em)
+{
+    mrf__zin *z = NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    const char *data;
+    size_t len;
+    uint64_t base;
+    mrf_record rec = {.file = s->plan.paths[t->file]};
+    int rc = mrf__zin_open(rec.file, s->plan.sizes[t->file], t->coff, t->clen, t->off, t->len,
+                           (size_t)k * SAMPLE_BLOCK, &buf, &cap, &z);
+    if (rc == MRF_OK && (rc = mrf__zin_next(z, &data, &len, &base)) == MRF_OK) {
+        for (const char *p = data, *e = data + len; p < e && em->rc == MRF_OK;) {
+            const char *nl = memchr(p, '\n', (size_t)(e - p));
+            rec.data = p;
+            rec.len = (size_t)((nl ? nl : e) - p);
+            rec.offset = base + (uint64_t)(p - data);
+            s->spec->map(&rec, em, s->spec->ctx);
+            p = nl ? nl + 1 : e;
+        }
+        rc = em->rc;
+    }
+    mrf__zin_close(z);
+    mrf__big_free(buf, cap);
+    return rc;
+}
+
 static int sample_task(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em)
 {
+    if (t->codec != MRF__CODEC_NONE)
+        return sample_compressed(s, t, k, em);
     const mrf_job_spec *spec = s->spec;
     const char *path = s->plan.paths[t->file];
     int rc = MRF_OK;

@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-options records block lines report decisions}
+targets=${*:-options records block lines report decisions zstd}
 command -v clang > /dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
 [ -f config.h ] || [ -f Makefile ] || { echo "fuzz.sh: configure the tree first" >&2; exit 2; }
 out=bench-out/fuzz

@@ -4,7 +4,7 @@
 set -u
 dir=$TOP_SRCDIR/tests/fuzz
 failed=0
-for t in options records block lines report decisions; do
+for t in options records block lines report decisions zstd; do
     bin=$TOP_BUILDDIR/tests/fuzz/fuzz_$t
     set -- "$dir/corpus/$t"
     [ -d "$dir/crashes/$t" ] && set -- "$@" "$dir/crashes/$t"

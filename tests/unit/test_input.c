@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "internal.h"
 #include "unit.h"
@@ -141,7 +142,12 @@ static void test_containers(void)
             CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
             int rc = mrf__plan_tasks(&plan, kind ? MRF_INPUT_RECORDS : MRF_INPUT_LINES, 2, 1 << 20,
                                      err, sizeof err);
-            if (cases[i].what) {
+            if (cases[i].what && kind == 0 && strcmp(cases[i].what, "zstd-compressed") == 0) {
+                /* zstd lines are read: these bytes are no whole frame */
+                CU_ASSERT_EQUAL(rc, MRF_EINPUT);
+                CU_ASSERT_PTR_NOT_NULL(strstr(err, "damaged or truncated zstd file"));
+                CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+            } else if (cases[i].what) {
                 CU_ASSERT_EQUAL(rc, MRF_EINPUT);
                 CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].what));
                 CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
@@ -151,6 +157,155 @@ static void test_containers(void)
             mrf__plan_free(&plan);
         }
     }
+}
+
+/* Writes text as zstd frames cut at the offsets in cuts (ascending, inside
+ * the text); sized frames unless 'unsized' (as zstd writing a pipe). */
+static size_t write_frames(const char *path, const char *text, size_t n, const size_t *cuts,
+                           size_t ncuts, bool unsized)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    size_t cap = ZSTD_compressBound(n) + 64, total = 0;
+    char *out = malloc(cap);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, !unsized);
+    for (size_t k = 0, from = 0; k <= ncuts; k++) {
+        size_t to = k < ncuts ? cuts[k] : n;
+        size_t got = ZSTD_compress2(cc, out, cap, text + from, to - from);
+        CU_ASSERT_FATAL(!ZSTD_isError(got));
+        CU_ASSERT_EQUAL(fwrite(out, 1, got, f), got);
+        total += got;
+        from = to;
+    }
+    static const unsigned char skip[] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4};
+    CU_ASSERT_EQUAL(fwrite(skip, 1, sizeof skip, f), sizeof skip); /* a trailing index */
+    ZSTD_freeCCtx(cc);
+    free(out);
+    fclose(f);
+    return total + sizeof skip;
+}
+
+/* Every task's lines, read in pieces, in plan order: the text once, whole. */
+static void check_zstd(const char *text, size_t n, const size_t *cuts, size_t ncuts,
+                       uint64_t task_size, bool unsized, size_t min_tasks)
+{
+    char path[300], err[MRF_ERRLEN];
+    snprintf(path, sizeof path, "%s/z.zst", dir);
+    size_t fsize = write_frames(path, text, n, cuts, ncuts, unsized);
+    char *inputs[] = {path};
+    mrf__plan plan;
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    int rc = mrf__plan_tasks(&plan, MRF_INPUT_LINES, 0, task_size, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "plan: %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rc, MRF_OK);
+    CU_ASSERT(plan.n_tasks >= min_tasks);
+    CU_ASSERT(unsized ? plan.n_tasks == 1 : plan.total_bytes == n);
+    char *got = malloc(n + 1), *zb = NULL;
+    size_t at = 0, zcap = 0;
+    for (size_t k = 0; k < plan.n_tasks; k++) {
+        const mrf__task *t = &plan.tasks[k];
+        CU_ASSERT_EQUAL(t->codec, MRF__CODEC_ZSTD);
+        mrf__zin *z = NULL;
+        CU_ASSERT_EQUAL_FATAL(
+            mrf__zin_open(path, fsize, t->coff, t->clen, t->off, t->len, 1, &zb, &zcap, &z),
+            MRF_OK);
+        for (;;) {
+            const char *d;
+            size_t len;
+            uint64_t off;
+            CU_ASSERT_EQUAL_FATAL(mrf__zin_next(z, &d, &len, &off), MRF_OK);
+            if (len == 0)
+                break;
+            CU_ASSERT_EQUAL(off, at); /* in order, no gap, no overlap */
+            CU_ASSERT_FATAL(at + len <= n);
+            memcpy(got + at, d, len);
+            at += len;
+        }
+        mrf__zin_close(z);
+    }
+    if (at != n)
+        fprintf(stderr, "zstd: task size %llu%s: %zu of %zu bytes read\n",
+                (unsigned long long)task_size, unsized ? ", unsized" : "", at, n);
+    CU_ASSERT_EQUAL(at, n);
+    CU_ASSERT(at != n || memcmp(got, text, n) == 0);
+    mrf__big_free(zb, zcap);
+    free(got);
+    mrf__plan_free(&plan);
+}
+
+static void test_zstd(void)
+{
+    /* 600 KB of lines of 1 to 300 bytes, frames cut anywhere */
+    size_t n = 600000;
+    char *text = malloc(n);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        text[i] = x % 97 == 0 ? '\n' : (char)('a' + x % 26);
+    }
+    size_t cuts[40], nc = 0;
+    for (size_t c = 7919; c < n && nc < 40; c += 14000 + (c * 31) % 9000)
+        cuts[nc++] = c;
+    for (uint64_t ts = 1; ts <= (1u << 20); ts *= 4) /* a frame a task ... one task */
+        check_zstd(text, n, cuts, nc, ts, false, ts == 1 ? nc + 1 : 1);
+    /* frames cut just after a '\n', and just before one */
+    size_t at_nl[8], before_nl[8], k = 0;
+    for (size_t i = 1000; i < n && k < 8; i++)
+        if (text[i] == '\n' && text[i - 1] != '\n' && i - (k ? at_nl[k - 1] : 0) > 20000) {
+            at_nl[k] = i + 1;
+            before_nl[k++] = i;
+        }
+    check_zstd(text, n, at_nl, k, 1, false, k + 1);
+    check_zstd(text, n, before_nl, k, 1, false, k + 1);
+    /* no final newline; a frame of one long line wider than its task */
+    text[n - 1] = 'z';
+    check_zstd(text, n, cuts, nc, 1, false, nc + 1);
+    memset(text + 100000, 'y', 200000);
+    check_zstd(text, n, cuts, nc, 1, false, nc + 1);
+    /* frames that do not declare their sizes: one task */
+    check_zstd(text, n, cuts, nc, 1, true, 1);
+    /* truncated or damaged: refused when planning, or failing when read */
+    char path[300], err[MRF_ERRLEN];
+    snprintf(path, sizeof path, "%s/z.zst", dir);
+    size_t fsize = write_frames(path, text, n, cuts, nc, false);
+    CU_ASSERT_EQUAL_FATAL(truncate(path, (off_t)fsize - 1000), 0);
+    char *inputs[] = {path};
+    mrf__plan plan;
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL(mrf__plan_tasks(&plan, MRF_INPUT_LINES, 0, 1, err, sizeof err), MRF_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "truncated"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    mrf__plan_free(&plan);
+    fsize = write_frames(path, text, n, cuts, nc, false);
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_FATAL(f != NULL);
+    fseek(f, 3000, SEEK_SET); /* inside the first frame's data */
+    int c = fgetc(f);
+    fseek(f, 3000, SEEK_SET);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_tasks(&plan, MRF_INPUT_LINES, 0, 1, err, sizeof err), MRF_OK);
+    mrf__zin *z = NULL;
+    char *zb = NULL;
+    size_t zcap = 0;
+    CU_ASSERT_EQUAL_FATAL(mrf__zin_open(path, fsize, plan.tasks[0].coff, plan.tasks[0].clen,
+                                        plan.tasks[0].off, plan.tasks[0].len, 1, &zb, &zcap, &z),
+                          MRF_OK);
+    const char *d;
+    size_t len;
+    uint64_t off;
+    int rc;
+    while ((rc = mrf__zin_next(z, &d, &len, &off)) == MRF_OK && len)
+        ;
+    CU_ASSERT_EQUAL(rc, MRF_EIO);
+    mrf__zin_close(z);
+    mrf__big_free(zb, zcap);
+    mrf__plan_free(&plan);
+    free(text);
 }
 
 static void test_records(void)
@@ -242,9 +397,13 @@ static void test_files(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {
-    {"line_splits", test_line_splits}, {"long_line", test_long_line}, {"records", test_records},
-    {"containers", test_containers},   {"files", test_files},         CU_TEST_INFO_NULL};
+static CU_TestInfo tests[] = {{"line_splits", test_line_splits},
+                              {"long_line", test_long_line},
+                              {"records", test_records},
+                              {"containers", test_containers},
+                              {"zstd", test_zstd},
+                              {"files", test_files},
+                              CU_TEST_INFO_NULL};
 
 int main(void)
 {
