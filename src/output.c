@@ -391,6 +391,24 @@ int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, c
     struct stat st;
     if (split_path(output, &dir, &base))
         return mrf__fail(MRF_ENOMEM, "out of memory");
+    /* _SUCCESS goes in before the rename, so the output appears whole, at
+     * once: a job killed between the two used to leave DIR without it */
+    size_t n = strlen(tmpdir) + 16;
+    char *succ = mrf__malloc(n);
+    if (!succ) {
+        rc = mrf__fail(MRF_ENOMEM, "out of memory");
+        goto out;
+    }
+    snprintf(succ, n, "%s/_SUCCESS", tmpdir);
+    int fd = open(succ, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 || dprintf(fd, "run_id %s\n", run_id) < 0 || fsync(fd) != 0)
+        rc = mrf__fail(MRF_EIO, "cannot write '%s': %s", succ, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    mrf__free(succ);
+    if (rc)
+        goto out;
+    fsync_dir(tmpdir);
     if (overwrite && lstat(output, &st) == 0) {
         if (!(old = sibling(output, "old", run_id))) {
             rc = mrf__fail(MRF_ENOMEM, "out of memory");
@@ -415,20 +433,6 @@ int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, c
             goto out;
         }
     }
-    size_t n = strlen(output) + 16;
-    char *succ = mrf__malloc(n);
-    if (!succ) {
-        rc = mrf__fail(MRF_ENOMEM, "out of memory");
-        goto out;
-    }
-    snprintf(succ, n, "%s/_SUCCESS", output);
-    int fd = open(succ, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-    if (fd < 0 || dprintf(fd, "run_id %s\n", run_id) < 0 || fsync(fd) != 0) {
-        rc = mrf__fail(MRF_EIO, "cannot write '%s': %s", succ, strerror(errno));
-    }
-    if (fd >= 0)
-        close(fd);
-    mrf__free(succ);
     fsync_dir(output);
     fsync_dir(dir);
     if (old && mrf__remove_tree(old) != MRF_OK)

@@ -124,8 +124,11 @@ fi
 # signals a scheduler sends (preemption is the checkpoint issue's: today
 # the job must end non-zero with nothing visible)
 launch sigterm wordcount "$WORK/text" --fault slow:rank=0:factor=100 --speculate off
-# as Slurm's scancel does: SIGTERM to every rank
-wait_for "$ERR" "task 0" && kill -TERM "$(rank_pid 0)" "$(rank_pid 1)" 2> /dev/null
+# as Slurm's scancel does: SIGTERM to every rank, once rank 1 has done a
+# task (rank 0, 100x slow, is then inside its first one for seconds; waiting
+# for "task 0", rank 0's own, sent the signal after the map, and a job
+# could finish or commit first)
+wait_for "$ERR" "rank 1 .*debug: task [0-9]*:" && kill -TERM "$(rank_pid 0)" "$(rank_pid 1)" 2> /dev/null
 verdict "SIGTERM to every rank in the map" nonzero ""
 
 launch sigusr1 wordcount "$WORK/text" --fault slow:rank=0:factor=100 --speculate off
