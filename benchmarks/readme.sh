@@ -25,6 +25,13 @@ machine=""
 [ -f "$json" ] && machine=$(sed -n 's/.*"machine": {"cores": \([0-9]*\), "mem_gib": \([0-9.]*\), "cpu": "\(.*\)"},/\1 cores, \2 GiB, \3/p' "$json")
 when=$(basename "$csv" .csv)
 
+# awk: the yardsticks' times (ref, coreutils cu) and input sizes (rb, cb) by
+# job, for the ratios; a throughput row f then compares with them
+yardsticks='
+    $1 == "baseline" && $2 == "refwc" { ref["wordcount"] = $7; rb["wordcount"] = $4 }
+    $1 == "baseline" && $2 == "coreutils-wordcount" { cu["wordcount"] = $7; cb["wordcount"] = $4 }
+    $1 == "baseline" && $2 == "refsort" { ref["terasort"] = $7; rb["terasort"] = $4 }'
+
 render() {
     echo "Results of \`benchmarks/run\` in \`$csv\` ($when${machine:+; $machine});"
     echo "medians of the runs, min–max in brackets; wall time includes mpirun start-up."
@@ -36,10 +43,7 @@ render() {
     echo
     echo "| throughput | ranks | config | median s [min–max] | MB/s | peak RSS MiB/rank | vs tuned C (refwc, refsort) | vs coreutils |"
     echo "|---|---|---|---|---|---|---|---|"
-    awk -F, '
-        $1 == "baseline" && $2 == "refwc" { ref["wordcount"] = $7; rb["wordcount"] = $4 }
-        $1 == "baseline" && $2 == "coreutils-wordcount" { cu["wordcount"] = $7; cb["wordcount"] = $4 }
-        $1 == "baseline" && $2 == "refsort" { ref["terasort"] = $7; rb["terasort"] = $4 }
+    awk -F, "$yardsticks"'
         $1 == "throughput" { r[++n] = $0 }
         END { for (k = 1; k <= n; k++) { split(r[k], f, ",");
             vs = (ref[f[2]] > 0 && rb[f[2]] == f[4]) ? sprintf("%.2fx", ref[f[2]] / f[7]) : "-"
@@ -74,10 +78,7 @@ render() {
 headline() {
     echo "| job | ranks | mrflow s | MB/s | vs tuned C | vs coreutils | vs MPI MapReduce peers |"
     echo "|---|---|---|---|---|---|---|"
-    awk -F, '
-        $1 == "baseline" && $2 == "refwc" { ref["wordcount"] = $7; rb["wordcount"] = $4 }
-        $1 == "baseline" && $2 == "coreutils-wordcount" { cu["wordcount"] = $7; cb["wordcount"] = $4 }
-        $1 == "baseline" && $2 == "refsort" { ref["terasort"] = $7; rb["terasort"] = $4 }
+    awk -F, "$yardsticks"'
         $1 == "throughput" && $5 == "" && ($3 == 1 || $3 == 2) { r[++n] = $0 }
         END { for (k = 1; k <= n; k++) { split(r[k], f, ",");
             vs = (ref[f[2]] > 0 && rb[f[2]] == f[4]) ? sprintf("%.2fx", ref[f[2]] / f[7]) : "-"

@@ -76,6 +76,11 @@ int mrf__codec_level(const mrf__codec *z)
     return z->level;
 }
 
+struct ZSTD_DCtx_s *mrf__codec_dctx(mrf__codec *z)
+{
+    return z->d;
+}
+
 uint64_t mrf__checksum(const void *p, size_t n)
 {
 #if defined(__x86_64__)

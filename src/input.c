@@ -224,19 +224,20 @@ static int add_zstd_task(void *ctx, uint32_t file, uint64_t coff, uint64_t clen,
 }
 
 /* The plan's bytes: a plain file's size, a compressed file's tasks' (what
- * its frames declare). */
+ * its frames declare).  A file's tasks are consecutive, in file order. */
 static void count_bytes(mrf__plan *plan)
 {
     plan->total_bytes = 0;
-    for (size_t f = 0; f < plan->n_files; f++)
-        plan->total_bytes += plan->sizes[f];
-    for (size_t k = 0; k < plan->n_tasks; k++)
-        if (plan->tasks[k].codec != MRF__CODEC_NONE)
-            plan->total_bytes += plan->tasks[k].len;
-    for (size_t k = 0; k < plan->n_tasks; k++)
-        if (plan->tasks[k].codec != MRF__CODEC_NONE &&
-            (k == 0 || plan->tasks[k - 1].file != plan->tasks[k].file))
-            plan->total_bytes -= plan->sizes[plan->tasks[k].file];
+    for (size_t f = 0, k = 0; f < plan->n_files; f++) {
+        uint64_t declared = 0;
+        bool compressed = false;
+        for (; k < plan->n_tasks && plan->tasks[k].file == f; k++)
+            if (plan->tasks[k].codec != MRF__CODEC_NONE) {
+                compressed = true;
+                declared += plan->tasks[k].len;
+            }
+        plan->total_bytes += compressed ? declared : plan->sizes[f];
+    }
 }
 
 /*

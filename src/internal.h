@@ -292,15 +292,16 @@ int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t
  * first drops its first partial line and reads on to the end of the line
  * that starts at its end), in pieces of whole lines of about piece bytes,
  * decompressed into *buf (the caller's, mrf__big_*, grown as needed and
- * kept for the next task); len 0 after the last.  Damaged data fails (mrf__fail) naming the file
- * and the offset. */
+ * kept for the next task); len 0 after the last.  zin_open takes fd (the
+ * file, open) and closes it, on failure too; mrf__zin_close closes it.   Damaged data fails
+ * (mrf__fail) naming the file and the offset. */
 typedef int (*mrf__zin_add)(void *ctx, uint32_t file, uint64_t coff, uint64_t clen, uint64_t off,
                             uint64_t len);
 int mrf__zin_plan(int fd, const char *path, uint64_t size, uint32_t file, uint64_t task_size,
                   mrf__zin_add add, void *ctx, char *err, size_t errlen);
 typedef struct mrf__zin mrf__zin;
-int mrf__zin_open(const char *path, uint64_t size, uint64_t coff, uint64_t clen, uint64_t off,
-                  uint64_t len, size_t piece, char **buf, size_t *cap, mrf__zin **z);
+int mrf__zin_open(int fd, const char *path, uint64_t size, uint64_t coff, uint64_t clen,
+                  uint64_t off, uint64_t len, size_t piece, char **buf, size_t *cap, mrf__zin **z);
 int mrf__zin_next(mrf__zin *z, const char **data, size_t *len, uint64_t *offset);
 void mrf__zin_close(mrf__zin *z);
 
@@ -756,6 +757,10 @@ typedef struct mrf__codec mrf__codec;
 int mrf__codec_create(int level, mrf__codec **out);
 void mrf__codec_destroy(mrf__codec *z);
 int mrf__codec_level(const mrf__codec *z);
+/* Its zstd decompression context (memory counted by mem.c), for streaming
+ * decompression of input files (zinput.c). */
+struct ZSTD_DCtx_s;
+struct ZSTD_DCtx_s *mrf__codec_dctx(mrf__codec *z);
 uint64_t mrf__checksum(const void *p, size_t n);
 /* Bare payloads (the shuffle's chunks): pack returns the stored length,
  * < n when compressed, n when stored as is, 0 when it did not fit in cap. */

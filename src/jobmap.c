@@ -461,8 +461,11 @@ static int run_task(stage *s, const mrf__task *t, char **buf, size_t *cap, task_
     mrf__zin *z = NULL;
     /* pieces of the task size: a single-frame file larger than memory is
      * one task that streams through */
-    rc = mrf__zin_open(s->plan.paths[t->file], s->plan.sizes[t->file], t->coff, t->clen, t->off,
-                       t->len, (size_t)s->task_size, buf, cap, &z);
+    int fd;
+    const char *path = s->plan.paths[t->file];
+    if ((rc = mrf__input_open(path, "reading a map task", &fd)) == MRF_OK)
+        rc = mrf__zin_open(fd, path, s->plan.sizes[t->file], t->coff, t->clen, t->off, t->len,
+                           (size_t)s->task_size, buf, cap, &z);
     uint64_t done = 0;
     while (rc == MRF_OK && !tr->aborted) {
         const char *data;

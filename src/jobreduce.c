@@ -27,6 +27,20 @@
 
 /* --------------------------------------------------------------- reduce -- */
 
+/* The part's writer after the reduce: closed (counts kept for HDF5 output)
+ * when rc says all went well, else aborted; the outcome. */
+static int finish_output(stage *s, int rc)
+{
+    if (rc == MRF_OK) {
+        mrf__writer_counts(s->out, &s->h5.recs, &s->h5.kbytes, &s->h5.vbytes);
+        rc = mrf__writer_close(s->out, &s->bytes_out);
+    } else {
+        mrf__writer_abort(s->out);
+    }
+    s->out = NULL;
+    return rc;
+}
+
 static bool rec_has_key(const char *r, const void *key, size_t klen,
                         int (*cmp)(const void *, size_t, const void *, size_t))
 {
@@ -234,13 +248,7 @@ static int reduce_merge(stage *s)
     }
     if (rc == MRF_OK)
         rc = vals.rc ? vals.rc : em.rc;
-    if (rc == MRF_OK)
-        mrf__writer_counts(s->out, &s->h5.recs, &s->h5.kbytes, &s->h5.vbytes);
-    if (rc == MRF_OK)
-        rc = mrf__writer_close(s->out, &s->bytes_out);
-    else
-        mrf__writer_abort(s->out);
-    s->out = NULL;
+    rc = finish_output(s, rc);
     /* the last merge pass feeds the reduce: its time counts there */
     s->prof.red_reduce += MPI_Wtime() - t_red - (s->prof.red_write + s->prof.red_fsync - io0);
 out:
@@ -330,13 +338,7 @@ int mrf__st_reduce(stage *s)
         i = j;
     }
     rc = em.rc;
-    if (rc == MRF_OK)
-        mrf__writer_counts(s->out, &s->h5.recs, &s->h5.kbytes, &s->h5.vbytes);
-    if (rc == MRF_OK)
-        rc = mrf__writer_close(s->out, &s->bytes_out);
-    else
-        mrf__writer_abort(s->out);
-    s->out = NULL;
+    rc = finish_output(s, rc);
     s->prof.red_reduce += MPI_Wtime() - t_red - (s->prof.red_write + s->prof.red_fsync - io0);
 out:
     if (!spare) {

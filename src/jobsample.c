@@ -52,7 +52,9 @@ static int sample_compressed(stage *s, const mrf__task *t, uint64_t k, mrf_emitt
     size_t len;
     uint64_t base;
     mrf_record rec = {.file = s->plan.paths[t->file]};
-    int rc = mrf__zin_open(rec.file, s->plan.sizes[t->file], t->coff, t->clen, t->off, t->len,
+    int fd, rc = mrf__input_open(rec.file, "sampling", &fd);
+    if (rc == MRF_OK)
+        rc = mrf__zin_open(fd, rec.file, s->plan.sizes[t->file], t->coff, t->clen, t->off, t->len,
                            (size_t)k * SAMPLE_BLOCK, &buf, &cap, &z);
     if (rc == MRF_OK && (rc = mrf__zin_next(z, &data, &len, &base)) == MRF_OK) {
         for (const char *p = data, *e = data + len; p < e && em->rc == MRF_OK;) {
@@ -180,17 +182,6 @@ static int sample_input(stage *s, mrf_emitter *em, bool heavy)
     return rc;
 }
 
-static void add_u64(void *acc, const void *val, size_t len, void *ctx)
-{
-    (void)len;
-    (void)ctx;
-    uint64_t a, v;
-    memcpy(&a, acc, 8);
-    memcpy(&v, val, 8);
-    a += v;
-    memcpy(acc, &a, 8);
-}
-
 typedef struct sample_counts {
     mrf__ctable t;
     uint64_t weight;
@@ -204,7 +195,8 @@ static int count_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, s
     (void)v;
     uint64_t w = MRF_KV_HDR + kl + vl;
     c->weight += w;
-    if (mrf__ctable_add(&c->t, mrf__key_hash(k, kl), k, kl, &w, sizeof w, add_u64, NULL))
+    if (mrf__ctable_add(&c->t, mrf__key_hash(k, kl), k, kl, &w, sizeof w, mrf_combine_sum_u64,
+                        NULL))
         return MRF_ENOMEM;
     return MRF_OK;
 }

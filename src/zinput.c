@@ -163,6 +163,7 @@ int mrf__zin_plan(int fd, const char *path, uint64_t size, uint32_t file, uint64
 struct mrf__zin {
     const char *path;
     int fd;
+    mrf__codec *codec; /* its decompression context, dc, counted by mem.c */
     ZSTD_DCtx *dc;
     uint64_t size;     /* the file's */
     uint64_t cpos;     /* next compressed byte to read */
@@ -183,14 +184,17 @@ struct mrf__zin {
     bool flush;        /* the last call filled buf: call again before reading */
 };
 
-int mrf__zin_open(const char *path, uint64_t size, uint64_t coff, uint64_t clen, uint64_t dstart,
-                  uint64_t own, size_t piece, char **buf, size_t *cap, mrf__zin **out)
+int mrf__zin_open(int fd, const char *path, uint64_t size, uint64_t coff, uint64_t clen,
+                  uint64_t dstart, uint64_t own, size_t piece, char **buf, size_t *cap,
+                  mrf__zin **out)
 {
     mrf__zin *z = mrf__calloc(1, sizeof *z);
-    if (!z)
+    if (!z) {
+        close(fd);
         return mrf__fail(MRF_ENOMEM, "out of memory reading '%s'", path);
+    }
     z->path = path;
-    z->fd = -1;
+    z->fd = fd;
     z->size = size;
     z->cpos = coff;
     z->dstart = dstart;
@@ -216,10 +220,12 @@ int mrf__zin_open(const char *path, uint64_t size, uint64_t coff, uint64_t clen,
     }
     z->buf = *buf;
     z->bcap = *cap;
-    int rc = mrf__input_open(path, "reading a map task", &z->fd);
-    if (rc == MRF_OK && (z->bcap < z->piece + (1u << 20) || !(z->dc = ZSTD_createDCtx()) ||
-                         !(z->in = mrf__malloc(z->icap))))
+    int rc = MRF_OK;
+    if (z->bcap < z->piece + (1u << 20) || mrf__codec_create(0, &z->codec) ||
+        !(z->in = mrf__malloc(z->icap)))
         rc = mrf__fail(MRF_ENOMEM, "out of memory reading '%s'", path);
+    else
+        z->dc = mrf__codec_dctx(z->codec);
     if (rc) {
         mrf__zin_close(z);
         return rc;
@@ -235,7 +241,7 @@ void mrf__zin_close(mrf__zin *z)
         return;
     if (z->fd >= 0)
         close(z->fd);
-    ZSTD_freeDCtx(z->dc);
+    mrf__codec_destroy(z->codec);
     mrf__free(z->in);
     mrf__free(z);
 }

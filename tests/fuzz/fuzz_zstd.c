@@ -3,6 +3,7 @@
  * 1-97 decompressed bytes set by the first byte; every task it accepts is
  * then read in pieces, which must come in order with no gap or overlap. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (t->codec != MRF__CODEC_ZSTD || t->coff + t->clen > len)
                     abort();
                 mrf__zin *z = NULL;
-                if (mrf__zin_open(path, len, t->coff, t->clen, t->off, t->len, 1, &zb, &zcap,
+                if (mrf__zin_open(open(path, O_RDONLY), path, len, t->coff, t->clen, t->off, t->len, 1, &zb, &zcap,
                                   &z) != MRF_OK)
                     abort();
                 const char *d;

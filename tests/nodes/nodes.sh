@@ -7,7 +7,8 @@
 # Inputs, outputs and checkpoints live on a folder every node sees (the
 # "shared file system"); each node's /tmp is its own.
 #  1. wordcount and terasort equal a one-node run of the same job (and
-#     coreutils' count / the terasort validator);
+#     coreutils' count / the terasort validator); wordcount of a zstd file
+#     of many frames equals coreutils' count of the plain text;
 #  2. the run report and `mrflow topo` name two hosts, and on each host its
 #     two ranks have local ranks 0 and 1 and different cores;
 #  3. a rank on node 2 killed in the map: non-zero exit, no rank left on
@@ -162,6 +163,21 @@ check "terasort on 2 nodes validates" "$MRFLOW" validate terasort "$S/terasort-t
     --input "$S/tera"
 check "terasort on 2 nodes: tasks were stolen across nodes or run at home, all 4 ranks mapped" \
     [ "$(grep -c '"input_bytes": [1-9]' "$S/terasort-two/_REPORT.json")" -ge 4 ]
+# zstd input (frames cut every 1 MB, inside lines) read by ranks on both
+# nodes, each decompressing its tasks from the shared file
+if command -v zstd > /dev/null; then
+    split -b 1000000 -d -a 3 "$S/text" "$S/zpiece-"
+    for p in "$S"/zpiece-*; do zstd -q -c "$p"; done > "$S/text.zst"
+    rm -f "$S"/zpiece-*
+    run "$S/zstd-two.log" "$TWO" 4 run wordcount --input "$S/text.zst" --output "$S/zstd-two" $COMMON
+    check "zstd input on 2 nodes x 2 ranks: exit 0" [ "$rc" -eq 0 ] || tail -5 "$S/zstd-two.log"
+    check "zstd input on 2 nodes equals coreutils on the plain text" \
+        cmp -s "$S/ref-wc" <(sort "$S"/zstd-two/part-* 2> /dev/null)
+    check "zstd input on 2 nodes: all 4 ranks mapped" \
+        [ "$(grep -c '"input_bytes": [1-9]' "$S/zstd-two/_REPORT.json")" -ge 4 ]
+else
+    not_ok "zstd is not installed (scripts/setup.sh installs it)"
+fi
 
 # ---- 2. where the ranks ran ----------------------------------------------------
 # rank host local_rank cpuset bound_by, from the report
