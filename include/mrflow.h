@@ -50,8 +50,15 @@ enum { MRF_EXIT_OK = 0, MRF_EXIT_FAILED = 1, MRF_EXIT_USAGE = 2, MRF_EXIT_CHECKP
 
 /* How input files are cut into records. */
 typedef enum {
-    MRF_INPUT_LINES = 0,  /* records end at '\n' (not included); the last may lack it */
-    MRF_INPUT_RECORDS = 1 /* fixed-size records of spec->record_size bytes */
+    MRF_INPUT_LINES = 0,   /* records end at '\n' (not included); the last may lack it */
+    MRF_INPUT_RECORDS = 1, /* fixed-size records of spec->record_size bytes */
+    /* Elements of HDF5 datasets, `--input FILE.h5:/PATH/TO/DATASET`: a
+     * 1-D dataset's elements or a 2-D dataset's rows, each one record in
+     * the native layout of the dataset's type (see mrf_record_field);
+     * in->offset is its index (row).  spec->record_size is ignored; the
+     * datasets of one job must have the same element size.  (2 is the
+     * engine's own, for a later stage's input.) */
+    MRF_INPUT_DATASET = 3
 } mrf_input_kind;
 
 /* How keys are assigned to reducing ranks. */
@@ -66,19 +73,49 @@ typedef enum {
     MRF_OUTPUT_RAW = 1   /* key bytes then value bytes, nothing between */
 } mrf_output_format;
 
+typedef struct mrf_dtype mrf_dtype; /* opaque: a dataset's element type */
+
 /* One input record, valid only during the map call.  In the first stage
- * it is a line or a fixed-size record of an input file (key NULL, klen 0).
+ * it is a line or a fixed-size record of an input file, or an element of
+ * an HDF5 dataset (key NULL, klen 0).
  * In a later stage it is one record the previous stage's reduce emitted:
  * key/klen its key, data/len its value (file and offset then name where
  * the engine kept it, for messages only). */
 typedef struct mrf_record {
     const void *data;
     size_t len;
-    const char *file; /* path of the input file it came from */
-    uint64_t offset;  /* byte offset of the record in that file */
+    const char *file; /* path of the input file it came from (datasets: FILE:/PATH) */
+    uint64_t offset;  /* byte offset of the record in that file (datasets: its index) */
     const void *key;  /* later stages: the previous stage's key */
     size_t klen;
+    const mrf_dtype *type; /* datasets: the element's type; else NULL */
 } mrf_record;
+
+/* A field of a dataset's element: where its bytes are in in->data, how
+ * many, and what they hold (native byte order). */
+enum { MRF_FIELD_OTHER = 0, MRF_FIELD_INT = 1, MRF_FIELD_UINT = 2, MRF_FIELD_FLOAT = 3 };
+typedef struct mrf_field {
+    size_t offset;
+    size_t size; /* 1, 2, 4 or 8 for numbers */
+    int cls;     /* MRF_FIELD_*: signed or unsigned integer, IEEE float, other */
+} mrf_field;
+
+/*
+ * From map, for a record of a dataset: the top-level field NAME of its
+ * compound element, or with NAME NULL the element itself (a number; in a
+ * 2-D dataset's row, its first column: column j is at j * size).  Look a
+ * field up once (on the first record) and keep it: every record of a job
+ * has the same layout.  Returns 0, MRF_EINPUT when the element has no such
+ * field, MRF_EINVAL when the record is not a dataset's (or NAME is NULL for
+ * a compound).  Not collective.
+ */
+MRF_EXPORT int mrf_record_field(const mrf_record *in, const char *name, mrf_field *out);
+/* The field's value as a double (integers over 2^53 are rounded); NaN when
+ * it is not a number. */
+MRF_EXPORT double mrf_field_double(const mrf_record *in, const mrf_field *f);
+/* The field's value as an int64_t: 0, or MRF_EINVAL when it is not an
+ * integer or is an unsigned one over INT64_MAX. */
+MRF_EXPORT int mrf_field_int64(const mrf_record *in, const mrf_field *f, int64_t *out);
 
 typedef struct mrf_emitter mrf_emitter; /* opaque: where emits go */
 typedef struct mrf_values mrf_values;   /* opaque: the values of one key */

@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="build-essential autoconf automake libtool pkg-config libopenmpi-dev openmpi-bin
-      libhdf5-openmpi-dev hdf5-tools libhwloc-dev hwloc libzstd-dev libxxhash-dev
+      libhdf5-openmpi-dev hdf5-tools libhwloc-dev hwloc libzstd-dev zlib1g-dev libxxhash-dev
       libcunit1-dev python3-h5py man-db
       gzip zstd xz-utils bzip2 lz4"  # the last line: tests feed their files in
 flags=${MRFLOW_CONFIGURE_FLAGS:-}

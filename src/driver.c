@@ -36,7 +36,8 @@ static int check_spec(const mrf_job_spec *spec)
     if (spec->input == MRF_INPUT_RECORDS &&
         (spec->record_size == 0 || spec->record_size > INT32_MAX))
         return mrf__fail(MRF_EINVAL, "job '%s': record_size must be 1 to 2^31-1", spec->name);
-    if (spec->input != MRF_INPUT_LINES && spec->input != MRF_INPUT_RECORDS)
+    if (spec->input != MRF_INPUT_LINES && spec->input != MRF_INPUT_RECORDS &&
+        spec->input != MRF_INPUT_DATASET)
         return mrf__fail(MRF_EINVAL, "job '%s': unknown input kind", spec->name);
     int k = 1;
     for (const mrf_job_spec *st = spec->next; st; st = st->next, k++) {

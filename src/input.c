@@ -148,8 +148,20 @@ int mrf__plan_files(char *const *inputs, size_t n, mrf__plan *plan, char *err, s
     int rc = MRF_OK;
     for (size_t i = 0; i < n && rc == MRF_OK; i++) {
         struct stat st;
-        if (stat(inputs[i], &st) != 0) {
-            snprintf(err, errlen, "input '%s': %s; check the path", inputs[i], strerror(errno));
+        size_t split = 0;
+        if (stat(inputs[i], &st) != 0 && (split = mrf__h5in_split(inputs[i])) > 0) {
+            /* FILE:/PATH, a dataset (h5input.c); its size is the file's */
+            char *file = strndup(inputs[i], split);
+            rc = !file || stat(file, &st) != 0
+                     ? MRF_ENOMEM
+                     : add_file(plan, &cap, inputs[i], (uint64_t)st.st_size);
+            free(file);
+            if (rc)
+                snprintf(err, errlen, "out of memory");
+        } else if (stat(inputs[i], &st) != 0) {
+            snprintf(err, errlen, "input '%s': %s; check the path%s", inputs[i], strerror(errno),
+                     strstr(inputs[i], ":/") ? " (a dataset is FILE:/PATH, FILE an HDF5 file)"
+                                             : "");
             rc = MRF_EINPUT;
         } else if (S_ISDIR(st.st_mode)) {
             rc = add_dir(plan, &cap, inputs[i], err, errlen);
@@ -204,19 +216,21 @@ static int add_task(mrf__plan *plan, size_t *cap, uint32_t file, uint64_t off, u
     return MRF_OK;
 }
 
+/* A compressed file's or a dataset's task (zinput.c, h5input.c). */
 typedef struct zadd {
     mrf__plan *plan;
     size_t *cap;
+    uint32_t codec;
 } zadd;
 
-static int add_zstd_task(void *ctx, uint32_t file, uint64_t coff, uint64_t clen, uint64_t off,
-                         uint64_t len)
+static int add_coded_task(void *ctx, uint32_t file, uint64_t coff, uint64_t clen, uint64_t off,
+                          uint64_t len)
 {
     zadd *a = ctx;
     int rc = add_task(a->plan, a->cap, file, off, len);
     if (rc == MRF_OK) {
         mrf__task *t = &a->plan->tasks[a->plan->n_tasks - 1];
-        t->codec = MRF__CODEC_ZSTD;
+        t->codec = a->codec;
         t->coff = coff;
         t->clen = clen;
     }
@@ -224,7 +238,9 @@ static int add_zstd_task(void *ctx, uint32_t file, uint64_t coff, uint64_t clen,
 }
 
 /* The plan's bytes: a plain file's size, a compressed file's tasks' (what
- * its frames declare).  A file's tasks are consecutive, in file order. */
+ * its zstd frames declare; a gzip file's or unsized zstd file's compressed
+ * size, nothing declaring more).  A file's tasks are consecutive, in file
+ * order. */
 static void count_bytes(mrf__plan *plan)
 {
     plan->total_bytes = 0;
@@ -272,8 +288,9 @@ static const char *container(const unsigned char *b, size_t n, const char **how)
 }
 
 /* Refuses an input that is a compressed or HDF5 file (see container),
- * but for a zstd-compressed line file (*zstd set), which is read. */
-static int check_container(const char *path, mrf_input_kind kind, bool *zstd, char *err,
+ * but for a zstd- or gzip-compressed line file (*codec set), which is
+ * read. */
+static int check_container(const char *path, mrf_input_kind kind, uint32_t *codec, char *err,
                            size_t errlen)
 {
     unsigned char b[16];
@@ -285,22 +302,60 @@ static int check_container(const char *path, mrf_input_kind kind, bool *zstd, ch
     ssize_t n = pread(fd, b, sizeof b, 0);
     close(fd);
     const char *how = NULL, *what = n > 0 ? container(b, (size_t)n, &how) : NULL;
-    *zstd = what && strcmp(how, "zstd -d") == 0;
-    if (!what || (*zstd && kind == MRF_INPUT_LINES))
+    *codec = !what                         ? MRF__CODEC_NONE
+             : strcmp(how, "zstd -d") == 0 ? MRF__CODEC_ZSTD
+             : strcmp(how, "gzip -d") == 0 ? MRF__CODEC_GZIP
+                                           : MRF__CODEC_NONE;
+    if (!what || (*codec != MRF__CODEC_NONE && kind == MRF_INPUT_LINES))
         return MRF_OK;
-    if (*zstd)
+    if (*codec != MRF__CODEC_NONE)
         snprintf(err, errlen,
-                 "input '%s' is zstd-compressed (its first bytes say so): mrflow decompresses "
-                 "line input only, and this job reads fixed-size records; unpack it first "
-                 "(%s) and give the result as --input",
-                 path, how);
+                 "input '%s' is %s (its first bytes say so): mrflow decompresses line input "
+                 "only, and this job reads fixed-size records; unpack it first (%s) and give "
+                 "the result as --input",
+                 path, what, how);
     else
         snprintf(err, errlen,
-                 "input '%s' is %s (its first bytes say so): mrflow reads uncompressed or "
-                 "zstd-compressed lines and uncompressed records; unpack it first (%s), or "
+                 "input '%s' is %s (its first bytes say so): mrflow reads uncompressed, zstd- "
+                 "or gzip-compressed lines and uncompressed records; unpack it first (%s), or "
                  "recompress it with zstd, and give the result as --input",
                  path, what, how);
     return MRF_EINPUT;
+}
+
+/* An HDF5 dataset's tasks (h5input.c); a dataset for a job of files, or a
+ * file for a job of datasets, is refused naming the fix. */
+static int plan_dataset(mrf__plan *plan, size_t *cap, size_t f, size_t split, mrf_input_kind kind,
+                        uint64_t task_size, char *err, size_t errlen)
+{
+    const char *path = plan->paths[f];
+    if (kind != MRF_INPUT_DATASET) {
+        snprintf(err, errlen,
+                 "input '%s' is an HDF5 dataset, and this job reads %s files; jobs of "
+                 "MRF_INPUT_DATASET read datasets (mrflow jobs lists the built-in ones)",
+                 path, kind == MRF_INPUT_LINES ? "line" : "record");
+        return MRF_EINPUT;
+    }
+    if (!split) {
+        snprintf(err, errlen,
+                 "input '%s': this job reads HDF5 datasets: give --input FILE.h5:/PATH/TO/DATASET "
+                 "(h5ls -r FILE.h5 lists them)",
+                 path);
+        return MRF_EINPUT;
+    }
+    zadd a = {plan, cap, MRF__CODEC_HDF5};
+    size_t first = plan->n_tasks, rec = 0;
+    int rc =
+        mrf__h5in_plan(path, split, (uint32_t)f, task_size, add_coded_task, &a, &rec, err, errlen);
+    if (rc == MRF_OK && first > 0 && plan->tasks[0].clen != rec) {
+        snprintf(err, errlen,
+                 "input '%s': its elements are %zu bytes, those of '%s' %llu; the datasets of "
+                 "one job must have elements of one size",
+                 path, rec, plan->paths[plan->tasks[0].file],
+                 (unsigned long long)plan->tasks[0].clen);
+        rc = MRF_EINPUT;
+    }
+    return rc;
 }
 
 int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint64_t task_size,
@@ -315,23 +370,36 @@ int mrf__plan_tasks(mrf__plan *plan, mrf_input_kind kind, size_t rec_size, uint6
         uint64_t size = plan->sizes[f];
         if (size == 0)
             continue;
+        size_t split = (int)kind == MRF__INPUT_KV ? 0 : mrf__h5in_split(plan->paths[f]);
+        if (kind == MRF_INPUT_DATASET || split) {
+            int rc = plan_dataset(plan, &cap, f, split, kind, task_size, err, errlen);
+            if (rc)
+                return rc;
+            continue;
+        }
         if ((int)kind == MRF__INPUT_KV) { /* a stage's intermediate file: one task */
             if (add_task(plan, &cap, (uint32_t)f, 0, size))
                 goto oom;
             continue;
         }
-        bool zstd = false;
-        int rc = check_container(plan->paths[f], kind, &zstd, err, errlen);
+        uint32_t codec = MRF__CODEC_NONE;
+        int rc = check_container(plan->paths[f], kind, &codec, err, errlen);
         if (rc)
             return rc;
-        if (zstd) {
+        if (codec == MRF__CODEC_GZIP) { /* one task (zinput.c says why) */
+            zadd a = {plan, &cap, MRF__CODEC_GZIP};
+            if (add_coded_task(&a, (uint32_t)f, 0, size, 0, size))
+                goto oom;
+            continue;
+        }
+        if (codec == MRF__CODEC_ZSTD) {
             int fd = open(plan->paths[f], O_RDONLY | O_CLOEXEC);
             if (fd < 0) {
                 snprintf(err, errlen, "input '%s': %s", plan->paths[f], strerror(errno));
                 return MRF_EINPUT;
             }
-            zadd a = {plan, &cap};
-            rc = mrf__zin_plan(fd, plan->paths[f], size, (uint32_t)f, task_size, add_zstd_task, &a,
+            zadd a = {plan, &cap, MRF__CODEC_ZSTD};
+            rc = mrf__zin_plan(fd, plan->paths[f], size, (uint32_t)f, task_size, add_coded_task, &a,
                                err, errlen);
             close(fd);
             if (rc)
@@ -460,7 +528,7 @@ int mrf__plan_unpack(const char *buf, size_t len, mrf__plan *plan)
         if (!take(&p, end, &t->file, 4) || !take(&p, end, &t->codec, 4) ||
             !take(&p, end, &t->off, 8) || !take(&p, end, &t->len, 8) ||
             !take(&p, end, &t->coff, 8) || !take(&p, end, &t->clen, 8) || t->file >= nf ||
-            t->codec > MRF__CODEC_ZSTD)
+            t->codec > MRF__CODEC_HDF5)
             goto fail;
     }
     plan->n_tasks = nt;

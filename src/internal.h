@@ -246,15 +246,18 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec);
 /* -------------------------------------------------------------- input.c --
  * A plan: the input files (directories expanded in name order) and the tasks,
  * byte ranges that hold whole records only, or, in a zstd-compressed line
- * file, runs of whole frames (zinput.c). */
-enum { MRF__CODEC_NONE = 0, MRF__CODEC_ZSTD = 1 };
+ * file, runs of whole frames, or a whole gzip-compressed line file
+ * (zinput.c), or, in an HDF5 dataset, runs of whole rows (h5input.c: off
+ * and len count bytes of the rows in their native layout). */
+enum { MRF__CODEC_NONE = 0, MRF__CODEC_ZSTD = 1, MRF__CODEC_GZIP = 2, MRF__CODEC_HDF5 = 3 };
 typedef struct mrf__task {
     uint32_t file;
     uint32_t codec; /* MRF__CODEC_*: how the file stores its bytes */
     uint64_t off;   /* offset of the task's first byte (decompressed, if compressed) */
-    uint64_t len;   /* its bytes (decompressed: what its frames declare) */
-    uint64_t coff;  /* compressed: the byte offset of its first frame in the file */
-    uint64_t clen;  /* compressed: its frames' bytes */
+    uint64_t len;   /* its bytes (zstd: what its frames declare; gzip: the file's size) */
+    uint64_t coff;  /* compressed: the byte offset of its first frame in the file;
+                       HDF5: where the dataset's path starts in the input's name */
+    uint64_t clen;  /* compressed: its frames' bytes; HDF5: a record's bytes */
 } mrf__task;
 
 typedef struct mrf__plan {
@@ -284,7 +287,8 @@ int mrf__input_open(const char *path, const char *doing, int *fd);
 int mrf__task_read(const mrf__plan *plan, const mrf__task *t, char **buf, size_t *cap);
 
 /* ------------------------------------------------------------- zinput.c --
- * zstd-compressed line files.  Planning: the frames from their headers,
+ * Compressed line files.  A gzip file is one task (input.c plans it).
+ * zstd planning: the frames from their headers,
  * cut into tasks of whole frames of about task_size decompressed bytes,
  * each passed to add (a file whose frames do not declare their sizes is one
  * task); a damaged or truncated frame structure is MRF_EINPUT with err.
@@ -300,10 +304,28 @@ typedef int (*mrf__zin_add)(void *ctx, uint32_t file, uint64_t coff, uint64_t cl
 int mrf__zin_plan(int fd, const char *path, uint64_t size, uint32_t file, uint64_t task_size,
                   mrf__zin_add add, void *ctx, char *err, size_t errlen);
 typedef struct mrf__zin mrf__zin;
-int mrf__zin_open(int fd, const char *path, uint64_t size, uint64_t coff, uint64_t clen,
-                  uint64_t off, uint64_t len, size_t piece, char **buf, size_t *cap, mrf__zin **z);
+int mrf__zin_open(int fd, const char *path, uint64_t size, const mrf__task *t, size_t piece,
+                  char **buf, size_t *cap, mrf__zin **z);
 int mrf__zin_next(mrf__zin *z, const char **data, size_t *len, uint64_t *offset);
 void mrf__zin_close(mrf__zin *z);
+
+/* ------------------------------------------------------------ h5input.c --
+ * HDF5 datasets as input, "FILE:/PATH".  mrf__h5in_split: where FILE ends
+ * in such a name (its ':'), or 0 when it names no dataset of an existing
+ * file.  Planning (rank 0): the dataset checked and cut into tasks of whole
+ * rows (whole chunks when chunked) passed to add; *rec its row's bytes; a
+ * missing file or dataset, an unsupported type or shape, an empty dataset:
+ * MRF_EINPUT with err.  Reading: count of the task's rows, every
+ * stride-th from its first (count 0: all), into *buf (mrf__big_*, grown as
+ * needed), and *type described if NULL (mrf__dtype_free). */
+typedef int (*mrf__h5in_add)(void *ctx, uint32_t file, uint64_t coff, uint64_t clen, uint64_t off,
+                             uint64_t len);
+size_t mrf__h5in_split(const char *input);
+int mrf__h5in_plan(const char *input, size_t split, uint32_t file, uint64_t task_size,
+                   mrf__h5in_add add, void *ctx, size_t *rec, char *err, size_t errlen);
+int mrf__h5in_read(const char *input, const mrf__task *t, uint64_t stride, uint64_t count,
+                   char **buf, size_t *cap, mrf_dtype **type);
+void mrf__dtype_free(mrf_dtype *type);
 
 /* ------------------------------------------------------------ sharedfs.c --
  * Collective: every rank sees a file rank 0 creates in dir (named with

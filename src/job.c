@@ -286,6 +286,10 @@ static int plan_and_share(stage *s)
     if (s->rank != 0)
         rc = mrf__plan_unpack(buf, (size_t)hdr[1], &s->plan);
     mrf__free(buf);
+    /* a dataset's element size, which every dataset of the job shares */
+    s->rec_size = s->spec->input != MRF_INPUT_DATASET ? s->spec->record_size
+                  : s->plan.n_tasks                   ? (size_t)s->plan.tasks[0].clen
+                                                      : 0;
     if (rc)
         mrf__fail(rc, "corrupt task plan received from rank 0");
     return mrf__st_agree(s, rc);
@@ -629,6 +633,7 @@ out:
     mrf__free(s->after);
     s->before = s->after = NULL;
     mrf__plan_free(&s->plan);
+    mrf__dtype_free(s->dtype);
     return rc;
 }
 

@@ -267,7 +267,7 @@ static int map_reject(mrf_emitter *e, const char *why)
 int mrf__st_check_bad_records(stage *s)
 {
     int rc = MRF_OK;
-    size_t rs = s->spec->record_size;
+    size_t rs = s->rec_size;
     for (size_t f = 0; s->rank == 0 && !s->tails_done && s->spec->input == MRF_INPUT_RECORDS &&
                        f < s->plan.n_files && rc == MRF_OK;
          f++) {
@@ -384,8 +384,9 @@ static int map_piece(stage *s, const mrf__task *t, const char *buf, size_t len, 
                       .state = s,
                       .prev = s->prev_sums,
                       .run = s->run_index};
-    mrf_record rec = {.file = s->plan.paths[t->file]};
+    mrf_record rec = {.file = s->plan.paths[t->file], .type = s->dtype};
     size_t every = check_bytes(t->len);
+    const bool fixed = spec->input == MRF_INPUT_RECORDS || spec->input == MRF_INPUT_DATASET;
     /* the deal over a heavy key's buckets starts where the task says, so a
      * task's output is the same whichever rank maps it */
     s->rr = (uint64_t)tr->orig * 0x9e3779b97f4a7c15ull;
@@ -396,9 +397,9 @@ static int map_piece(stage *s, const mrf__task *t, const char *buf, size_t len, 
     while (p < end && em.rc == MRF_OK && !tr->aborted) {
         const char *nl = NULL, *next;
         rec.data = p;
-        if (spec->input == MRF_INPUT_RECORDS) {
-            rec.len = spec->record_size;
-            next = p + spec->record_size;
+        if (fixed) {
+            rec.len = s->rec_size;
+            next = p + s->rec_size;
         } else if (spec->input == MRF__INPUT_KV) { /* u32 klen, u32 vlen, key, value */
             uint64_t kl = 0, vl = 0;
             if (end - p >= 8) {
@@ -428,6 +429,8 @@ static int map_piece(stage *s, const mrf__task *t, const char *buf, size_t len, 
             next = nl ? nl + 1 : end;
         }
         rec.offset = base + (uint64_t)(p - buf);
+        if (spec->input == MRF_INPUT_DATASET) /* an element's index */
+            rec.offset /= s->rec_size;
         s->cur_rec = &rec;
         spec->map(&rec, &em, spec->ctx);
         tr->records += blocks ? mrf__count_lines(p, rec.len) : 1;
@@ -443,14 +446,17 @@ static int map_piece(stage *s, const mrf__task *t, const char *buf, size_t len, 
     return em.rc;
 }
 
-/* Reads and maps one task: a plain one read whole, a compressed one
- * decompressed in pieces of whole lines (zinput.c). */
+/* Reads and maps one task: a plain one read whole, as is a dataset's
+ * (h5input.c), a compressed one decompressed in pieces of whole lines
+ * (zinput.c). */
 static int run_task(stage *s, const mrf__task *t, char **buf, size_t *cap, task_run *tr)
 {
     double r0 = MPI_Wtime();
     int rc;
-    if (t->codec == MRF__CODEC_NONE) {
-        rc = mrf__task_read(&s->plan, t, buf, cap);
+    if (t->codec == MRF__CODEC_NONE || t->codec == MRF__CODEC_HDF5) {
+        rc = t->codec == MRF__CODEC_NONE
+                 ? mrf__task_read(&s->plan, t, buf, cap)
+                 : mrf__h5in_read(s->plan.paths[t->file], t, 1, 0, buf, cap, &s->dtype);
         s->prof.map_read += MPI_Wtime() - r0;
         if (rc == MRF_OK)
             rc = map_piece(s, t, *buf, t->len, t->off, 0, tr);
@@ -464,8 +470,7 @@ static int run_task(stage *s, const mrf__task *t, char **buf, size_t *cap, task_
     int fd;
     const char *path = s->plan.paths[t->file];
     if ((rc = mrf__input_open(path, "reading a map task", &fd)) == MRF_OK)
-        rc = mrf__zin_open(fd, path, s->plan.sizes[t->file], t->coff, t->clen, t->off, t->len,
-                           (size_t)s->task_size, buf, cap, &z);
+        rc = mrf__zin_open(fd, path, s->plan.sizes[t->file], t, (size_t)s->task_size, buf, cap, &z);
     uint64_t done = 0;
     while (rc == MRF_OK && !tr->aborted) {
         const char *data;

@@ -54,8 +54,8 @@ static int sample_compressed(stage *s, const mrf__task *t, uint64_t k, mrf_emitt
     mrf_record rec = {.file = s->plan.paths[t->file]};
     int fd, rc = mrf__input_open(rec.file, "sampling", &fd);
     if (rc == MRF_OK)
-        rc = mrf__zin_open(fd, rec.file, s->plan.sizes[t->file], t->coff, t->clen, t->off, t->len,
-                           (size_t)k * SAMPLE_BLOCK, &buf, &cap, &z);
+        rc = mrf__zin_open(fd, rec.file, s->plan.sizes[t->file], t, (size_t)k * SAMPLE_BLOCK, &buf,
+                           &cap, &z);
     if (rc == MRF_OK && (rc = mrf__zin_next(z, &data, &len, &base)) == MRF_OK) {
         for (const char *p = data, *e = data + len; p < e && em->rc == MRF_OK;) {
             const char *nl = memchr(p, '\n', (size_t)(e - p));
@@ -72,8 +72,29 @@ static int sample_compressed(stage *s, const mrf__task *t, uint64_t k, mrf_emitt
     return rc;
 }
 
+/* A dataset task's sample: k rows spread evenly over it, one read. */
+static int sample_dataset(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em)
+{
+    uint64_t rows = t->len / t->clen;
+    k = k > rows ? rows : k ? k : 1;
+    char *buf = NULL;
+    size_t cap = 0;
+    mrf_record rec = {.file = s->plan.paths[t->file], .len = (size_t)t->clen};
+    int rc = mrf__h5in_read(rec.file, t, rows / k, k, &buf, &cap, &s->dtype);
+    rec.type = s->dtype;
+    for (uint64_t i = 0; rc == MRF_OK && i < k && em->rc == MRF_OK; i++) {
+        rec.data = buf + i * t->clen;
+        rec.offset = t->off / t->clen + i * (rows / k);
+        s->spec->map(&rec, em, s->spec->ctx);
+    }
+    mrf__big_free(buf, cap);
+    return rc ? rc : em->rc;
+}
+
 static int sample_task(stage *s, const mrf__task *t, uint64_t k, mrf_emitter *em)
 {
+    if (t->codec == MRF__CODEC_HDF5)
+        return sample_dataset(s, t, k, em);
     if (t->codec != MRF__CODEC_NONE)
         return sample_compressed(s, t, k, em);
     const mrf_job_spec *spec = s->spec;
@@ -155,7 +176,7 @@ static int sample_input(stage *s, mrf_emitter *em, bool heavy)
 {
     int rc = MRF_OK;
     uint64_t total = s->plan.total_bytes, target;
-    if (s->spec->input == MRF_INPUT_RECORDS) {
+    if (s->spec->input == MRF_INPUT_RECORDS || s->spec->input == MRF_INPUT_DATASET) {
         target = heavy ? 4096u * (uint64_t)s->size : (uint64_t)s->opt->buckets * 8;
         target = target < 1024 ? 1024 : target > (1u << 20) ? (1u << 20) : target;
     } else if (heavy) {

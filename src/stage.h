@@ -79,6 +79,8 @@ typedef struct stage {
     const mrf__options *opt;
     char run_id[64];
     mrf__plan plan;
+    size_t rec_size;  /* fixed-size records: the spec's, or the datasets' elements' */
+    mrf_dtype *dtype; /* datasets: the element's type, once a task was read */
     char *tmpdir;
     bool range;
     int part;         /* MRF__PART_HASH, _SKEW or _RANGE */

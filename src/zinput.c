@@ -1,6 +1,7 @@
 /*
- * zinput.c -- zstd-compressed line input: a file's frames found from their
- * headers (planning) and a task's frames decompressed as they are read.
+ * zinput.c -- compressed line input: a zstd file's frames found from their
+ * headers (planning), a task's frames -- or a gzip file, one task --
+ * decompressed as they are read.
  *
  * Planning walks the frame and block headers (3 bytes a block, no
  * decompression) and cuts the file into tasks of whole frames, by the
@@ -11,6 +12,11 @@
  * before its end.  Every line is then read by exactly one task, and no task
  * needs the bytes before it.  A task is read in pieces of whole lines, so a
  * single-frame file larger than memory streams through one task.
+ *
+ * A gzip file is one task: its members do not declare their sizes (only
+ * the size modulo 4 GiB, at the end) and a deflate stream cannot be entered
+ * in the middle, so there is nowhere to cut it without reading all before.
+ * Its members (gzip of concatenated files) are read one after another.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +27,7 @@
 #include <unistd.h>
 /* ZSTD_getFrameHeader: "static" API, exported by the shared library too */
 #define ZSTD_STATIC_LINKING_ONLY
+#include <zlib.h>
 #include <zstd.h>
 
 #include "internal.h"
@@ -163,8 +170,11 @@ int mrf__zin_plan(int fd, const char *path, uint64_t size, uint32_t file, uint64
 struct mrf__zin {
     const char *path;
     int fd;
-    mrf__codec *codec; /* its decompression context, dc, counted by mem.c */
+    uint32_t kind;     /* MRF__CODEC_ZSTD or MRF__CODEC_GZIP */
+    mrf__codec *codec; /* zstd: its decompression context, dc, counted by mem.c */
     ZSTD_DCtx *dc;
+    z_stream gz; /* gzip: zlib's state (its memory from mem.c too) */
+    bool gz_live;
     uint64_t size;     /* the file's */
     uint64_t cpos;     /* next compressed byte to read */
     uint64_t dstart;   /* decompressed offset of the task's first byte in the file */
@@ -178,15 +188,26 @@ struct mrf__zin {
     uint64_t buf_abs;
     size_t give;       /* buf[0, give) went out last time */
     bool skipping;     /* dropping the first partial line */
-    bool at_frame_end; /* the decoder ended a frame and was fed nothing since */
+    bool at_frame_end; /* the decoder ended a frame (member) and was fed nothing since */
     bool eof;          /* the file's data is all decompressed */
     bool done;         /* the task's last line went out */
     bool flush;        /* the last call filled buf: call again before reading */
 };
 
-int mrf__zin_open(int fd, const char *path, uint64_t size, uint64_t coff, uint64_t clen,
-                  uint64_t dstart, uint64_t own, size_t piece, char **buf, size_t *cap,
-                  mrf__zin **out)
+static voidpf gz_alloc(voidpf opaque, uInt items, uInt size)
+{
+    (void)opaque;
+    return mrf__calloc(items, size);
+}
+
+static void gz_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    mrf__free(p);
+}
+
+int mrf__zin_open(int fd, const char *path, uint64_t size, const mrf__task *t, size_t piece,
+                  char **buf, size_t *cap, mrf__zin **out)
 {
     mrf__zin *z = mrf__calloc(1, sizeof *z);
     if (!z) {
@@ -195,14 +216,16 @@ int mrf__zin_open(int fd, const char *path, uint64_t size, uint64_t coff, uint64
     }
     z->path = path;
     z->fd = fd;
+    z->kind = t->codec;
     z->size = size;
-    z->cpos = coff;
-    z->dstart = dstart;
+    z->cpos = t->coff;
+    z->dstart = t->off;
     /* the file's last task reads to its end (its size may be unknown: a
-     * file whose frames do not declare theirs is one task) */
-    z->own = coff + clen >= size ? UINT64_MAX : own;
+     * file whose frames do not declare theirs is one task, as is a gzip
+     * file) */
+    z->own = t->coff + t->clen >= size ? UINT64_MAX : t->len;
     z->piece = piece < (64u << 10) ? (64u << 10) : piece;
-    z->skipping = dstart > 0;
+    z->skipping = t->off > 0;
     z->at_frame_end = true;
     /* the caller's buffer, kept from task to task: fresh pages cost more
      * than decompressing into them */
@@ -221,16 +244,24 @@ int mrf__zin_open(int fd, const char *path, uint64_t size, uint64_t coff, uint64
     z->buf = *buf;
     z->bcap = *cap;
     int rc = MRF_OK;
-    if (z->bcap < z->piece + (1u << 20) || mrf__codec_create(0, &z->codec) ||
-        !(z->in = mrf__malloc(z->icap)))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory reading '%s'", path);
-    else
+    if (z->bcap < z->piece + (1u << 20) || !(z->in = mrf__malloc(z->icap)))
+        rc = MRF_ENOMEM;
+    else if (z->kind == MRF__CODEC_GZIP) {
+        z->gz.zalloc = gz_alloc;
+        z->gz.zfree = gz_free;
+        /* 16 + 15: a gzip header and trailer, a 32 KiB window */
+        if (inflateInit2(&z->gz, 16 + MAX_WBITS) != Z_OK)
+            rc = MRF_ENOMEM;
+        z->gz_live = rc == MRF_OK;
+    } else if (mrf__codec_create(0, &z->codec) == MRF_OK)
         z->dc = mrf__codec_dctx(z->codec);
+    else
+        rc = MRF_ENOMEM;
     if (rc) {
         mrf__zin_close(z);
-        return rc;
+        return mrf__fail(rc, "out of memory reading '%s'", path);
     }
-    (void)posix_fadvise(z->fd, (off_t)coff, 0, POSIX_FADV_SEQUENTIAL);
+    (void)posix_fadvise(z->fd, (off_t)t->coff, 0, POSIX_FADV_SEQUENTIAL);
     *out = z;
     return MRF_OK;
 }
@@ -242,8 +273,66 @@ void mrf__zin_close(mrf__zin *z)
     if (z->fd >= 0)
         close(z->fd);
     mrf__codec_destroy(z->codec);
+    if (z->gz_live)
+        inflateEnd(&z->gz);
     mrf__free(z->in);
     mrf__free(z);
+}
+
+/* One step of the zstd decoder over in[ipos, ilen) into buf[blen, bcap). */
+static int unzstd_more(mrf__zin *z)
+{
+    ZSTD_inBuffer in = {z->in, z->ilen, z->ipos};
+    ZSTD_outBuffer out = {z->buf, z->bcap, z->blen};
+    uint64_t frame_at = z->cpos - z->ilen + z->ipos;
+    size_t r = ZSTD_decompressStream(z->dc, &out, &in);
+    if (ZSTD_isError(r))
+        return mrf__fail(MRF_EIO,
+                         "input '%s' is damaged: its zstd data near byte %llu does not decompress "
+                         "(%s); zstd -t '%s' checks the file",
+                         z->path, (unsigned long long)frame_at, ZSTD_getErrorName(r), z->path);
+    z->at_frame_end = r == 0;
+    z->flush = out.pos == out.size; /* the decoder may hold more output */
+    z->blen = out.pos;
+    z->ipos = in.pos;
+    return MRF_OK;
+}
+
+/* The same for gzip: a member's end is at_frame_end; the next member (gzip
+ * of concatenated files) starts a new stream; other bytes after a member
+ * are damage (gzip -d says "trailing garbage" and keeps what it read; a
+ * job must not). */
+static int gunzip_more(mrf__zin *z)
+{
+    uint64_t at = z->cpos - z->ilen + z->ipos;
+    if (z->at_frame_end && z->ipos < z->ilen && z->gz.total_in > 0) {
+        if (z->in[z->ipos] != 0x1f)
+            return mrf__fail(MRF_EIO,
+                             "input '%s' is damaged: byte %llu, after a gzip member, starts no "
+                             "other member; gzip -t '%s' checks the file",
+                             z->path, (unsigned long long)at, z->path);
+        if (inflateReset(&z->gz) != Z_OK)
+            return mrf__fail(MRF_EIO, "input '%s': zlib could not restart", z->path);
+    }
+    z->gz.next_in = z->in + z->ipos;
+    z->gz.avail_in = (uInt)(z->ilen - z->ipos);
+    z->gz.next_out = (Bytef *)z->buf + z->blen;
+    size_t room = z->bcap - z->blen;
+    z->gz.avail_out = room > UINT32_MAX ? UINT32_MAX : (uInt)room;
+    int r = inflate(&z->gz, Z_NO_FLUSH);
+    at = z->cpos - z->ilen + (size_t)(z->gz.next_in - z->in); /* where zlib stopped */
+    if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
+        return mrf__fail(MRF_EIO,
+                         "input '%s' is damaged: its gzip data near byte %llu does not "
+                         "decompress (%s); gzip -t '%s' checks the file",
+                         z->path, (unsigned long long)at,
+                         z->gz.msg ? z->gz.msg : (r == Z_MEM_ERROR ? "out of memory" : "error"),
+                         z->path);
+    z->at_frame_end = r == Z_STREAM_END;
+    z->flush = z->gz.avail_out == 0;
+    z->blen = (size_t)((char *)z->gz.next_out - z->buf);
+    z->ipos = (size_t)(z->gz.next_in - z->in);
+    return MRF_OK;
 }
 
 /* Decompresses more into buf (grown when full); z->eof at the file's end.
@@ -262,7 +351,12 @@ static int inflate_more(mrf__zin *z)
     if (z->ipos == z->ilen && !z->flush) {
         if (z->cpos >= z->size) {
             if (!z->at_frame_end)
-                return mrf__fail(MRF_EIO, "input '%s': the zstd data ends inside a frame", z->path);
+                return mrf__fail(MRF_EIO,
+                                 "input '%s' is truncated: its %s data ends inside a %s; %s -t "
+                                 "'%s' checks the file",
+                                 z->path, z->kind == MRF__CODEC_GZIP ? "gzip" : "zstd",
+                                 z->kind == MRF__CODEC_GZIP ? "member" : "frame",
+                                 z->kind == MRF__CODEC_GZIP ? "gzip" : "zstd", z->path);
             z->eof = true;
             return MRF_OK;
         }
@@ -274,20 +368,7 @@ static int inflate_more(mrf__zin *z)
         z->ilen = (size_t)want;
         z->cpos += want;
     }
-    ZSTD_inBuffer in = {z->in, z->ilen, z->ipos};
-    ZSTD_outBuffer out = {z->buf, z->bcap, z->blen};
-    uint64_t frame_at = z->cpos - z->ilen + z->ipos;
-    size_t r = ZSTD_decompressStream(z->dc, &out, &in);
-    if (ZSTD_isError(r))
-        return mrf__fail(MRF_EIO,
-                         "input '%s' is damaged: its zstd data near byte %llu does not decompress "
-                         "(%s); zstd -t '%s' checks the file",
-                         z->path, (unsigned long long)frame_at, ZSTD_getErrorName(r), z->path);
-    z->at_frame_end = r == 0;
-    z->flush = out.pos == out.size; /* the decoder may hold more output */
-    z->blen = out.pos;
-    z->ipos = in.pos;
-    return MRF_OK;
+    return z->kind == MRF__CODEC_GZIP ? gunzip_more(z) : unzstd_more(z);
 }
 
 int mrf__zin_next(mrf__zin *z, const char **data, size_t *len, uint64_t *offset)

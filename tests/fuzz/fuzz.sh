@@ -28,7 +28,7 @@ for t in $targets; do
     # shellcheck disable=SC2086
     clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -DMRF_BUILDING -Isrc -Iinclude -Itests/fuzz $mpi_c \
-        tests/fuzz/fuzz_$t.c $srcs $extra -o "$bin" $mpi_l -lzstd -lxxhash -lhwloc -lm
+        tests/fuzz/fuzz_$t.c $srcs $extra -o "$bin" $mpi_l -lzstd -lz -lxxhash -lhwloc -lm
     mkdir -p "$out/$t"
     cp tests/fuzz/corpus/"$t"/* "$out/$t"/ 2> /dev/null || true
     echo "== fuzz_$t for $secs s"

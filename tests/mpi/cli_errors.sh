@@ -55,13 +55,14 @@ expect_usage "inspect a file that is not HDF5" "not a readable HDF5 file" "" \
     "$MRFLOW" inspect "$WORK/text"
 # compressed and HDF5 files are refused by their first bytes, whatever
 # their names (before, a .zst input was counted as words and exit 0), but
-# for zstd-compressed lines, which are read (tests/mpi/zstd_input.sh); made
+# for zstd- and gzip-compressed lines, which are read
+# (tests/mpi/compressed_input.sh); made
 # by the real tools, the HDF5 file by mrflow's own --format hdf5
 for z in "zstd -q -c:zstd-compressed" "gzip -c:gzip-compressed" "xz -c:xz-compressed" \
     "bzip2 -c:bzip2-compressed" "lz4 -q -c:lz4-compressed"; do
     tool=${z%%:*} what=${z#*:}
     $tool < "$WORK/text" > "$WORK/packed.dat" || { not_ok "$tool: cannot compress"; continue; }
-    [ "$what" = zstd-compressed ] ||
+    [ "$what" = zstd-compressed ] || [ "$what" = gzip-compressed ] ||
         expect_usage "input compressed with ${tool%% *} (named .dat)" "$what" "$WORK/o1" \
             "$MRFLOW" run wordcount --input "$WORK/packed.dat" --output "$WORK/o1"
     expect_usage "records job, input compressed with ${tool%% *}" "$what" "$WORK/o1" \

@@ -71,6 +71,20 @@ wait_paused() {
     return 1
 }
 
+# usr1_in_map PROGRAM ARGS...: runs PROGRAM ARGS on 2 ranks over TCP, each
+# rank pausing after its first map task, sends USR1 once both are paused
+# and waits; the exit status is left in rc, the output in $WORK/preempt.log
+usr1_in_map() {
+    rm -f "$WORK"/pause.*
+    MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$WORK/pause "$MPIEXEC" -np 2 --oversubscribe \
+        --mca btl self,tcp "$@" > "$WORK/preempt.log" 2>&1 &
+    local pid=$!
+    wait_paused 2 "$pid"
+    sleep 0.2
+    kill -s USR1 "$pid" 2> /dev/null
+    wait_dog "$pid"
+}
+
 # paused_mrflow FILE: writes FILE, a program that runs mrflow but pauses a
 # Slurm job's first run in the map (until a signal or $PAUSE_FILE.go), so a
 # test can signal it mid-phase; a requeued run (SLURM_RESTART_COUNT set)

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zlib.h>
 
 #include "internal.h"
 #include "unit.h"
@@ -142,7 +143,13 @@ static void test_containers(void)
             CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
             int rc = mrf__plan_tasks(&plan, kind ? MRF_INPUT_RECORDS : MRF_INPUT_LINES, 2, 1 << 20,
                                      err, sizeof err);
-            if (cases[i].what && kind == 0 && strcmp(cases[i].what, "zstd-compressed") == 0) {
+            if (cases[i].what && kind == 0 && strcmp(cases[i].what, "gzip-compressed") == 0) {
+                /* gzip lines are read: one task, damage found when read */
+                CU_ASSERT_EQUAL(rc, MRF_OK);
+                CU_ASSERT_EQUAL(plan.n_tasks, 1);
+                CU_ASSERT(plan.n_tasks == 1 && plan.tasks[0].codec == MRF__CODEC_GZIP);
+            } else if (cases[i].what && kind == 0 &&
+                       strcmp(cases[i].what, "zstd-compressed") == 0) {
                 /* zstd lines are read: these bytes are no whole frame */
                 CU_ASSERT_EQUAL(rc, MRF_EINPUT);
                 CU_ASSERT_PTR_NOT_NULL(strstr(err, "damaged or truncated zstd file"));
@@ -209,9 +216,8 @@ static void check_zstd(const char *text, size_t n, const size_t *cuts, size_t nc
         const mrf__task *t = &plan.tasks[k];
         CU_ASSERT_EQUAL(t->codec, MRF__CODEC_ZSTD);
         mrf__zin *z = NULL;
-        CU_ASSERT_EQUAL_FATAL(mrf__zin_open(open(path, O_RDONLY), path, fsize, t->coff, t->clen,
-                                            t->off, t->len, 1, &zb, &zcap, &z),
-                              MRF_OK);
+        CU_ASSERT_EQUAL_FATAL(
+            mrf__zin_open(open(path, O_RDONLY), path, fsize, t, 1, &zb, &zcap, &z), MRF_OK);
         for (;;) {
             const char *d;
             size_t len;
@@ -292,10 +298,9 @@ static void test_zstd(void)
     mrf__zin *z = NULL;
     char *zb = NULL;
     size_t zcap = 0;
-    CU_ASSERT_EQUAL_FATAL(mrf__zin_open(open(path, O_RDONLY), path, fsize, plan.tasks[0].coff,
-                                        plan.tasks[0].clen, plan.tasks[0].off, plan.tasks[0].len, 1,
-                                        &zb, &zcap, &z),
-                          MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mrf__zin_open(open(path, O_RDONLY), path, fsize, &plan.tasks[0], 1, &zb, &zcap, &z),
+        MRF_OK);
     const char *d;
     size_t len;
     uint64_t off;
@@ -307,6 +312,113 @@ static void test_zstd(void)
     mrf__big_free(zb, zcap);
     mrf__plan_free(&plan);
     free(text);
+}
+
+/* Writes text as gzip members cut at the offsets in cuts (gzip of
+ * concatenated files); returns the file's size. */
+static size_t write_members(const char *path, const char *text, size_t n, const size_t *cuts,
+                            size_t ncuts)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    size_t cap = 2 * n + 1024, total = 0;
+    unsigned char *out = malloc(cap);
+    for (size_t k = 0, from = 0; k <= ncuts; k++) {
+        size_t to = k < ncuts ? cuts[k] : n;
+        z_stream zs = {0};
+        CU_ASSERT_FATAL(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) ==
+                        Z_OK);
+        zs.next_in = (Bytef *)(text + from);
+        zs.avail_in = (uInt)(to - from);
+        zs.next_out = out;
+        zs.avail_out = (uInt)cap;
+        CU_ASSERT_FATAL(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+        CU_ASSERT_EQUAL(fwrite(out, 1, zs.total_out, f), zs.total_out);
+        total += zs.total_out;
+        deflateEnd(&zs);
+        from = to;
+    }
+    free(out);
+    fclose(f);
+    return total;
+}
+
+/* Reads the file's one task in pieces of about piece bytes: the return
+ * code of the last mrf__zin_next, the bytes in *got (n at most). */
+static int read_gzip(const char *path, size_t fsize, char *got, size_t n, size_t piece, size_t *at)
+{
+    char err[MRF_ERRLEN];
+    char *inputs[] = {(char *)path};
+    mrf__plan plan;
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_tasks(&plan, MRF_INPUT_LINES, 0, 1, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL_FATAL(plan.n_tasks, 1); /* a gzip file is one task */
+    CU_ASSERT_EQUAL(plan.tasks[0].codec, MRF__CODEC_GZIP);
+    CU_ASSERT_EQUAL(plan.total_bytes, fsize);
+    mrf__zin *z = NULL;
+    char *zb = NULL;
+    size_t zcap = 0;
+    CU_ASSERT_EQUAL_FATAL(
+        mrf__zin_open(open(path, O_RDONLY), path, fsize, &plan.tasks[0], piece, &zb, &zcap, &z),
+        MRF_OK);
+    int rc;
+    const char *d;
+    size_t len;
+    uint64_t off;
+    *at = 0;
+    while ((rc = mrf__zin_next(z, &d, &len, &off)) == MRF_OK && len) {
+        CU_ASSERT_EQUAL(off, *at); /* in order, no gap, no overlap */
+        CU_ASSERT_FATAL(*at + len <= n);
+        CU_ASSERT(len == n - *at || d[len - 1] == '\n'); /* whole lines */
+        memcpy(got + *at, d, len);
+        *at += len;
+    }
+    mrf__zin_close(z);
+    mrf__big_free(zb, zcap);
+    mrf__plan_free(&plan);
+    return rc;
+}
+
+static void test_gzip(void)
+{
+    size_t n = 900000;
+    char *text = malloc(n), *got = malloc(n);
+    uint64_t x = 2463534242ull;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        text[i] = x % 89 == 0 ? '\n' : (char)('a' + x % 26);
+    }
+    char path[300];
+    snprintf(path, sizeof path, "%s/t.gz", dir);
+    size_t cuts[3] = {1, 300007, 300008}, at;
+    for (size_t nc = 0; nc <= 3; nc++) /* one member; members cut anywhere */
+        for (size_t piece = 1; piece <= (4u << 20); piece *= 64) {
+            size_t fsize = write_members(path, text, n, cuts, nc);
+            CU_ASSERT_EQUAL(read_gzip(path, fsize, got, n, piece, &at), MRF_OK);
+            CU_ASSERT_EQUAL(at, n);
+            CU_ASSERT(at != n || memcmp(got, text, n) == 0);
+        }
+    /* truncated, a byte changed, bytes after the last member: MRF_EIO */
+    size_t fsize = write_members(path, text, n, cuts, 3);
+    CU_ASSERT_EQUAL_FATAL(truncate(path, (off_t)fsize - 100), 0);
+    CU_ASSERT_EQUAL(read_gzip(path, fsize - 100, got, n, 1, &at), MRF_EIO);
+    fsize = write_members(path, text, n, cuts, 3);
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_FATAL(f != NULL);
+    fseek(f, (long)fsize / 2, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, (long)fsize / 2, SEEK_SET);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(read_gzip(path, fsize, got, n, 1, &at), MRF_EIO);
+    fsize = write_members(path, text, n, cuts, 0);
+    f = fopen(path, "ab");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("trailing\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(read_gzip(path, fsize + 9, got, n, 1, &at), MRF_EIO);
+    free(text);
+    free(got);
 }
 
 static void test_records(void)
@@ -403,6 +515,7 @@ static CU_TestInfo tests[] = {{"line_splits", test_line_splits},
                               {"records", test_records},
                               {"containers", test_containers},
                               {"zstd", test_zstd},
+                              {"gzip", test_gzip},
                               {"files", test_files},
                               CU_TEST_INFO_NULL};
 
