@@ -103,13 +103,17 @@ typedef struct mrf_field {
 /*
  * From map, for a record of a dataset: the top-level field NAME of its
  * compound element, or with NAME NULL the element itself (a number; in a
- * 2-D dataset's row, its first column: column j is at j * size).  Look a
+ * 2-D dataset's row, its first column: see mrf_record_columns).  Look a
  * field up once (on the first record) and keep it: every record of a job
  * has the same layout.  Returns 0, MRF_EINPUT when the element has no such
  * field, MRF_EINVAL when the record is not a dataset's (or NAME is NULL for
  * a compound).  Not collective.
  */
 MRF_EXPORT int mrf_record_field(const mrf_record *in, const char *name, mrf_field *out);
+/* Elements in a dataset's record: 1 in a 1-D dataset, the row's length in a
+ * 2-D one (element j, and its fields, start j * in->len / columns bytes
+ * further); 0 for a record that is not a dataset's. */
+MRF_EXPORT size_t mrf_record_columns(const mrf_record *in);
 /* The field's value as a double (integers over 2^53 are rounded); NaN when
  * it is not a number. */
 MRF_EXPORT double mrf_field_double(const mrf_record *in, const mrf_field *f);
@@ -151,11 +155,47 @@ MRF_EXPORT int mrf_reject(mrf_emitter *out, const char *reason);
  * exit status 1), e.g. when a callback runs out of memory.  Later emits
  * return an error.  Returns MRF_EINVAL.  Not collective. */
 MRF_EXPORT int mrf_fail(mrf_emitter *out, const char *reason);
+/* The same for input that does not fit the job or its options (a field a
+ * job option names is missing from the dataset, say): exit status 2, as
+ * for a bad --input.  Returns MRF_EINPUT.  Not collective. */
+MRF_EXPORT int mrf_fail_input(mrf_emitter *out, const char *reason);
 
 /* Number of values of the key being reduced, or MRF_COUNT_UNKNOWN when they
  * are streamed from spilled runs and not counted ahead. */
 #define MRF_COUNT_UNKNOWN UINT64_MAX
 MRF_EXPORT uint64_t mrf_values_count(const mrf_values *vals);
+
+/*
+ * A job's own option, declared in spec->options: an array ended by an
+ * entry whose name is NULL.  `mrflow run JOB --help` lists them after the
+ * engine's; a value that is not of its kind, fails its check, or is
+ * missing for an option without a default is exit status 2 before the job
+ * starts.  A name may not be one of the engine's options.
+ */
+typedef enum {
+    MRF_OPTION_STRING = 0,
+    MRF_OPTION_INT = 1,   /* a decimal int64 */
+    MRF_OPTION_DOUBLE = 2 /* a finite number (strtod's syntax) */
+} mrf_option_kind;
+
+typedef struct mrf_job_option {
+    const char *name; /* "bins": given as --bins N or --bins=N */
+    mrf_option_kind kind;
+    const char *value; /* the value's name in --help ("N"); NULL: VALUE */
+    const char *help;  /* one line */
+    const char *dflt;  /* the value when not given; NULL: it must be given */
+    /* optional: returns 0 for a good value, else writes why into err */
+    int (*check)(const char *value, char *err, size_t errlen);
+} mrf_job_option;
+
+/* From map or reduce: the value of the job's option NAME (as given, or its
+ * default), or NULL when it has none or the job declares no such option.
+ * Options belong to the whole job: a later stage reads the first stage's.
+ * Not collective. */
+MRF_EXPORT const char *mrf_option(const mrf_emitter *out, const char *name);
+/* The same parsed as its kind declares (0 when there is no value). */
+MRF_EXPORT int64_t mrf_option_int(const mrf_emitter *out, const char *name);
+MRF_EXPORT double mrf_option_double(const mrf_emitter *out, const char *name);
 
 /*
  * A job.  map and reduce are required; combine is optional.
@@ -205,6 +245,8 @@ typedef struct mrf_job_spec {
      * --iterations runs), zero goes on to next.  tol is --tol. */
     const struct mrf_job_spec *next;
     int (*iterate)(unsigned run, const double *sums, double tol, void *ctx);
+
+    const mrf_job_option *options; /* the job's own options, or NULL */
 } mrf_job_spec;
 
 /* Slots of mrf_stage_add. */

@@ -16,9 +16,12 @@ extern const mrf_job_spec mrf_job_terasort;
 extern const mrf_job_spec mrf_job_kvcount;
 extern const mrf_job_spec mrf_job_invindex;
 extern const mrf_job_spec mrf_job_pagerank;
+extern const mrf_job_spec mrf_job_histogram;
+extern const mrf_job_spec mrf_job_groupby;
 
-static const mrf_job_spec *const jobs[] = {&mrf_job_wordcount, &mrf_job_terasort, &mrf_job_kvcount,
-                                           &mrf_job_invindex, &mrf_job_pagerank};
+static const mrf_job_spec *const jobs[] = {
+    &mrf_job_wordcount, &mrf_job_terasort,  &mrf_job_kvcount, &mrf_job_invindex,
+    &mrf_job_pagerank,  &mrf_job_histogram, &mrf_job_groupby};
 #define N_JOBS (sizeof jobs / sizeof jobs[0])
 
 /* Before MPI_Init we do not know our rank; the launchers tell us: Open

@@ -162,6 +162,9 @@ void mrf__options_free(mrf__options *opt)
     mrf__free(opt->inputs);
     opt->inputs = NULL;
     opt->n_inputs = 0;
+    mrf__free(opt->job_values);
+    opt->job_values = NULL;
+    opt->n_job_options = 0;
 }
 
 /* Matches "--name" or "--name=value"; sets *inline_val for the second form. */
@@ -181,7 +184,20 @@ static bool opt_is(const char *arg, const char *name, const char **inline_val)
     return false;
 }
 
-int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size_t errlen)
+bool mrf__engine_option(const char *name)
+{
+    char flag[128], zero[] = "0", prog[] = "mrflow";
+    snprintf(flag, sizeof flag, "--%s", name);
+    char *argv[] = {prog, flag, zero, NULL};
+    mrf__options o;
+    char err[MRF_ERRLEN] = "";
+    if (mrf__parse_options(3, argv, NULL, &o, err, sizeof err) == MRF_OK)
+        mrf__options_free(&o);
+    return strncmp(err, "unknown option", 14) != 0;
+}
+
+int mrf__parse_options(int argc, char **argv, const mrf_job_option *decl, mrf__options *opt,
+                       char *err, size_t errlen)
 {
     memset(opt, 0, sizeof *opt);
     opt->task_size = DEFAULT_TASK_SIZE;
@@ -204,7 +220,8 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
     opt->compress = MRF__COMPRESS_AUTO;
     opt->compress_level = 1;
     opt->inputs = mrf__calloc((size_t)argc + 1, sizeof *opt->inputs);
-    if (!opt->inputs) {
+    if (!opt->inputs || mrf__jobopt_start(decl, opt)) {
+        mrf__options_free(opt);
         snprintf(err, errlen, "out of memory parsing options");
         return MRF_ENOMEM;
     }
@@ -467,13 +484,19 @@ int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size
         } else if (opt_is(a, "--version", &val) && !val) {
             opt->version = true;
         } else {
-            snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+            int took = mrf__jobopt_take(opt, &i, argc, argv, err, errlen);
+            if (took == 1)
+                continue;
+            if (took == 0)
+                snprintf(err, errlen, "unknown option '%s' (see --help)", a);
             goto usage;
         }
     }
 #undef NEED_VALUE
     if (opt->help || opt->version)
         return MRF_OK;
+    if (mrf__jobopt_finish(opt, err, errlen))
+        goto usage;
     if (opt->n_inputs == 0) {
         snprintf(err, errlen, "no --input given (see --help)");
         goto usage;
@@ -497,9 +520,10 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "\n"
            "  --input PATH...     input files or directories (a directory's regular files\n"
            "                      are read in name order); may be repeated; plain, or for\n"
-           "                      line jobs zstd-compressed (by its first bytes, read as\n"
-           "                      it is decompressed); gzip, xz, bzip2, lz4 and HDF5\n"
-           "                      files are refused\n"
+           "                      line jobs zstd- or gzip-compressed (by its first bytes,\n"
+           "                      read as it is decompressed); xz, bzip2 and lz4 files\n"
+           "                      are refused; for jobs of datasets FILE.h5:/PATH names\n"
+           "                      an HDF5 dataset (its elements, or a 2-D one's rows)\n"
            "  --output DIR        output directory; must not exist unless --overwrite\n"
            "  --overwrite         replace DIR if it exists (only once the job succeeded)\n"
            "  --format F          text (the default: DIR/part-NNNNN, one per rank, as the\n"
@@ -598,4 +622,5 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "Exit status: 0 done, 1 failed, 2 usage or input error, 75 checkpointed after\n"
            "a preemption signal (run the same command again to resume).\n",
            prog, spec->name, spec->summary ? ": " : "", spec->summary ? spec->summary : "");
+    mrf__jobopt_help(spec);
 }

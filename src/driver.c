@@ -39,6 +39,9 @@ static int check_spec(const mrf_job_spec *spec)
     if (spec->input != MRF_INPUT_LINES && spec->input != MRF_INPUT_RECORDS &&
         spec->input != MRF_INPUT_DATASET)
         return mrf__fail(MRF_EINVAL, "job '%s': unknown input kind", spec->name);
+    int rc = mrf__jobopt_check_decl(spec);
+    if (rc)
+        return rc;
     int k = 1;
     for (const mrf_job_spec *st = spec->next; st; st = st->next, k++) {
         if (!st->map || !st->reduce)
@@ -396,7 +399,7 @@ int mrf_main(int argc, char **argv, const mrf_job_spec *spec)
     const char *prog = argc > 0 && argv[0] ? argv[0] : "mrflow";
     rc = check_spec(spec);
     if (rc == MRF_OK) {
-        rc = mrf__parse_options(argc, argv, &opt, err, sizeof err);
+        rc = mrf__parse_options(argc, argv, spec->options, &opt, err, sizeof err);
         if (rc || !opt.ckpt_dir) {
             int sig = mrf__preempted();
             mrf__signals_restore();

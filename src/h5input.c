@@ -350,6 +350,12 @@ MRF_EXPORT int mrf_record_field(const mrf_record *in, const char *name, mrf_fiel
     return MRF_EINPUT;
 }
 
+MRF_EXPORT size_t mrf_record_columns(const mrf_record *in)
+{
+    const mrf_dtype *y = in ? in->type : NULL;
+    return y && y->size ? in->len / y->size : 0;
+}
+
 MRF_EXPORT double mrf_field_double(const mrf_record *in, const mrf_field *f)
 {
     const unsigned char *p = (const unsigned char *)in->data + f->offset;

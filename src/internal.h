@@ -231,6 +231,9 @@ typedef struct mrf__options {
     bool kv_output;           /* (multi-stage) write intermediate records, not parts */
     const struct mrf__stage_fig *stage_runs; /* (multi-stage) the runs before, for the report */
     size_t n_stage_runs;
+    const mrf_job_option *job_options; /* the job's own (spec->options), */
+    const char **job_values;           /* and their values (jobopts.c) */
+    size_t n_job_options;
     bool quiet;
     bool help;
     bool version;
@@ -238,8 +241,24 @@ typedef struct mrf__options {
 
 /* Parses "123", "4K", "64M", "1.5G", "2GiB", "10MB" (binary units). */
 int mrf__parse_size(const char *s, uint64_t *out);
-/* Parses job options (argv[0] skipped).  On error writes a one-line reason. */
-int mrf__parse_options(int argc, char **argv, mrf__options *opt, char *err, size_t errlen);
+/* Parses job options (argv[0] skipped), the engine's and those the job
+ * declares (decl, or NULL).  On error writes a one-line reason. */
+int mrf__parse_options(int argc, char **argv, const mrf_job_option *decl, mrf__options *opt,
+                       char *err, size_t errlen);
+/* Whether --NAME is one of the engine's options. */
+bool mrf__engine_option(const char *name);
+
+/* ------------------------------------------------------------ jobopts.c --
+ * A job's own options.  take: when argv[*i] is one of decl's, its value is
+ * stored in opt (advancing *i past it) and 1 returned; 0 when it is not
+ * one; MRF_EUSAGE with err for a missing value.  finish: defaults, required
+ * ones, kinds and checks (MRF_EUSAGE with err).  check_decl: a declaration
+ * fit to use (MRF_EINVAL naming the fault).  help: the --help lines. */
+int mrf__jobopt_start(const mrf_job_option *decl, mrf__options *opt);
+int mrf__jobopt_take(mrf__options *opt, int *i, int argc, char **argv, char *err, size_t errlen);
+int mrf__jobopt_finish(mrf__options *opt, char *err, size_t errlen);
+int mrf__jobopt_check_decl(const mrf_job_spec *spec);
+void mrf__jobopt_help(const mrf_job_spec *spec);
 void mrf__options_free(mrf__options *opt);
 void mrf__print_run_help(const char *prog, const mrf_job_spec *spec);
 

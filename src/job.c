@@ -86,6 +86,14 @@ int mrf_fail(mrf_emitter *out, const char *reason)
     return rc;
 }
 
+int mrf_fail_input(mrf_emitter *out, const char *reason)
+{
+    int rc = mrf__fail(MRF_EINPUT, "%s", reason ? reason : "the input does not fit the job");
+    if (out && out->rc == MRF_OK)
+        out->rc = rc;
+    return rc;
+}
+
 const char *mrf_version(void)
 {
 #define STR2(x) #x

@@ -383,6 +383,7 @@ static int map_piece(stage *s, const mrf__task *t, const char *buf, size_t len, 
                       .reject = map_reject,
                       .state = s,
                       .prev = s->prev_sums,
+                      .opt = s->opt,
                       .run = s->run_index};
     mrf_record rec = {.file = s->plan.paths[t->file], .type = s->dtype};
     size_t every = check_bytes(t->len);

@@ -101,6 +101,16 @@ static int reduce_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, 
     return mrf__writer_put(s->out, k, kl, v, vl);
 }
 
+static mrf_emitter reduce_emitter(stage *s)
+{
+    return (mrf_emitter){.fn = reduce_emit,
+                         .state = s,
+                         .prev = s->prev_sums,
+                         .opt = s->opt,
+                         .add = s->sums,
+                         .run = s->run_index};
+}
+
 static bool same_key(const stage *s, const mrf__sort_ent *a, const mrf__sort_ent *b)
 {
     const char *x = s->kv.base + a->off, *y = s->kv.base + b->off;
@@ -215,8 +225,7 @@ static int reduce_merge(stage *s)
                                &s->out)))
         goto out;
     mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
-    mrf_emitter em = {
-        .fn = reduce_emit, .state = s, .prev = s->prev_sums, .add = s->sums, .run = s->run_index};
+    mrf_emitter em = reduce_emitter(s);
     const char *r;
     uint64_t nkeys = 0;
     while (em.rc == MRF_OK && vals.rc == MRF_OK && (r = mrf__merge_top(&m))) {
@@ -316,8 +325,7 @@ int mrf__st_reduce(stage *s)
                                &s->out)))
         goto out;
     mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
-    mrf_emitter em = {
-        .fn = reduce_emit, .state = s, .prev = s->prev_sums, .add = s->sums, .run = s->run_index};
+    mrf_emitter em = reduce_emitter(s);
     for (i = 0; i < n && em.rc == MRF_OK;) {
         if ((i & 1023) == 0 && mrf__preempted()) {
             em.rc = MRF__PREEMPTED; /* agreed on at the end of the phase */

@@ -254,7 +254,8 @@ static char *gather_bytes(stage *s, const void *mine, int n, size_t *total)
 int mrf__st_find_heavy_keys(stage *s)
 {
     sample_counts c = {0};
-    mrf_emitter em = {.fn = count_emit, .state = &c, .prev = s->prev_sums, .run = s->run_index};
+    mrf_emitter em = {
+        .fn = count_emit, .state = &c, .prev = s->prev_sums, .opt = s->opt, .run = s->run_index};
     mrf__kvbuf drained = {0};
     mrf__hkey *top = NULL, *all = NULL;
     int rc = MRF_OK, mine = 0;
@@ -309,8 +310,11 @@ out:
 int mrf__st_choose_splitters(stage *s)
 {
     mrf__kvbuf samples = {0};
-    mrf_emitter em = {
-        .fn = sample_emit, .state = &samples, .prev = s->prev_sums, .run = s->run_index};
+    mrf_emitter em = {.fn = sample_emit,
+                      .state = &samples,
+                      .prev = s->prev_sums,
+                      .opt = s->opt,
+                      .run = s->run_index};
     int rc = sample_input(s, &em, false);
     if (rc == MRF_OK && samples.len > (size_t)(INT_MAX / s->size))
         samples.len = 0; /* absurdly large keys: fall back to fewer buckets */

@@ -36,9 +36,10 @@ struct mrf_emitter {
     int (*reject)(mrf_emitter *e, const char *why); /* map's only */
     void *state;
     int rc;
-    const double *prev; /* the previous stage run's sums (mrf_stage_sum), or NULL */
-    double *add;        /* reduce's: this run's sums (mrf_stage_add) */
-    unsigned run;       /* which run of its stage */
+    const double *prev;             /* the previous stage run's sums (mrf_stage_sum), or NULL */
+    double *add;                    /* reduce's: this run's sums (mrf_stage_add) */
+    unsigned run;                   /* which run of its stage */
+    const struct mrf__options *opt; /* the job's options (mrf_option) */
 };
 
 struct mrf_values {

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     argv[argc] = NULL;
     mrf__options opt;
     char err[MRF_ERRLEN];
-    if (mrf__parse_options(argc, argv, &opt, err, sizeof err) == MRF_OK)
+    if (mrf__parse_options(argc, argv, NULL, &opt, err, sizeof err) == MRF_OK)
         mrf__options_free(&opt);
     free(s);
     if (mrf__mem_in_use() != 0)

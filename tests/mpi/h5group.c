@@ -43,9 +43,9 @@ static void map(const mrf_record *in, mrf_emitter *out, void *ctx)
         mrf_fail(out, "h5group: the element is not a number");
         return;
     }
-    for (size_t c = 0; c * vf.size < in->len; c++) { /* every column of a row */
+    for (size_t c = 0, n = mrf_record_columns(in); c < n; c++) { /* every column of a row */
         mrf_field col = vf;
-        col.offset = c * vf.size;
+        col.offset = c * (in->len / n);
         double v = mrf_field_double(in, &col);
         if (isnan(v)) {
             mrf_reject(out, "NaN");

@@ -1,5 +1,8 @@
 /* test_config.c -- size and option parsing. */
+#include <stdlib.h>
+
 #include "internal.h"
+#include "stage.h"
 #include "unit.h"
 
 static void test_sizes(void)
@@ -38,7 +41,7 @@ static void test_sizes(void)
 static int parse(int argc, char **argv, mrf__options *o)
 {
     char err[MRF_ERRLEN];
-    return mrf__parse_options(argc, argv, o, err, sizeof err);
+    return mrf__parse_options(argc, argv, NULL, o, err, sizeof err);
 }
 
 static void test_options(void)
@@ -125,8 +128,84 @@ static void test_memory_options(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
+static int odd_only(const char *v, char *err, size_t errlen)
+{
+    if (atoi(v) % 2)
+        return 0;
+    snprintf(err, errlen, "must be odd");
+    return -1;
+}
+
+/* A job's own options: parsed beside the engine's, kinds, defaults,
+ * required ones, checks; the getters read what was parsed. */
+static void test_job_options(void)
+{
+    static const mrf_job_option decl[] = {
+        {"bins", MRF_OPTION_INT, "N", "bins", "11", odd_only},
+        {"lo", MRF_OPTION_DOUBLE, "X", "low end", NULL, NULL},
+        {"field", MRF_OPTION_STRING, "NAME", "a field", "", NULL},
+        {NULL, 0, NULL, NULL, NULL, NULL},
+    };
+    char err[MRF_ERRLEN];
+    mrf__options o;
+    char *a[] = {"p", "--input", "x", "--lo=-2.5", "--output", "o", "--bins", "7"};
+    CU_ASSERT_EQUAL_FATAL(mrf__parse_options(8, a, decl, &o, err, sizeof err), MRF_OK);
+    CU_ASSERT_EQUAL(o.n_inputs, 1); /* --input stopped at --lo */
+    mrf_emitter e = {.opt = &o}, *em = &e;
+    CU_ASSERT_EQUAL(mrf_option_int(em, "bins"), 7);
+    CU_ASSERT_DOUBLE_EQUAL(mrf_option_double(em, "lo"), -2.5, 0);
+    CU_ASSERT_STRING_EQUAL(mrf_option(em, "field"), ""); /* its default */
+    CU_ASSERT_PTR_NULL(mrf_option(em, "nope"));
+    CU_ASSERT_PTR_NULL(mrf_option(NULL, "bins"));
+    mrf__options_free(&o);
+    static const struct {
+        int argc;
+        char *argv[8];
+        const char *says;
+    } bad[] = {
+        {5, {"p", "--input", "x", "--output", "o"}, "--lo X is required"},
+        {7, {"p", "--input", "x", "--output", "o", "--lo", "abc"}, "not a finite number"},
+        {7, {"p", "--input", "x", "--output", "o", "--lo", "inf"}, "not a finite number"},
+        {8, {"p", "--input", "x", "--output", "o", "--lo=1", "--bins", "4"}, "must be odd"},
+        {8, {"p", "--input", "x", "--output", "o", "--lo=1", "--bins", "3x"}, "not an integer"},
+        {6, {"p", "--input", "x", "--output", "o", "--lo"}, "--lo needs a value"},
+        {7, {"p", "--input", "x", "--output", "o", "--lo=1", "--lox"}, "unknown option"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        CU_ASSERT_EQUAL(
+            mrf__parse_options(bad[i].argc, (char **)bad[i].argv, decl, &o, err, sizeof err),
+            MRF_EUSAGE);
+        if (!strstr(err, bad[i].says))
+            fprintf(stderr, "job options case %zu: '%s' lacks '%s'\n", i, err, bad[i].says);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].says));
+    }
+    /* --help needs no required option */
+    char *h[] = {"p", "--help"};
+    CU_ASSERT_EQUAL(mrf__parse_options(2, h, decl, &o, err, sizeof err), MRF_OK);
+    mrf__options_free(&o);
+    /* declarations: an engine option's name, twice, a bad name */
+    CU_ASSERT_TRUE(mrf__engine_option("output"));
+    CU_ASSERT_TRUE(mrf__engine_option("task-size"));
+    CU_ASSERT_FALSE(mrf__engine_option("bins"));
+    static const mrf_job_option clash[] = {{"memory", 0, NULL, "x", "1", NULL}, {NULL}};
+    static const mrf_job_option twice[] = {
+        {"a", 0, NULL, "x", "1", NULL}, {"a", 0, NULL, "y", "1", NULL}, {NULL}};
+    static const mrf_job_option badname[] = {{"Bad_Name", 0, NULL, "x", "1", NULL}, {NULL}};
+    mrf_job_spec spec = {.name = "t", .options = clash};
+    CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_EINVAL);
+    spec.options = twice;
+    CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_EINVAL);
+    spec.options = badname;
+    CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_EINVAL);
+    spec.options = decl;
+    CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_OK);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
 static CU_TestInfo tests[] = {{"sizes", test_sizes},
                               {"options", test_options},
+                              {"job options", test_job_options},
                               {"memory, spill and compression options", test_memory_options},
                               CU_TEST_INFO_NULL};
 
