@@ -8,7 +8,8 @@
 # "shared file system"); each node's /tmp is its own.
 #  1. wordcount and terasort equal a one-node run of the same job (and
 #     coreutils' count / the terasort validator); wordcount of a zstd file
-#     of many frames equals coreutils' count of the plain text;
+#     of many frames equals coreutils' count of the plain text; groupby of
+#     a chunked HDF5 dataset equals numpy's;
 #  2. the run report and `mrflow topo` name two hosts, and on each host its
 #     two ranks have local ranks 0 and 1 and different cores;
 #  3. a rank on node 2 killed in the map: non-zero exit, no rank left on
@@ -177,6 +178,23 @@ if command -v zstd > /dev/null; then
         [ "$(grep -c '"input_bytes": [1-9]' "$S/zstd-two/_REPORT.json")" -ge 4 ]
 else
     not_ok "zstd is not installed (scripts/setup.sh installs it)"
+fi
+# an HDF5 dataset (chunked, gzip-filtered) read by ranks on both nodes,
+# each opening the shared file for the chunks of its tasks: groupby equal
+# to numpy
+if /usr/bin/python3 -c 'import h5py, numpy' 2> /dev/null; then
+    H5DATA=$TOP_SRCDIR/tests/mpi/h5data.py
+    /usr/bin/python3 "$H5DATA" make "$S/d.h5" 300007 || exit 99
+    /usr/bin/python3 "$H5DATA" groupby "$S/d.h5" /grp/chunked key val > "$S/ref-gb" || exit 99
+    run "$S/h5-two.log" "$TWO" 4 run groupby --input "$S/d.h5:/grp/chunked" --key key \
+        --value val --output "$S/h5-two" --task-size 256K
+    check "HDF5 dataset on 2 nodes x 2 ranks: exit 0" [ "$rc" -eq 0 ] || tail -5 "$S/h5-two.log"
+    check "HDF5 dataset on 2 nodes: groupby equals numpy" \
+        cmp -s "$S/ref-gb" <(cat "$S"/h5-two/part-* 2> /dev/null | LC_ALL=C sort)
+    check "HDF5 dataset on 2 nodes: all 4 ranks read chunks" \
+        [ "$(grep -c '"input_bytes": [1-9]' "$S/h5-two/_REPORT.json")" -ge 4 ]
+else
+    not_ok "h5py is not installed (scripts/setup.sh installs python3-h5py)"
 fi
 
 # ---- 2. where the ranks ran ----------------------------------------------------
