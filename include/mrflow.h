@@ -202,6 +202,7 @@ MRF_EXPORT double mrf_option_double(const mrf_emitter *out, const char *name);
  *
  * combine(acc, val, len, ctx) folds one value into an accumulated value of the
  * same key, in place.  Every value of a key must then have the same length.
+ * Neither acc nor val is aligned: copy a struct in and out with memcpy.
  * Declaring a combiner says the reduction is associative and commutative: the
  * engine may apply it on the mapping rank, on the reducing rank, or both, and
  * reduce then sees one or more already-combined values.

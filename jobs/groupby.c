@@ -73,15 +73,18 @@ static void gb_map(const mrf_record *in, mrf_emitter *out, void *ctx)
     mrf_emit(out, key, (size_t)n, &a, sizeof a);
 }
 
+/* (acc and val are the engine's bytes, not aligned: copied in and out) */
 static void gb_combine(void *accp, const void *val, size_t len, void *ctx)
 {
     (void)len, (void)ctx;
-    acc *a = accp, b;
+    acc a, b;
+    memcpy(&a, accp, sizeof a);
     memcpy(&b, val, sizeof b);
-    a->n += b.n;
-    a->sum += b.sum;
-    a->min = b.min < a->min ? b.min : a->min;
-    a->max = b.max > a->max ? b.max : a->max;
+    a.n += b.n;
+    a.sum += b.sum;
+    a.min = b.min < a.min ? b.min : a.min;
+    a.max = b.max > a.max ? b.max : a.max;
+    memcpy(accp, &a, sizeof a);
 }
 
 static void gb_reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out, void *ctx)

@@ -18,7 +18,7 @@ PY=/usr/bin/python3
 MPICC=${MPICC:-mpicc}
 libdir=$TOP_BUILDDIR/.libs
 # shellcheck disable=SC2086
-"$MPICC" ${SAN:-} -std=c11 -Wall -Wextra -Werror -I"$TOP_SRCDIR/include" \
+"$MPICC" ${SAN_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -I"$TOP_SRCDIR/include" \
     "$TOP_SRCDIR/tests/mpi/h5group.c" -o "$WORK/h5group" -L"$libdir" -lmrflow -lm \
     -Wl,-rpath,"$libdir" || { echo "cannot build tests/mpi/h5group.c"; exit 99; }
 job() { # job NP ARGS...: h5group under mpiexec over TCP

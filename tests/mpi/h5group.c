@@ -55,16 +55,19 @@ static void map(const mrf_record *in, mrf_emitter *out, void *ctx)
     }
 }
 
+/* (acc and val are the engine's bytes, not aligned: copied in and out) */
 static void combine(void *accp, const void *val, size_t len, void *ctx)
 {
     (void)len, (void)ctx;
-    acc *a = accp, b;
+    acc a, b;
+    memcpy(&a, accp, sizeof a);
     memcpy(&b, val, sizeof b);
-    a->n += b.n;
-    a->sum += b.sum;
-    a->min = b.min < a->min ? b.min : a->min;
-    a->max = b.max > a->max ? b.max : a->max;
-    a->first = b.first < a->first ? b.first : a->first;
+    a.n += b.n;
+    a.sum += b.sum;
+    a.min = b.min < a.min ? b.min : a.min;
+    a.max = b.max > a.max ? b.max : a.max;
+    a.first = b.first < a.first ? b.first : a.first;
+    memcpy(accp, &a, sizeof a);
 }
 
 static void reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out, void *ctx)
