@@ -1,5 +1,6 @@
 /* test_input.c -- input files, task splitting at every boundary, plans. */
 #include <fcntl.h>
+#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -421,6 +422,86 @@ static void test_gzip(void)
     free(got);
 }
 
+/* HDF5 datasets: FILE:/PATH found when a folder's name holds ":/" too;
+ * tasks are whole chunks; a task's rows, and every stride-th, read back;
+ * the type described for mrf_record_field. */
+static void test_datasets(void)
+{
+    char sub[300], path[400], input[420], err[MRF_ERRLEN];
+    snprintf(sub, sizeof sub, "%s/x:", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof path, "%s/f.h5", sub);
+    enum { N = 1000, CHUNK = 64 };
+    int32_t v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = i * 3 - 7;
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dim = N, chunk = CHUNK;
+    hid_t sp = H5Screate_simple(1, &dim, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_deflate(dcpl, 1);
+    hid_t d = H5Dcreate2(f, "/d", H5T_STD_I32BE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CU_ASSERT_FATAL(d >= 0 && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Fclose(f);
+    snprintf(input, sizeof input, "%s:/d", path);
+    CU_ASSERT_EQUAL(mrf__h5in_split(input), strlen(path));
+    CU_ASSERT_EQUAL(mrf__h5in_split(path), 0); /* a file, no dataset */
+    char *inputs[] = {input};
+    mrf__plan plan;
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+    /* 100 bytes a task: 25 rows, rounded up to a whole chunk */
+    CU_ASSERT_EQUAL_FATAL(mrf__plan_tasks(&plan, MRF_INPUT_DATASET, 0, 100, err, sizeof err),
+                          MRF_OK);
+    CU_ASSERT_EQUAL(plan.n_tasks, (N + CHUNK - 1) / CHUNK);
+    CU_ASSERT_EQUAL(plan.total_bytes, N * 4);
+    char *buf = NULL;
+    size_t cap = 0;
+    mrf_dtype *type = NULL;
+    uint64_t at = 0;
+    for (size_t k = 0; k < plan.n_tasks; k++) {
+        const mrf__task *t = &plan.tasks[k];
+        CU_ASSERT_EQUAL(t->codec, MRF__CODEC_HDF5);
+        CU_ASSERT_EQUAL(t->clen, 4);
+        CU_ASSERT_EQUAL(t->off, at);
+        CU_ASSERT_EQUAL(t->off % (CHUNK * 4), 0);
+        CU_ASSERT_EQUAL_FATAL(mrf__h5in_read(input, t, 1, 0, &buf, &cap, &type), MRF_OK);
+        CU_ASSERT(memcmp(buf, (char *)v + t->off, t->len) == 0); /* native order */
+        at += t->len;
+    }
+    CU_ASSERT_EQUAL(at, N * 4);
+    /* every 7th row of the first task, 9 of them */
+    CU_ASSERT_EQUAL_FATAL(mrf__h5in_read(input, &plan.tasks[0], 7, 9, &buf, &cap, &type), MRF_OK);
+    for (int i = 0; i < 9; i++)
+        CU_ASSERT_EQUAL(((int32_t *)buf)[i], v[7 * i]);
+    mrf_record rec = {.data = buf, .len = 4, .type = type};
+    mrf_field fl;
+    int64_t x = 0;
+    CU_ASSERT_EQUAL(mrf_record_field(&rec, NULL, &fl), MRF_OK);
+    CU_ASSERT(fl.cls == MRF_FIELD_INT && fl.size == 4 && fl.offset == 0);
+    CU_ASSERT_EQUAL(mrf_record_field(&rec, "nope", &fl), MRF_EINPUT);
+    CU_ASSERT_EQUAL(mrf_record_columns(&rec), 1);
+    rec.data = buf + 4; /* v[7] */
+    CU_ASSERT_EQUAL(mrf_field_int64(&rec, &fl, &x), MRF_OK);
+    CU_ASSERT_EQUAL(x, v[7]);
+    CU_ASSERT_DOUBLE_EQUAL(mrf_field_double(&rec, &fl), v[7], 0);
+    mrf__dtype_free(type);
+    mrf__big_free(buf, cap);
+    mrf__plan_free(&plan);
+    /* the same file for a line job, and a records job: refused */
+    for (int kind = 0; kind < 2; kind++) {
+        CU_ASSERT_EQUAL_FATAL(mrf__plan_files(inputs, 1, &plan, err, sizeof err), MRF_OK);
+        CU_ASSERT_EQUAL(mrf__plan_tasks(&plan, kind ? MRF_INPUT_RECORDS : MRF_INPUT_LINES, 4, 100,
+                                        err, sizeof err),
+                        MRF_EINPUT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "HDF5 dataset"));
+        mrf__plan_free(&plan);
+    }
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
 static void test_records(void)
 {
     char path[300], err[MRF_ERRLEN];
@@ -510,14 +591,10 @@ static void test_files(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
-static CU_TestInfo tests[] = {{"line_splits", test_line_splits},
-                              {"long_line", test_long_line},
-                              {"records", test_records},
-                              {"containers", test_containers},
-                              {"zstd", test_zstd},
-                              {"gzip", test_gzip},
-                              {"files", test_files},
-                              CU_TEST_INFO_NULL};
+static CU_TestInfo tests[] = {
+    {"line_splits", test_line_splits}, {"long_line", test_long_line}, {"records", test_records},
+    {"containers", test_containers},   {"zstd", test_zstd},           {"gzip", test_gzip},
+    {"datasets", test_datasets},       {"files", test_files},         CU_TEST_INFO_NULL};
 
 int main(void)
 {
