@@ -198,6 +198,24 @@ MRF_EXPORT int64_t mrf_option_int(const mrf_emitter *out, const char *name);
 MRF_EXPORT double mrf_option_double(const mrf_emitter *out, const char *name);
 
 /*
+ * Typed output.  A job whose reduce emits numbers in binary declares them:
+ * spec->key_type one column (the emitted key is exactly its bytes) and
+ * spec->value_type an array of columns ended by one whose name is NULL (the
+ * emitted value is their bytes packed in order, native byte order, no
+ * padding).  The engine then prints them (`--format text`: the key, then
+ * each value, separated by tabs; integers in decimal, floats with %.17g) or
+ * writes typed HDF5 datasets (`--format hdf5`: keys and values of each part
+ * as numpy reads them: f['part-00000/keys'][:], values a compound of the
+ * columns, or the one column's type).  Declared on the stage whose reduce
+ * writes the job's output.
+ */
+typedef struct mrf_column {
+    const char *name; /* the HDF5 member's name */
+    int cls;          /* MRF_FIELD_INT, MRF_FIELD_UINT (1, 2, 4, 8 bytes), MRF_FIELD_FLOAT (4, 8) */
+    size_t size;
+} mrf_column;
+
+/*
  * A job.  map and reduce are required; combine is optional.
  *
  * combine(acc, val, len, ctx) folds one value into an accumulated value of the
@@ -248,6 +266,8 @@ typedef struct mrf_job_spec {
     int (*iterate)(unsigned run, const double *sums, double tol, void *ctx);
 
     const mrf_job_option *options; /* the job's own options, or NULL */
+    const mrf_column *key_type;    /* typed output (above), or NULL */
+    const mrf_column *value_type;
 } mrf_job_spec;
 
 /* Slots of mrf_stage_add. */

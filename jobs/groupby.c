@@ -2,7 +2,8 @@
  * groupby -- the elements of a compound HDF5 dataset grouped by the
  * integer field --key: per key the count, sum, minimum and maximum of the
  * numeric field --value.  Output KEY<TAB>COUNT<TAB>SUM<TAB>MIN<TAB>MAX,
- * numbers printed exactly (%.17g).  It has a combiner, so it combines on
+ * numbers printed exactly (%.17g); for --format hdf5 an int64 key and a
+ * compound of count, sum, min and max.  It has a combiner, so it combines on
  * the mapping rank and heavy keys are split like any other.  A NaN value
  * is a bad record.  (The sum is a double: its last bits depend on the
  * order the values are added in, which depends on the rank count, unless
@@ -11,6 +12,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mrflow.h"
@@ -87,6 +89,15 @@ static void gb_combine(void *accp, const void *val, size_t len, void *ctx)
     memcpy(accp, &a, sizeof a);
 }
 
+/* typed output: an int64 key and a compound of count, sum, min, max (acc's
+ * layout, 32 bytes without padding) */
+static const mrf_column key_type = {"key", MRF_FIELD_INT, 8};
+static const mrf_column acc_type[] = {{"count", MRF_FIELD_UINT, 8},
+                                      {"sum", MRF_FIELD_FLOAT, 8},
+                                      {"min", MRF_FIELD_FLOAT, 8},
+                                      {"max", MRF_FIELD_FLOAT, 8},
+                                      {NULL, 0, 0}};
+
 static void gb_reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out, void *ctx)
 {
     const void *p;
@@ -94,9 +105,10 @@ static void gb_reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitte
     acc a = {0, 0, INFINITY, -INFINITY};
     while (mrf_values_next(vals, &p, &len))
         gb_combine(&a, p, len, ctx);
-    char buf[128];
-    int n = snprintf(buf, sizeof buf, "%" PRIu64 "\t%.17g\t%.17g\t%.17g", a.n, a.sum, a.min, a.max);
-    mrf_emit(out, key, klen, buf, (size_t)n);
+    char k[24];
+    snprintf(k, sizeof k, "%.*s", (int)(klen < 23 ? klen : 23), (const char *)key);
+    int64_t kv = strtoll(k, NULL, 10);
+    mrf_emit(out, &kv, sizeof kv, &a, sizeof a);
 }
 
 const mrf_job_spec mrf_job_groupby = {
@@ -110,4 +122,6 @@ const mrf_job_spec mrf_job_groupby = {
     .partitioning = MRF_PART_HASH,
     .output = MRF_OUTPUT_TEXT,
     .options = options,
+    .key_type = &key_type,
+    .value_type = acc_type,
 };

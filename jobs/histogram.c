@@ -4,7 +4,8 @@
  * LO:HI (half-open).  A value x goes to bin floor((x - LO) / (HI - LO) *
  * N), computed in double, the last bin catching rounding at HI; x < LO
  * counts in bin -1, x >= HI in bin N.  A 2-D dataset's rows count every
- * column.  NaN is a bad record.  Output BIN<TAB>COUNT.
+ * column.  NaN is a bad record.  Output BIN<TAB>COUNT, typed (an int64
+ * bin, a uint64 count) for --format hdf5.
  */
 #include <math.h>
 #include <stdio.h>
@@ -120,6 +121,20 @@ static void hg_map(const mrf_record *in, mrf_emitter *out, void *ctx)
     }
 }
 
+/* typed output: an int64 bin and a uint64 count (text as before) */
+static const mrf_column bin_type = {"bin", MRF_FIELD_INT, 8};
+static const mrf_column count_type[] = {{"count", MRF_FIELD_UINT, 8}, {NULL, 0, 0}};
+
+static void hg_reduce(const void *key, size_t klen, mrf_values *vals, mrf_emitter *out, void *ctx)
+{
+    (void)ctx;
+    uint64_t sum = mrf_sum_u64_values(vals);
+    char k[24];
+    snprintf(k, sizeof k, "%.*s", (int)(klen < 23 ? klen : 23), (const char *)key);
+    int64_t bin = strtoll(k, NULL, 10);
+    mrf_emit(out, &bin, sizeof bin, &sum, sizeof sum);
+}
+
 const mrf_job_spec mrf_job_histogram = {
     .name = "histogram",
     .summary = "count an HDF5 dataset's values (or a field's) into --bins bins over --range; "
@@ -127,8 +142,10 @@ const mrf_job_spec mrf_job_histogram = {
     .input = MRF_INPUT_DATASET,
     .map = hg_map,
     .combine = mrf_combine_sum_u64,
-    .reduce = mrf_sum_u64_reduce,
+    .reduce = hg_reduce,
     .partitioning = MRF_PART_HASH,
     .output = MRF_OUTPUT_TEXT,
     .options = options,
+    .key_type = &bin_type,
+    .value_type = count_type,
 };

@@ -42,6 +42,9 @@ static int check_spec(const mrf_job_spec *spec)
     int rc = mrf__jobopt_check_decl(spec);
     if (rc)
         return rc;
+    for (const mrf_job_spec *st = spec; st; st = st->next)
+        if ((rc = mrf__typed_check(st)))
+            return rc;
     int k = 1;
     for (const mrf_job_spec *st = spec->next; st; st = st->next, k++) {
         if (!st->map || !st->reduce)

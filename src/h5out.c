@@ -12,6 +12,10 @@
  *       key_offsets   uint64[records + 1]: key i is keys[off[i]:off[i+1]]
  *       values        uint8[]
  *       value_offsets uint64[records + 1]
+ *   or, for a job of typed output (typed.c; attribute layout "typed"):
+ *       keys          KEY_TYPE[records]
+ *       values        VALUE_TYPE[records]: a compound of the value
+ *                     columns, packed, or the one column's type
  *
  * During the reduce each rank stages its records (u32 klen, u32 vlen, key,
  * value) in DIR/.stage-RANK; then every rank learns every part's sizes (one
@@ -116,20 +120,64 @@ static int sink_add(sink *k, const void *p, size_t n)
     return 0;
 }
 
-/* This rank's staged records into its part's four datasets. */
+/* A typed column's HDF5 type (a predefined one: not to be closed). */
+static hid_t column_type(const mrf_column *c)
+{
+    bool u = c->cls == MRF_FIELD_UINT;
+    switch (c->cls == MRF_FIELD_FLOAT ? 16 + (int)c->size : (int)c->size) {
+    case 1:
+        return u ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT8;
+    case 2:
+        return u ? H5T_NATIVE_UINT16 : H5T_NATIVE_INT16;
+    case 4:
+        return u ? H5T_NATIVE_UINT32 : H5T_NATIVE_INT32;
+    case 8:
+        return u ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64;
+    case 16 + 4:
+        return H5T_NATIVE_FLOAT;
+    default:
+        return H5T_NATIVE_DOUBLE;
+    }
+}
+
+/* The values' type: a packed compound of the columns (closed by the
+ * caller), or the one column's type (predefined: *owned 0). */
+static hid_t values_type(const mrf_column *v, bool *owned)
+{
+    *owned = v[1].name != NULL;
+    if (!*owned)
+        return column_type(v);
+    hid_t t = H5Tcreate(H5T_COMPOUND, mrf__typed_vsize(v));
+    for (size_t off = 0; t >= 0 && v->name; off += v->size, v++)
+        if (H5Tinsert(t, v->name, off, column_type(v)) < 0) {
+            H5Tclose(t);
+            return H5I_INVALID_HID;
+        }
+    return t;
+}
+
+/* This rank's staged records into its part's datasets: four of bytes and
+ * offsets, or two typed ones. */
 static int fill_part(const char *stage, hid_t g, const mrf__h5out *o)
 {
-    const char *names[4] = {"keys", "key_offsets", "values", "value_offsets"};
+    const bool typed = o->key_type != NULL;
+    const char *names[4] = {"keys", typed ? "values" : "key_offsets", "values", "value_offsets"};
+    const int nd = typed ? 2 : 4;
+    bool owned = false;
     sink k[4];
     int rc = 0;
     memset(k, 0, sizeof k);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < nd; i++) {
         k[i].d = H5Dopen2(g, names[i], H5P_DEFAULT);
-        k[i].mt = i % 2 ? H5T_NATIVE_UINT64 : H5T_NATIVE_UINT8;
-        k[i].esize = i % 2 ? 8 : 1;
+        k[i].mt = typed   ? (i ? values_type(o->value_type, &owned) : column_type(o->key_type))
+                  : i % 2 ? H5T_NATIVE_UINT64
+                          : H5T_NATIVE_UINT8;
+        k[i].esize = typed   ? (i ? mrf__typed_vsize(o->value_type) : o->key_type->size)
+                     : i % 2 ? 8
+                             : 1;
         k[i].cap = PIECE / k[i].esize;
         k[i].buf = mrf__malloc(PIECE);
-        if (k[i].d < 0 || !k[i].buf)
+        if (k[i].d < 0 || k[i].mt < 0 || !k[i].buf)
             rc = -1;
     }
     int fd = rc ? -1 : open(stage, O_RDONLY | O_CLOEXEC);
@@ -162,10 +210,16 @@ static int fill_part(const char *stage, hid_t g, const mrf__h5out *o)
                 }
                 break;
             }
-            rc |= sink_add(&k[1], &koff, 1);
-            rc |= sink_add(&k[3], &voff, 1);
-            rc |= sink_add(&k[0], in + at + 8, kl);
-            rc |= sink_add(&k[2], in + at + 8 + kl, vl);
+            if (typed) { /* (sizes checked as reduce emitted them) */
+                rc |= kl != k[0].esize || vl != k[1].esize;
+                rc |= sink_add(&k[0], in + at + 8, 1);
+                rc |= sink_add(&k[1], in + at + 8 + kl, 1);
+            } else {
+                rc |= sink_add(&k[1], &koff, 1);
+                rc |= sink_add(&k[3], &voff, 1);
+                rc |= sink_add(&k[0], in + at + 8, kl);
+                rc |= sink_add(&k[2], in + at + 8 + kl, vl);
+            }
             koff += kl;
             voff += vl;
             recs++;
@@ -177,9 +231,11 @@ static int fill_part(const char *stage, hid_t g, const mrf__h5out *o)
             rc = -1; /* a torn record: the stage is damaged */
     }
     if (rc == 0) {
-        rc |= sink_add(&k[1], &koff, 1);
-        rc |= sink_add(&k[3], &voff, 1);
-        for (int i = 0; i < 4; i++)
+        if (!typed) {
+            rc |= sink_add(&k[1], &koff, 1);
+            rc |= sink_add(&k[3], &voff, 1);
+        }
+        for (int i = 0; i < nd; i++)
             rc |= sink_flush(&k[i]);
         if (recs != o->recs || koff != o->kbytes || voff != o->vbytes)
             rc = -1;
@@ -187,11 +243,13 @@ static int fill_part(const char *stage, hid_t g, const mrf__h5out *o)
     if (fd >= 0)
         close(fd);
     mrf__free(in);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < nd; i++) {
         if (k[i].d >= 0)
             H5Dclose(k[i].d);
         mrf__free(k[i].buf);
     }
+    if (owned && k[1].mt >= 0)
+        H5Tclose(k[1].mt);
     return rc;
 }
 
@@ -236,7 +294,12 @@ int mrf__output_h5(MPI_Comm comm, const char *dir, const mrf__h5out *o, uint64_t
     bad |= attr_u64(f, "mrflow_output", 1) | attr_str(f, "job", o->job) |
            attr_str(f, "run_id", o->run_id) | attr_u64(f, "job_fingerprint", o->job_fp) |
            attr_u64(f, "parts", (uint64_t)size) | attr_u64(f, "records", total) |
-           attr_str(f, "text_format", o->text_format);
+           attr_str(f, "text_format", o->text_format) |
+           attr_str(f, "layout", o->key_type ? "typed" : "bytes");
+    bool vowned = false;
+    hid_t ktype = o->key_type ? column_type(o->key_type) : H5T_STD_U8LE,
+          vtype = o->key_type ? values_type(o->value_type, &vowned) : H5T_STD_U8LE;
+    bad |= vtype < 0;
     hid_t mine_g = -1;
     for (int p = 0; p < size; p++) { /* collective: every rank creates every part */
         char gname[32];
@@ -247,11 +310,18 @@ int mrf__output_h5(MPI_Comm comm, const char *dir, const mrf__h5out *o, uint64_t
             continue;
         }
         bad |= attr_u64(g, "records", all[3 * p]);
-        hid_t d[4] = {dset(g, "keys", H5T_STD_U8LE, all[3 * p + 1]),
-                      dset(g, "key_offsets", H5T_STD_U64LE, all[3 * p] + 1),
-                      dset(g, "values", H5T_STD_U8LE, all[3 * p + 2]),
-                      dset(g, "value_offsets", H5T_STD_U64LE, all[3 * p] + 1)};
-        for (int i = 0; i < 4; i++) {
+        int nd = o->key_type ? 2 : 4;
+        hid_t d[4] = {-1, -1, -1, -1};
+        if (o->key_type && vtype >= 0) { /* a record each */
+            d[0] = dset(g, "keys", ktype, all[3 * p]);
+            d[1] = dset(g, "values", vtype, all[3 * p]);
+        } else if (!o->key_type) {
+            d[0] = dset(g, "keys", H5T_STD_U8LE, all[3 * p + 1]);
+            d[1] = dset(g, "key_offsets", H5T_STD_U64LE, all[3 * p] + 1);
+            d[2] = dset(g, "values", H5T_STD_U8LE, all[3 * p + 2]);
+            d[3] = dset(g, "value_offsets", H5T_STD_U64LE, all[3 * p] + 1);
+        }
+        for (int i = 0; i < nd; i++) {
             bad |= d[i] < 0;
             if (d[i] >= 0)
                 H5Dclose(d[i]);
@@ -261,6 +331,8 @@ int mrf__output_h5(MPI_Comm comm, const char *dir, const mrf__h5out *o, uint64_t
         else
             H5Gclose(g);
     }
+    if (vowned)
+        H5Tclose(vtype);
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm);
     if (!bad && mine_g >= 0 && fill_part(stage, mine_g, o))
         rc =
@@ -279,7 +351,7 @@ int mrf__output_h5(MPI_Comm comm, const char *dir, const mrf__h5out *o, uint64_t
             close(fd);
     }
     if (bytes)
-        *bytes = o->kbytes + o->vbytes + 16 * (o->recs + 1);
+        *bytes = o->kbytes + o->vbytes + (o->key_type ? 0 : 16 * (o->recs + 1));
 out:
     unlink(stage);
     mrf__free(all);
@@ -311,7 +383,37 @@ int mrf__output_h5_inspect(const char *path, FILE *out)
     fprintf(out, "HDF5 output %s: %llu records in %llu parts\n", path, (unsigned long long)records,
             (unsigned long long)parts);
     uint64_t sum = 0, bad = 0;
-    for (uint64_t p = 0; p < parts && p < (1u << 24); p++) {
+    bool typed = false;
+    if (H5Aexists(f, "layout") > 0) { /* typed: records are the datasets' lengths */
+        hid_t la = H5Aopen(f, "layout", H5P_DEFAULT), lt = H5Aget_type(la);
+        char v[16] = "";
+        if (H5Tget_size(lt) < sizeof v)
+            H5Aread(la, lt, v);
+        typed = strcmp(v, "typed") == 0;
+        H5Tclose(lt);
+        H5Aclose(la);
+    }
+    for (uint64_t p = 0; typed && p < parts && p < (1u << 24); p++) {
+        hssize_t n[2] = {-1, -1};
+        for (int i = 0; i < 2; i++) {
+            char g[40];
+            snprintf(g, sizeof g, "/part-%05llu/%s", (unsigned long long)p, i ? "values" : "keys");
+            hid_t d = H5Dopen2(f, g, H5P_DEFAULT), sp = d >= 0 ? H5Dget_space(d) : -1;
+            n[i] = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+            if (sp >= 0)
+                H5Sclose(sp);
+            if (d >= 0)
+                H5Dclose(d);
+        }
+        if (n[0] < 0 || n[0] != n[1]) {
+            bad++;
+            continue;
+        }
+        sum += (uint64_t)n[0];
+        fprintf(out, "  part-%05llu: %lld records (typed keys and values)\n", (unsigned long long)p,
+                (long long)n[0]);
+    }
+    for (uint64_t p = 0; !typed && p < parts && p < (1u << 24); p++) {
         char g[40];
         snprintf(g, sizeof g, "/part-%05llu/key_offsets", (unsigned long long)p);
         hid_t d = H5Dopen2(f, g, H5P_DEFAULT);
@@ -340,6 +442,7 @@ int mrf__output_h5_inspect(const char *path, FILE *out)
                 (unsigned long long)bad, (unsigned long long)sum);
         return MRF_EIO;
     }
-    fprintf(out, "  verification: OK: offsets ascending, record counts agree\n");
+    fprintf(out, "  verification: OK: %s, record counts agree\n",
+            typed ? "keys and values of every part alike in length" : "offsets ascending");
     return MRF_OK;
 }

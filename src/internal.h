@@ -328,6 +328,19 @@ int mrf__zin_open(int fd, const char *path, uint64_t size, const mrf__task *t, s
 int mrf__zin_next(mrf__zin *z, const char **data, size_t *len, uint64_t *offset);
 void mrf__zin_close(mrf__zin *z);
 
+/* -------------------------------------------------------------- typed.c --
+ * Typed output (spec->key_type, spec->value_type).  check: a declaration
+ * fit to use (MRF_EINVAL naming the fault).  vsize: a value's bytes.
+ * text: a record's key and value printed (kout room for 32 bytes, vout
+ * for 33 a column), or with kout NULL only its sizes checked; typed output
+ * is text (spec->output MRF_OUTPUT_TEXT) or HDF5; a record of
+ * other sizes is MRF_EINVAL naming the job. */
+#define MRF__TYPED_COLUMNS 16 /* value columns at most */
+int mrf__typed_check(const mrf_job_spec *spec);
+size_t mrf__typed_vsize(const mrf_column *v);
+int mrf__typed_text(const mrf_job_spec *spec, const void *k, size_t kl, const void *v, size_t vl,
+                    char *kout, size_t *kn, char *vout, size_t *vn);
+
 /* ------------------------------------------------------------ h5input.c --
  * HDF5 datasets as input, "FILE:/PATH".  mrf__h5in_split: where FILE ends
  * in such a name (its ':'), or 0 when it names no dataset of an existing
@@ -1007,7 +1020,8 @@ void mrf__writer_counts(const mrf__writer *w, uint64_t *recs, uint64_t *kbytes, 
 /* Collective: DIR/output.h5 from every rank's staged part (then removed):
  * a group per part, keys and values as byte blobs with offset arrays. */
 typedef struct mrf__h5out {
-    const char *job, *run_id, *text_format; /* "text" or "raw": what the parts would be */
+    const char *job, *run_id, *text_format;  /* "text" or "raw": what the parts would be */
+    const mrf_column *key_type, *value_type; /* typed output (typed.c), or NULL */
     uint64_t job_fp;
     uint64_t recs, kbytes, vbytes; /* this rank's part */
 } mrf__h5out;

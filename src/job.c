@@ -541,6 +541,8 @@ reduce_phase:
         s->h5.job = s->spec->name;
         s->h5.run_id = s->run_id;
         s->h5.text_format = s->spec->output == MRF_OUTPUT_RAW ? "raw" : "text";
+        s->h5.key_type = s->spec->key_type;
+        s->h5.value_type = s->spec->value_type;
         s->h5.job_fp = s->spec_fp;
         t = MPI_Wtime();
         rc = mrf__output_h5(s->comm, s->tmpdir, &s->h5, &s->bytes_out);

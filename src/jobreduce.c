@@ -98,11 +98,21 @@ static int reduce_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, 
 {
     stage *s = e->state;
     s->records_out++;
+    if (s->typed) { /* binary numbers: printed for text, checked for HDF5 */
+        char kt[32], vt[33 * MRF__TYPED_COLUMNS];
+        bool text = !s->opt->format_hdf5;
+        size_t kn = 0, vn = 0;
+        int rc = mrf__typed_text(s->spec, k, kl, v, vl, text ? kt : NULL, &kn, vt, &vn);
+        if (rc || !text)
+            return rc ? rc : mrf__writer_put(s->out, k, kl, v, vl);
+        return mrf__writer_put(s->out, kt, kn, vt, vn);
+    }
     return mrf__writer_put(s->out, k, kl, v, vl);
 }
 
 static mrf_emitter reduce_emitter(stage *s)
 {
+    s->typed = s->spec->key_type && !s->opt->kv_output; /* (a later stage's input: binary) */
     return (mrf_emitter){.fn = reduce_emit,
                          .state = s,
                          .prev = s->prev_sums,

@@ -81,6 +81,7 @@ typedef struct stage {
     char run_id[64];
     mrf__plan plan;
     size_t rec_size;  /* fixed-size records: the spec's, or the datasets' elements' */
+    bool typed;       /* reduce emits typed output (typed.c) */
     mrf_dtype *dtype; /* datasets: the element's type, once a task was read */
     char *tmpdir;
     bool range;

@@ -77,6 +77,16 @@ if "$PY" -c 'import h5py' 2> /dev/null; then
     check "the user guide's h5py lines print part-00000's first key and value ($got; $first)" \
         "$PY" -c 'import sys; k, v = sys.argv[2].split("\t"); sys.exit(sys.argv[1] != repr(k.encode()) + " " + repr(v.encode()))' \
         "$got" "$first"
+    # the typed-output lines, on groupby's output.h5 ("per-species": its DIR)
+    "$PY" "$TOP_SRCDIR/tests/mpi/h5data.py" make "$WORK/d.h5" 5001 || exit 99
+    mpi 2 tcp run groupby --input "$WORK/d.h5:/contig" --key key --value val --format hdf5 \
+        --output "$WORK/per-species" --quiet || not_ok "groupby --format hdf5 failed"
+    { blocks get python 'np.concatenate' "$TOP_SRCDIR/docs/user-guide.md" |
+        sed "s#\"per-species/#\"$WORK/per-species/#"
+      echo 'print(keys.dtype, vals.dtype.names, len(keys), int(vals["count"].sum()))'; } > "$WORK/typed.py"
+    got=$("$PY" "$WORK/typed.py" 2>&1)
+    check "the user guide's typed-output lines read int64 keys and count, sum, min, max ($got)" \
+        [ "$got" = "int64 ('count', 'sum', 'min', 'max') $(cut -f1 <("$PY" "$TOP_SRCDIR/tests/mpi/h5data.py" groupby "$WORK/d.h5" /contig key val) | wc -l) 5001" ]
 else
     echo "# h5py lines not run: python3-h5py is not installed (scripts/setup.sh installs it)"
 fi

@@ -21,6 +21,9 @@ answers for them.
                             2-D row), BIN<TAB>COUNT sorted by sort(1)
   h5data.py groupby FILE DSET KEY VALUE    the groupby job's answer,
                             KEY<TAB>COUNT<TAB>SUM<TAB>MIN<TAB>MAX (%.17g)
+  h5data.py typed OUTPUT.h5 a typed --format hdf5 output read as numpy
+                            reads it (f['part-NNNNN/keys'][:]), printed as
+                            the text output would be; "dtypes: ..." first
 
 Values are multiples of 1/4 well under 2^40, so every sum is exact in
 double whatever order the ranks add in.
@@ -113,6 +116,24 @@ def groupby(path, name, key, value):
         print(line)
 
 
+def typed(path):
+    def show(x):
+        return "%.17g" % x if isinstance(x, (float, np.floating)) else "%d" % x
+
+    lines, dtypes = [], set()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["layout"] == b"typed", f.attrs["layout"]
+        for name in sorted(f):
+            keys, vals = f[name]["keys"][:], f[name]["values"][:]
+            dtypes.add("%s %s" % (keys.dtype, vals.dtype.descr if vals.dtype.names else vals.dtype))
+            for k, v in zip(keys, vals):
+                cols = [show(c) for c in v] if vals.dtype.names else [show(v)]
+                lines.append("\t".join([show(k)] + cols))
+    print("dtypes: " + "; ".join(sorted(dtypes)))
+    for line in sorted(lines, key=lambda s: s.encode()):
+        print(line)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2], int(sys.argv[3]))
@@ -121,5 +142,7 @@ if __name__ == "__main__":
              int(sys.argv[7]))
     elif sys.argv[1] == "groupby":
         groupby(*sys.argv[2:6])
+    elif sys.argv[1] == "typed":
+        typed(sys.argv[2])
     else:
         ref(sys.argv[2], sys.argv[3:])

@@ -5,8 +5,10 @@
 # below and above the range; groupby on skewed negative int64 keys (one key
 # holds about 40 % of the rows, so it is split over ranks) in a chunked and
 # a contiguous dataset, and on unsigned keys with NaN values; N rows not a
-# multiple of any chunk.  Then every refusal of a bad option or a field
-# that is missing or of the wrong kind: exit 2 naming it, no output.
+# multiple of any chunk; --format hdf5 writes typed datasets (int64 keys,
+# uint64 counts or a compound) that h5py reads as numpy arrays equal to
+# numpy's answers.  Then every refusal of a bad option or a field that is
+# missing or of the wrong kind: exit 2 naming it, no output.
 . "$TOP_SRCDIR/tests/mpi/lib.sh"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -47,6 +49,28 @@ END
     check "nan, $np ranks: the NaNs are bad records" \
         [ "$(cat "$WORK/nan-$np"/_BAD_RECORDS/* 2> /dev/null | grep -c NaN)" = $(((N + 500) / 501)) ]
 done
+# typed HDF5 output: int64 bins and uint64 counts; int64 keys and a
+# compound of count, sum, min, max; read as numpy reads them
+for np in 1 2 4; do
+    mpi "$np" tcp run histogram --input "$D:/floats" --range -1000:1000 --bins 20 --format hdf5 \
+        --output "$WORK/th-$np" --task-size 64K --quiet --max-bad-records 1000
+    "$PY" "$H5DATA" typed "$WORK/th-$np/output.h5" > "$WORK/th-$np.txt" 2> "$WORK/th-$np.err"
+    check "histogram --format hdf5, $np ranks: int64 keys, uint64 counts" \
+        [ "$(head -1 "$WORK/th-$np.txt")" = "dtypes: int64 uint64" ]
+    check "histogram --format hdf5, $np ranks: equal to numpy" \
+        cmp -s "$WORK/ref-floats" <(tail -n +2 "$WORK/th-$np.txt")
+    mpi "$np" tcp run groupby --input "$D:/grp/chunked" --key key --value val --format hdf5 \
+        --output "$WORK/tg-$np" --task-size 64K --quiet
+    "$PY" "$H5DATA" typed "$WORK/tg-$np/output.h5" > "$WORK/tg-$np.txt" 2> "$WORK/tg-$np.err"
+    check "groupby --format hdf5, $np ranks: int64 keys, a compound of count, sum, min, max" \
+        grep -qF "dtypes: int64 [('count', '<u8'), ('sum', '<f8'), ('min', '<f8'), ('max', '<f8')]" \
+        "$WORK/tg-$np.txt"
+    check "groupby --format hdf5, $np ranks: equal to numpy" \
+        cmp -s "$WORK/ref-chunked" <(tail -n +2 "$WORK/tg-$np.txt")
+    check "groupby --format hdf5, $np ranks: mrflow inspect verifies it" \
+        "$MRFLOW" inspect "$WORK/tg-$np/output.h5"
+done
+
 check "the heaviest groupby key (-299) holds over a third of the rows" \
     awk -F'\t' -v n=$N '$1 == -299 && $2 > n / 3 { ok = 1 } END { exit !ok }' "$WORK/ref-chunked"
 

@@ -200,6 +200,36 @@ static void test_job_options(void)
     CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_EINVAL);
     spec.options = decl;
     CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_OK);
+    /* typed output declarations */
+    static const mrf_column k8 = {"k", MRF_FIELD_INT, 8}, k3 = {"k", MRF_FIELD_INT, 3},
+                            f2 = {"f", MRF_FIELD_FLOAT, 2};
+    static const mrf_column v2[] = {{"n", MRF_FIELD_UINT, 8}, {"x", MRF_FIELD_FLOAT, 4}, {NULL}};
+    static const mrf_column none[] = {{NULL}};
+    mrf_job_spec ty = {.name = "t", .key_type = &k8, .value_type = v2};
+    CU_ASSERT_EQUAL(mrf__typed_check(&ty), MRF_OK);
+    CU_ASSERT_EQUAL(mrf__typed_vsize(v2), 12);
+    char kt[32], vt[66];
+    size_t kn, vn;
+    unsigned char rec[12];
+    uint64_t n = 42;
+    float x = 0.5f;
+    int64_t key = -7;
+    memcpy(rec, &n, 8);
+    memcpy(rec + 8, &x, 4);
+    CU_ASSERT_EQUAL(mrf__typed_text(&ty, &key, 8, rec, 12, kt, &kn, vt, &vn), MRF_OK);
+    CU_ASSERT(kn == 2 && memcmp(kt, "-7", 2) == 0);
+    CU_ASSERT(vn == 6 && memcmp(vt, "42\t0.5", 6) == 0);
+    CU_ASSERT_EQUAL(mrf__typed_text(&ty, &key, 4, rec, 12, kt, &kn, vt, &vn), MRF_EINVAL);
+    ty.key_type = &k3;
+    CU_ASSERT_EQUAL(mrf__typed_check(&ty), MRF_EINVAL);
+    ty.key_type = &f2;
+    CU_ASSERT_EQUAL(mrf__typed_check(&ty), MRF_EINVAL);
+    ty.key_type = &k8;
+    ty.value_type = none;
+    CU_ASSERT_EQUAL(mrf__typed_check(&ty), MRF_EINVAL);
+    ty.value_type = v2;
+    ty.output = MRF_OUTPUT_RAW;
+    CU_ASSERT_EQUAL(mrf__typed_check(&ty), MRF_EINVAL);
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
