@@ -268,6 +268,11 @@ void mrf__dtype_free(mrf_dtype *y)
 int mrf__h5in_read(const char *input, const mrf__task *t, uint64_t stride, uint64_t count,
                    char **buf, size_t *cap, mrf_dtype **type)
 {
+    uint64_t rows_t = t->clen ? t->len / t->clen : 0;
+    if (count == 0 || stride == 0) /* all the task's rows */
+        count = rows_t, stride = 1;
+    if (count == 0 || stride * (count - 1) >= rows_t) /* (checked before any HDF5 handle) */
+        return mrf__fail(MRF_EINTERNAL, "reading rows past a task of '%s'", input);
     char err[MRF_ERRLEN];
     hid_t f, d, mt, fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     uint64_t rows;
@@ -284,11 +289,6 @@ int mrf__h5in_read(const char *input, const mrf__task *t, uint64_t stride, uint6
     }
     if (rc == MRF_OK && !*type)
         rc = describe(mt, type);
-    uint64_t rows_t = t->len / t->clen;
-    if (count == 0 || stride == 0) /* all the task's rows */
-        count = rows_t, stride = 1;
-    if (stride * (count - 1) >= rows_t)
-        return mrf__fail(MRF_EINTERNAL, "reading rows past a task of '%s'", input);
     size_t want = (size_t)(count * t->clen);
     if (rc == MRF_OK && *cap < want) {
         char *nb = mrf__big_resize(*buf, *cap, want);
