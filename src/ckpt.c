@@ -3,15 +3,26 @@
  * written collectively through the MPI-IO driver, and read back on any
  * number of ranks.
  *
- * A checkpoint holds the map output of the tasks committed so far, by
- * bucket, and what is needed to go on from there:
+ * Checkpoints are incremental: an epoch's /data holds the map output
+ * committed since the epoch it builds on (attribute base_epoch; 0: none, the
+ * file holds all of it), so every record reaches the checkpoint directory
+ * once.  The chain of an epoch is itself, its base, the base's base, and
+ * so on; resuming reads the data of the whole chain and everything else
+ * (task bitmap, decisions, dead letters: all small) from the newest file.
+ * chain_records counts the records of the whole chain, a check that no
+ * link was replaced.  An epoch after the shuffle holds all its data.
+ * Files written before base_epoch existed read as base_epoch 0.
+ *
+ * An epoch holds, by bucket, its share of the map output and what is
+ * needed to go on from there:
  *
  *   /meta           group; attributes: job, engine_version, run_id, phase,
  *                   partitioner, spec_fingerprint, inputs_fingerprint,
  *                   task_size, tasks, tasks_done, buckets, bucket_count,
  *                   hash_buckets, map_combine, ranks, epoch, records,
  *                   raw_bytes, stored_bytes, blocks, bad_records,
- *                   records_in, input_bytes, created
+ *                   records_in, input_bytes, created, base_epoch,
+ *                   chain_records
  *   /tasks_done     uint8[ceil(tasks / 8)]: bit t set = map task t committed
  *   /partition      uint8[]: the partitioning decisions (splitters, heavy
  *                   keys; partition.c's mrf__decisions_pack)
@@ -33,7 +44,8 @@
  * Commit: the file is written as DIR/.epoch-N.h5.tmp, closed collectively,
  * fsynced by every rank, renamed by rank 0 to DIR/epoch-N.h5; then LATEST
  * ("epoch-N.h5\n") is replaced atomically (temporary, fsync, rename, fsync
- * of DIR).  Only the two newest epochs are kept.  A crash at any point
+ * of DIR).  The epochs kept are the new one's chain and the chain of the
+ * one before it (the fallback); older ones are removed.  A crash at any point
  * leaves LATEST naming a complete file.
  */
 #define _GNU_SOURCE
@@ -146,8 +158,13 @@ static const struct {
     F("records_in", records_in),
     F("input_bytes", input_bytes),
     F("created", created),
+    F("base_epoch", base_epoch),
+    F("chain_records", chain_records),
 #undef F
 };
+/* fields a file written before incremental checkpoints lacks: it holds all
+ * its data (base_epoch 0, chain_records = records) */
+#define OPTIONAL_FIELDS 2
 
 static const struct {
     const char *name;
@@ -194,8 +211,13 @@ static int put_attrs(hid_t g, const mrf__ckpt_meta *m)
 static int get_attrs(hid_t g, mrf__ckpt_meta *m)
 {
     memset(m, 0, sizeof *m);
-    for (size_t i = 0; i < sizeof u64_fields / sizeof *u64_fields; i++) {
+    size_t nf = sizeof u64_fields / sizeof *u64_fields;
+    for (size_t i = 0; i < nf; i++) {
         uint64_t *v = (uint64_t *)((char *)m + u64_fields[i].off);
+        if (i >= nf - OPTIONAL_FIELDS && H5Aexists(g, u64_fields[i].name) == 0) {
+            *v = strcmp(u64_fields[i].name, "chain_records") == 0 ? m->records : 0;
+            continue;
+        }
         hid_t a = H5Aopen(g, u64_fields[i].name, H5P_DEFAULT);
         int bad = a < 0 || H5Aread(a, H5T_NATIVE_UINT64, v) < 0;
         if (a >= 0)
@@ -549,7 +571,15 @@ static int write_data(mrf__ckpt_writer *w, hid_t d, uint64_t data_start)
 
 /* Rank 0: LATEST names epoch-N.h5, replaced atomically; older epochs than
  * the two newest removed. */
-static int publish(const char *dir, uint64_t epoch)
+static bool kept(uint64_t e, const uint64_t *keep, size_t nkeep)
+{
+    for (size_t i = 0; i < nkeep; i++)
+        if (keep[i] == e)
+            return true;
+    return false;
+}
+
+static int publish(const char *dir, uint64_t epoch, const uint64_t *keep, size_t nkeep)
 {
     char name[64], line[80];
     epoch_name(name, sizeof name, epoch);
@@ -575,12 +605,12 @@ static int publish(const char *dir, uint64_t epoch)
         goto out;
     }
     sync_dir(dir);
-    /* keep the two newest epochs */
+    /* keep this epoch and the ones named: its chain and the fallback's */
     DIR *dp = opendir(dir);
     struct dirent *de;
     while (dp && (de = readdir(dp))) {
         uint64_t e;
-        if (parse_epoch(de->d_name, &e) && e + 1 < epoch) {
+        if (parse_epoch(de->d_name, &e) && e < epoch && !kept(e, keep, nkeep)) {
             char *old = path_join(dir, de->d_name);
             if (old && unlink(old) == 0)
                 mrf__log(MRF_LOG_DEBUG, "removed the old checkpoint '%s'", old);
@@ -597,7 +627,8 @@ out:
 
 int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, const uint8_t *done,
                      size_t done_len, const char *part, size_t part_len, const char *bad,
-                     size_t bad_len, bool crash, mrf__ckpt_stats *st)
+                     size_t bad_len, const uint64_t *keep, size_t nkeep, bool crash,
+                     mrf__ckpt_stats *st)
 {
     double t0 = MPI_Wtime();
     int rc = flush_block(w);
@@ -622,6 +653,7 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
         w->ents[i].offset += before[1];
     m->raw_bytes = tsums[0];
     m->records = tsums[1];
+    m->chain_records += tsums[1]; /* the caller set its base's */
     m->stored_bytes = total[1];
     m->blocks = total[0];
     m->ranks = (uint64_t)w->size;
@@ -719,7 +751,7 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
                            strerror(errno));
         if (rc == MRF_OK) {
             sync_dir(dir);
-            rc = publish(dir, m->epoch);
+            rc = publish(dir, m->epoch, keep, nkeep);
         }
         if (rc)
             unlink(tmp);
@@ -1154,6 +1186,7 @@ int mrf__ckpt_inspect(const char *path, FILE *out)
             "  partitioner %s, map-combine %s, %llu buckets (%llu hash, --buckets %llu)\n"
             "  fingerprints: spec %016llx, inputs %016llx\n"
             "  data: %llu records, %llu bytes raw, %llu stored (%.2fx) in %llu blocks\n"
+            "  builds on: %s%llu; %llu records in the chain\n"
             "  input mapped: %llu records, %llu bytes; %llu bad records set aside\n",
             path, m.job, m.version, m.run_id, when, (unsigned long long)m.ranks,
             (unsigned long long)m.epoch, m.phase, (unsigned long long)m.tasks_done,
@@ -1163,7 +1196,10 @@ int mrf__ckpt_inspect(const char *path, FILE *out)
             (unsigned long long)m.inputs_fp, (unsigned long long)m.records,
             (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes,
             m.stored_bytes ? (double)m.raw_bytes / (double)m.stored_bytes : 1.0,
-            (unsigned long long)m.blocks, (unsigned long long)m.records_in,
+            (unsigned long long)m.blocks,
+            m.base_epoch ? "epoch " : "nothing (this file holds all its data)",
+            (unsigned long long)m.base_epoch, (unsigned long long)m.chain_records,
+            (unsigned long long)m.records_in,
             (unsigned long long)m.input_bytes, (unsigned long long)m.bad_records);
     /* every block: checksum and decoding; sizes per bucket */
     int rc = MRF_OK;

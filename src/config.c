@@ -214,6 +214,7 @@ int mrf__parse_options(int argc, char **argv, const mrf_job_option *decl, mrf__o
     opt->corrupt_spill_rank = -1;
     opt->crash_rank = -1;
     opt->ckpt_every = 300;
+    opt->ckpt_bytes = 512ull << 20;
     opt->iterations = 100;
     opt->tol = 1e-9;
     opt->fault_factor = 5.0;
@@ -443,6 +444,15 @@ int mrf__parse_options(int argc, char **argv, const mrf_job_option *decl, mrf__o
                 goto usage;
             }
             opt->ckpt_every = v;
+        } else if (opt_is(a, "--checkpoint-bytes", &val)) {
+            NEED_VALUE();
+            if (mrf__parse_size(val, &opt->ckpt_bytes)) {
+                snprintf(err, errlen,
+                         "--checkpoint-bytes '%s' is not a size (like 512M; 0: checkpoints by "
+                         "time only)",
+                         val);
+                goto usage;
+            }
         } else if (opt_is(a, "--iterations", &val)) {
             NEED_VALUE();
             uint64_t v;
@@ -588,13 +598,19 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "  --checkpoint-dir DIR\n"
            "                      take coordinated HDF5 checkpoints in DIR (epoch-N.h5,\n"
            "                      LATEST): after the map phase, every --checkpoint-every\n"
-           "                      seconds between map tasks, and on SIGUSR1, SIGUSR2 or\n"
-           "                      SIGTERM, after which the job exits with status 75.\n"
+           "                      seconds or --checkpoint-bytes between map tasks, and on\n"
+           "                      SIGUSR1, SIGUSR2 or SIGTERM, after which the job exits\n"
+           "                      with status 75.\n"
            "                      Running the same command again resumes from the newest\n"
            "                      valid checkpoint, on any number of ranks\n"
            "  --checkpoint-every S seconds between checkpoints during the map; after the\n"
            "                      shuffle one is taken if S seconds passed since the last\n"
-           "                      (default 300; 0: only after the map and on a signal)\n"
+           "                      (default 300; 0: not by time)\n"
+           "  --checkpoint-bytes SIZE\n"
+           "                      also checkpoint between map tasks when a rank holds SIZE\n"
+           "                      of map output that no checkpoint has (default 512M; 0:\n"
+           "                      by time only). Checkpoints are incremental: each writes\n"
+           "                      only what is new, so this bounds what a signal must write\n"
            "  --no-resume         ignore DIR's checkpoints and start from the beginning\n"
            "  --restart-from-scratch\n"
            "                      when DIR holds checkpoints but none is valid, start\n"

@@ -221,6 +221,7 @@ typedef struct mrf__options {
     bool format_hdf5;         /* --format hdf5: DIR/output.h5 instead of parts */
     const char *ckpt_dir;     /* --checkpoint-dir DIR; NULL = no checkpoints */
     double ckpt_every;        /* --checkpoint-every SECONDS during the map; 0 = none */
+    uint64_t ckpt_bytes;      /* --checkpoint-bytes: also when a rank holds this much unsaved */
     bool no_resume;           /* --no-resume: ignore existing checkpoints */
     bool restart_scratch;     /* --restart-from-scratch: no valid epoch is not an error */
     int crash_rank;           /* --fault crash:rank=R:phase=P (testing); -1 = none */
@@ -875,6 +876,7 @@ typedef struct mrf__brun {
     size_t n;
     long task;      /* -1: committed; else the running task it belongs to */
     unsigned level; /* merged from this many generations of runs */
+    bool saved;     /* its records are in the checkpoint chain already */
 } mrf__brun;
 
 const char *mrf__spill_dir(const char *opt_dir);
@@ -1048,6 +1050,8 @@ typedef struct mrf__ckpt_meta {
     uint64_t spec_fp, inputs_fp, task_size, tasks, tasks_done, buckets_opt, nb, nb_base,
         map_combine, ranks, epoch, records, raw_bytes, stored_bytes, blocks, bad_records,
         records_in, input_bytes, created;
+    uint64_t base_epoch;    /* the epoch whose chain this one adds to; 0: none */
+    uint64_t chain_records; /* records in this epoch and its chain */
 } mrf__ckpt_meta;
 
 typedef struct mrf__ckpt_stats {
@@ -1069,12 +1073,15 @@ void mrf__ckpt_writer_destroy(mrf__ckpt_writer *w);
 #define MRF__CKPT_MIXED UINT32_MAX
 int mrf__ckpt_put(mrf__ckpt_writer *w, const char *rec);
 void mrf__ckpt_set_mixed(mrf__ckpt_writer *w, bool mixed);
-/* Collective: writes DIR/epoch-N.h5 (N = m->epoch) with what was put, the
+/* Collective: writes DIR/epoch-N.h5 (N = m->epoch; m->base_epoch and
+ * m->chain_records of the base set by the caller) with what was put, the
  * task bitmap, the partitioning decisions and the dead letters, commits it
- * and publishes it as LATEST.  crash: --fault crash:phase=checkpoint. */
+ * and publishes it as LATEST; older epochs not in keep[] are removed.
+ * crash: --fault crash:phase=checkpoint. */
 int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, const uint8_t *done,
                      size_t done_len, const char *part, size_t part_len, const char *bad,
-                     size_t bad_len, bool crash, mrf__ckpt_stats *st);
+                     size_t bad_len, const uint64_t *keep, size_t nkeep, bool crash,
+                     mrf__ckpt_stats *st);
 /* Rank 0: creates DIR if needed, checks it is writable, removes files of
  * unfinished writes, and lists up to max epochs, newest first, that LATEST
  * allows.  On a usage error writes the reason to err. */

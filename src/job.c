@@ -481,6 +481,11 @@ static int run_stage(stage *s)
     if (s->ckpt && !(resumed && s->resumed_tasks == s->plan.n_tasks) &&
         (rc = mrf__st_take_checkpoint(s, "mapped")))
         goto out_with_tmpdir;
+    if (s->ckpt && !s->preempt) { /* a signal during that checkpoint: it holds the map */
+        int pre = mrf__preempted() != 0;
+        MPI_Allreduce(MPI_IN_PLACE, &pre, 1, MPI_INT, MPI_MAX, s->comm);
+        s->preempt = pre;
+    }
     if (s->preempt) {
         rc = MRF__PREEMPTED;
         goto out_with_tmpdir;
@@ -527,9 +532,11 @@ reduce_phase:
     mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());
     if ((rc = mrf__st_agree(s, rc))) {
-        /* stopped by a signal: the reduce input is whole still; checkpoint
-         * it (a failure leaves the previous epoch, after the map, valid) */
-        if (rc == MRF__PREEMPTED && s->ckpt && !s->shuffled_ckpt)
+        /* stopped by a signal: the checkpoint after the map (or the one
+         * resumed from) holds everything; writing the reduce input now
+         * would make the stop as long as the data, so the resumed run
+         * shuffles again.  Only a run without any checkpoint writes it. */
+        if (rc == MRF__PREEMPTED && s->ckpt && !s->shuffled_ckpt && s->n_chain == 0)
             mrf__st_take_checkpoint_shuffled(s);
         goto out_with_tmpdir;
     }
@@ -589,6 +596,9 @@ out:
     s->ckw = NULL;
     mrf__free(s->done);
     s->done = NULL;
+    mrf__free(s->chain);
+    s->chain = NULL;
+    s->n_chain = s->chain_cap = 0;
     mrf__badrec_close(&s->bad);
     mrf__progress_end(&s->prog);
     mrf__free(s->tmpdir);

@@ -119,7 +119,7 @@ static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw,
  * writer is freed so its staging buffers (up to 256 MiB) go back to the
  * budget.  n_mem: records put from memory, for the log.  Collective. */
 static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, double ck_before,
-                             size_t n_mem)
+                             size_t n_mem, bool incremental)
 {
     double t_put = MPI_Wtime();
     char *bad = NULL, *part = NULL;
@@ -130,6 +130,15 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
     mrf__ckpt_meta m;
     fill_meta(s, &m, phase);
+    if (incremental && s->n_chain) { /* it adds to the chain's newest */
+        m.base_epoch = s->chain[s->n_chain - 1];
+        m.chain_records = s->chain_records;
+    }
+    uint64_t *nc = mrf__grow_for(s->chain, &s->chain_cap, s->n_chain, sizeof *nc);
+    if (nc)
+        s->chain = nc;
+    else if (rc == MRF_OK)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
     uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
     MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
     m.records_in = tot[0];
@@ -142,23 +151,31 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
                  "spilled runs), waited %.3f s for the other ranks",
                  t_put - t0, n_mem, s->n_bruns + s->n_runs, MPI_Wtime() - t_agree);
         bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
+        /* kept: the new epoch's chain, and (after the shuffle) the map's as
+         * the fallback */
         rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
-                              bad, bad_len, crash, &s->ckst);
+                              bad, bad_len, s->chain, s->n_chain, crash, &s->ckst);
     }
     mrf__ckpt_writer_destroy(s->ckw);
     s->ckw = NULL;
     mrf__free(bad);
     mrf__free(part);
     if (rc == MRF_OK) {
+        if (!incremental)
+            s->n_chain = 0;
+        s->chain[s->n_chain++] = m.epoch;
+        s->chain_records = m.chain_records;
+        s->chain_tasks = s->n_done;
         s->epoch++;
         double took = MPI_Wtime() - t0;
         s->ckst.seconds = ck_before + took; /* gathering and compressing too, not only writing */
         if (s->rank == 0)
             mrf__log(MRF_LOG_INFO,
-                     "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu records, "
-                     "%llu bytes raw, %llu stored, %.3f s",
+                     "checkpoint %s/epoch-%06llu.h5 (%s): %llu of %zu tasks, %llu new records "
+                     "(%llu in the chain of %zu epochs), %llu bytes raw, %llu stored, %.3f s",
                      s->opt->ckpt_dir, (unsigned long long)m.epoch, phase,
                      (unsigned long long)s->n_done, s->plan.n_tasks, (unsigned long long)m.records,
+                     (unsigned long long)m.chain_records, s->n_chain,
                      (unsigned long long)m.raw_bytes, (unsigned long long)m.stored_bytes, took);
     } else if (s->rank == 0) {
         mrf__log(MRF_LOG_ERROR, "checkpoint epoch %llu (%s) was not written; %s",
@@ -170,13 +187,26 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
     return rc;
 }
 
+/* Everything this rank's map output holds is in the chain now. */
+static void mark_saved(stage *s)
+{
+    s->ck_mark = s->kv.len;
+    s->unsaved_spilled = 0;
+    for (size_t r = 0; r < s->n_bruns; r++)
+        if (s->bruns[r].task == -1)
+            s->bruns[r].saved = true;
+}
+
 /* Collective, between map tasks or after the map: writes every rank's
- * committed map output (arena and bucket runs), by bucket, as the next
- * epoch. */
+ * committed map output that no checkpoint holds yet (the arena past the
+ * mark, bucket runs not saved), by bucket, as the next epoch of the chain;
+ * then all of it counts as saved. */
 int mrf__st_take_checkpoint(stage *s, const char *phase)
 {
     double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
     int rc = MRF_OK;
+    if (s->n_chain && s->n_done == s->chain_tasks && strcmp(phase, "map") == 0)
+        return MRF_OK; /* no task committed since the chain's newest: nothing to add */
     uint64_t *offs = NULL, *cnt = NULL;
     size_t n = 0, ocap = 0;
     char *raw = NULL;
@@ -188,7 +218,8 @@ int mrf__st_take_checkpoint(stage *s, const char *phase)
     /* the arena's records by bucket (a counting sort of their offsets) */
     if (rc == MRF_OK && !(cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt)))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
+    size_t from = s->ck_mark < s->kv.len ? s->ck_mark : s->kv.len;
+    for (size_t at = from; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
         cnt[mrf__rec_bucket(s->kv.base + at) + 1]++;
         n++;
     }
@@ -198,7 +229,7 @@ int mrf__st_take_checkpoint(stage *s, const char *phase)
     if (rc == MRF_OK) {
         for (uint32_t b = 0; b < s->nb; b++)
             cnt[b + 1] += cnt[b];
-        for (size_t at = 0; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
+        for (size_t at = from; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
             offs[cnt[mrf__rec_bucket(s->kv.base + at)]++] = at;
         /* cnt[b] is now where bucket b ends */
     }
@@ -214,13 +245,15 @@ int mrf__st_take_checkpoint(stage *s, const char *phase)
             rc = mrf__ckpt_put(s->ckw, s->kv.base + offs[i]);
         }
         for (size_t r = 0; rc == MRF_OK && r < s->n_bruns; r++)
-            if (s->bruns[r].task == -1)
+            if (s->bruns[r].task == -1 && !s->bruns[r].saved)
                 rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
     }
     mrf__big_free(offs, ocap * sizeof *offs);
     mrf__free(cnt);
     mrf__big_free(raw, rcap);
-    return commit_checkpoint(s, rc, phase, t0, ck_before, n);
+    if ((rc = commit_checkpoint(s, rc, phase, t0, ck_before, n, true)) == MRF_OK)
+        mark_saved(s);
+    return rc;
 }
 
 /* A verified block of a checkpoint becomes committed map output. */
@@ -309,7 +342,7 @@ int mrf__st_take_checkpoint_shuffled(stage *s)
         mrf__runr_close(&rd);
     }
     mrf__big_free(buf, cap);
-    rc = commit_checkpoint(s, rc, "shuffled", t0, ck_before, n);
+    rc = commit_checkpoint(s, rc, "shuffled", t0, ck_before, n, false);
     if (rc == MRF_OK)
         s->shuffled_ckpt = true;
     return rc;
@@ -360,7 +393,72 @@ static const char *fingerprint_differs(stage *s, const mrf__ckpt_meta *m, char *
     return why;
 }
 
-/* Restores the open epoch: decisions, map output, dead letters, tasks done. */
+/* The map output of the open epoch's base and the base's bases (an equal
+ * share of each file on every rank), each checked to be of the same job and
+ * run lineage; s->chain becomes the epochs loaded, oldest first. */
+static int load_chain(stage *s)
+{
+    const mrf__ckpt_meta *top = &s->ckmeta;
+    s->n_chain = 0;
+    uint64_t e = top->epoch, base = top->base_epoch, recs = top->records;
+    int rc = MRF_OK;
+    for (;;) {
+        uint64_t *nc = mrf__grow_for(s->chain, &s->chain_cap, s->n_chain, sizeof *nc);
+        if (!nc)
+            return mrf__st_agree(s, mrf__fail(MRF_ENOMEM, "out of memory"));
+        s->chain = nc;
+        s->chain[s->n_chain++] = e;
+        if (base == 0)
+            break;
+        if (base >= e) {
+            rc = MRF_EIO;
+            break;
+        }
+        mrf__ckpt_reader *r = NULL;
+        mrf__ckpt_meta m;
+        if ((rc = mrf__ckpt_open(s->comm, s->opt->ckpt_dir, base, &r, &m))) {
+            if (s->rank == 0)
+                mrf__log(MRF_LOG_ERROR,
+                         "checkpoint '%s' builds on epoch %llu, which cannot be read (missing, "
+                         "truncated, or not a complete HDF5 file)",
+                         mrf__ckpt_path(s->ckr), (unsigned long long)base);
+            return MRF_EIO;
+        }
+        bool same = strcmp(m.job, top->job) == 0 && m.spec_fp == top->spec_fp &&
+                    m.inputs_fp == top->inputs_fp && m.nb == top->nb &&
+                    m.nb_base == top->nb_base && m.tasks == top->tasks &&
+                    strcmp(m.phase, "shuffled") != 0 && m.tasks_done <= top->tasks_done &&
+                    m.chain_records + recs == top->chain_records;
+        if (same)
+            rc = mrf__ckpt_load(r, -1, load_block, s);
+        else if (s->rank == 0)
+            mrf__log(MRF_LOG_ERROR,
+                     "checkpoint '%s' is not the base that '%s' was written on (another job, "
+                     "run or record count)",
+                     mrf__ckpt_path(r), mrf__ckpt_path(s->ckr));
+        mrf__ckpt_close(r);
+        if (!same || (rc = mrf__st_agree(s, rc)))
+            return same ? rc : MRF_EIO;
+        e = base;
+        base = m.base_epoch;
+        recs += m.records;
+    }
+    if (rc == MRF_OK && recs != top->chain_records)
+        rc = MRF_EIO;
+    if (rc && s->rank == 0)
+        mrf__log(MRF_LOG_ERROR, "checkpoint '%s': its chain of epochs is damaged",
+                 mrf__ckpt_path(s->ckr));
+    for (size_t i = 0; i < s->n_chain / 2; i++) { /* oldest first */
+        uint64_t t = s->chain[i];
+        s->chain[i] = s->chain[s->n_chain - 1 - i];
+        s->chain[s->n_chain - 1 - i] = t;
+    }
+    s->chain_records = recs;
+    return rc;
+}
+
+/* Restores the open epoch: decisions, map output (its chain's too), dead
+ * letters, tasks done. */
 static int load_epoch(stage *s)
 {
     const mrf__ckpt_meta *m = &s->ckmeta;
@@ -407,9 +505,18 @@ static int load_epoch(stage *s)
     s->direct = s->tails_done && m->ranks == (uint64_t)s->size;
     if (s->direct)
         mrf__st_size_reduce_side(s);
+    if (rc == MRF_OK && s->direct && m->base_epoch)
+        rc = mrf__fail(MRF_EIO, "checkpoint '%s': an epoch after the shuffle builds on another",
+                       mrf__ckpt_path(s->ckr));
     if (rc == MRF_OK)
         rc = mrf__ckpt_load(s->ckr, s->direct ? s->rank : -1,
                             s->direct ? load_reduce_block : load_block, s);
+    if ((rc = mrf__st_agree(s, rc)) == MRF_OK)
+        rc = load_chain(s);
+    if (rc == MRF_OK) {
+        mark_saved(s); /* what was loaded is in the chain: the next epoch adds to it */
+        s->chain_tasks = s->n_done;
+    }
     if (rc == MRF_OK)
         rc = mrf__ckpt_read_bad(s->ckr, &bad, &bad_len);
     if ((rc = mrf__st_agree(s, rc)) == MRF_OK && s->rank == 0 && bad_len) {

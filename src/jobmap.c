@@ -35,8 +35,9 @@ static uint32_t drain_bucket(void *ctx, const void *key, size_t klen, uint64_t h
 }
 
 /* Writes the records [from, to) of kv (the map arena or a task's) to disk as a bucket run that
- * belongs to task (-1: committed output), and closes the gap in the arena. */
-static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long task)
+ * belongs to task (-1: committed output), and closes the gap in the arena.  saved: the
+ * records are in the checkpoint chain already. */
+static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long task, bool saved)
 {
     if (from == to)
         return MRF_OK;
@@ -66,8 +67,11 @@ static int spill_range(stage *s, mrf__kvbuf *kv, size_t from, size_t to, long ta
         goto out;
     r->task = task;
     r->level = 0;
+    r->saved = saved;
     s->n_bruns++;
     s->map_spilled += to - from;
+    if (!saved)
+        s->unsaved_spilled += to - from;
     mrf__log(MRF_LOG_DEBUG,
              "spilled %zu bytes of map output (%zu records) as run %zu; %zu bytes in use "
              "(arena %zu, table %zu+%zu, task table %zu+%zu)",
@@ -89,17 +93,20 @@ out:
  * a sixteenth of the budget: when `fan` committed runs of one level exist,
  * they are merged into one run of the next level (their blocks copied, not
  * decoded), so a rank holds at most fan - 1 runs per level and every
- * spilled byte is copied about log_fan(runs) times. */
-static int compact_bruns(stage *s)
+ * spilled byte is copied about log_fan(runs) times.  Runs already in a
+ * checkpoint are merged only with each other (saved), so a checkpoint
+ * still writes only what is new. */
+static int compact_bruns_of(stage *s, bool saved)
 {
     size_t dir = (size_t)s->nb * sizeof(mrf__bdir_ent);
-    size_t fan = (size_t)(s->budget / 16 / dir / 2);
+    size_t fan = (size_t)(s->budget / 16 / dir / 4);
     if (fan < 4)
         fan = 4;
     for (unsigned level = 0;; level++) {
         size_t n = 0, first = SIZE_MAX;
         for (size_t i = 0; i < s->n_bruns; i++)
-            if (s->bruns[i].task == -1 && s->bruns[i].level == level) {
+            if (s->bruns[i].task == -1 && s->bruns[i].level == level &&
+                s->bruns[i].saved == saved) {
                 n++;
                 if (first == SIZE_MAX)
                     first = i;
@@ -114,7 +121,8 @@ static int compact_bruns(stage *s)
             return mrf__fail(MRF_ENOMEM, "out of memory merging spilled runs");
         size_t k = 0, keep = 0;
         for (size_t i = 0; i < s->n_bruns; i++) {
-            if (s->bruns[i].task == -1 && s->bruns[i].level == level)
+            if (s->bruns[i].task == -1 && s->bruns[i].level == level &&
+                s->bruns[i].saved == saved)
                 tmp[k++] = s->bruns[i];
             else
                 s->bruns[keep++] = s->bruns[i];
@@ -131,11 +139,18 @@ static int compact_bruns(stage *s)
             mrf__free(tmp[i].ents);
         mrf__free(tmp);
         merged.level = level + 1;
+        merged.saved = saved;
         s->bruns[keep++] = merged;
         s->n_bruns = keep;
         mrf__log(MRF_LOG_DEBUG, "merged %zu spilled runs of level %u; %zu runs", k, level,
                  s->n_bruns);
     }
+}
+
+static int compact_bruns(stage *s)
+{
+    int rc = compact_bruns_of(s, false);
+    return rc ? rc : compact_bruns_of(s, true);
 }
 
 /* The map arena is full: spill it (the running task's records, when its copy
@@ -145,10 +160,14 @@ int mrf__st_spill_map(stage *s)
     int rc;
     bool uncommitted = s->opt->speculate && !s->mapc && s->cur_task >= 0;
     size_t split = uncommitted ? s->task_kv_start : s->kv.len;
-    if ((rc = spill_range(s, &s->kv, split, s->kv.len, uncommitted ? s->cur_task : -1)))
+    size_t mark = s->ck_mark < split ? s->ck_mark : split;
+    if ((rc = spill_range(s, &s->kv, split, s->kv.len, uncommitted ? s->cur_task : -1, false)))
         return rc;
-    if ((rc = spill_range(s, &s->kv, 0, split, -1)))
+    if ((rc = spill_range(s, &s->kv, mark, split, -1, false)))
         return rc;
+    if ((rc = spill_range(s, &s->kv, 0, mark, -1, true)))
+        return rc;
+    s->ck_mark = 0;
     s->task_kv_start = 0;
     s->map_recs = 0;
     return compact_bruns(s);
@@ -194,7 +213,7 @@ static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const voi
     if (mrf__ctable_evict(&s->tt, &s->tkv, drain_bucket, s, NULL))
         return mrf__fail(MRF_ENOMEM, "out of memory for map output");
     if (s->tkv.len >= s->budget / 16)
-        return spill_range(s, &s->tkv, 0, s->tkv.len, s->cur_task);
+        return spill_range(s, &s->tkv, 0, s->tkv.len, s->cur_task, false);
     return MRF_OK;
 }
 
@@ -659,6 +678,8 @@ void mrf__st_map_reset(stage *s)
     s->n_bruns = 0;
     mrf__kvbuf_destroy(&s->kv);
     s->map_recs = 0;
+    s->ck_mark = 0;
+    s->unsaved_spilled = 0;
     mrf__ctable_destroy(&s->ct);
     mrf__ctable_destroy(&s->tt);
     s->records_in = s->my_input_bytes = s->bad_records = 0;
@@ -735,10 +756,14 @@ static int map_round(stage *s, const mrf__plan *sub)
         s->cur_task = -1;
         s->prof.map_run +=
             MPI_Wtime() - t0 - (s->prof.map_spill - spilled0) - (s->prof.map_read - read0);
-        /* a checkpoint is due (rank 0's clock), or a preemption signal came */
+        /* a checkpoint is due (rank 0's clock, or this rank holds
+         * --checkpoint-bytes of map output no checkpoint has), or a
+         * preemption signal came */
         if (s->ckpt && !s->stop_sent &&
-            (mrf__preempted() || (s->rank == 0 && s->opt->ckpt_every > 0 &&
-                                  MPI_Wtime() - s->ckpt_last >= s->opt->ckpt_every))) {
+            (mrf__preempted() ||
+             (s->opt->ckpt_bytes > 0 && mrf__st_unsaved_bytes(s) >= s->opt->ckpt_bytes) ||
+             (s->rank == 0 && s->opt->ckpt_every > 0 &&
+              MPI_Wtime() - s->ckpt_last >= s->opt->ckpt_every))) {
             mrf__sched_stop(s->sched);
             s->stop_sent = true;
         }
@@ -757,6 +782,17 @@ static int map_round(stage *s, const mrf__plan *sub)
     s->sched = NULL;
     mrf__big_free(buf, cap);
     return rc;
+}
+
+/* Map output this rank holds that no checkpoint has: the arena past the
+ * mark, runs spilled since, and (combining) the table's estimated size. */
+uint64_t mrf__st_unsaved_bytes(const stage *s)
+{
+    uint64_t n = s->kv.len - (s->ck_mark < s->kv.len ? s->ck_mark : s->kv.len);
+    n += s->unsaved_spilled;
+    if (s->mapc)
+        n += s->ct.used * (uint64_t)(MRF_KV_HDR + MRF_CS_INLINE) + s->ct.big.len;
+    return n;
 }
 
 /* The map phase starts: the clock and the progress line. */

@@ -174,6 +174,13 @@ typedef struct stage {
     bool preempt;     /* ranks agreed a preemption signal came */
     double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
     uint64_t epoch;   /* the next epoch to write */
+    /* incremental checkpoints: what the chain of epochs holds already */
+    size_t ck_mark;           /* the map arena's bytes [0, ck_mark) are in it */
+    uint64_t unsaved_spilled; /* map output spilled since the last checkpoint, bytes */
+    uint64_t *chain;          /* the epochs of the chain, oldest first (newest: the base of */
+    size_t n_chain, chain_cap; /* the next checkpoint) */
+    uint64_t chain_records;   /* records in them */
+    uint64_t chain_tasks;     /* map tasks done as of the newest */
     mrf__ckpt_writer *ckw;
     mrf__ckpt_stats ckst;
     uint64_t cands[8]; /* epochs to resume from, newest first */
@@ -222,6 +229,7 @@ int mrf__st_map_round(stage *s, bool *more);
 int mrf__st_map_end(stage *s, int rc);
 int mrf__st_check_bad_records(stage *s);
 int mrf__st_spill_map(stage *s);
+uint64_t mrf__st_unsaved_bytes(const stage *s); /* map output no checkpoint holds */
 int mrf__st_drain_table_how(stage *s, bool all);
 
 /* jobshuffle.c: the shuffle (collective), and the reducing side's buffers */

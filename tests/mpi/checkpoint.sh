@@ -72,8 +72,10 @@ for job in wordcount terasort; do
             check "$job: the map-phase checkpoint has tasks left to do" \
                 sh -c '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase map:"' "$MRFLOW" "$ck"
         elif [ "$phase" = reduce ]; then
-            check "$job: stopped in the reduce, it checkpointed the reduce input" \
-                sh -c '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase shuffled:"' "$MRFLOW" "$ck"
+            # the stop writes nothing: the map's checkpoint holds all (the resume shuffles again)
+            check "$job: stopped in the reduce, LATEST is the checkpoint after the map" \
+                sh -c '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase mapped:" &&
+                    [ "$(ls "$1"/epoch-*.h5 | wc -l)" -eq 1 ]' "$MRFLOW" "$ck"
         fi
         for np in 4 2 3; do
             rm -rf "$ck-$np"
@@ -83,11 +85,6 @@ for job in wordcount terasort; do
                 check "$job: preempted in $phase, resumed on $np ranks: same output" \
                     same_output "$job" "$out"
                 check "$job: resumed on $np ranks said so" grep -q "resuming job" "$WORK/resume.log"
-                if [ "$phase" = reduce ] && [ "$np" = 4 ]; then
-                    check "$job: resumed after the shuffle on as many ranks: no shuffle" sh -c \
-                        'grep -q "shuffled phase.*now 4" "$1" && grep -q "\"shuffle_bytes_raw\": 0," "$2"' \
-                        _ "$WORK/resume.log" "$out/_REPORT.json"
-                fi
                 check "$job: checkpoints removed once the output is committed" \
                     sh -c '! ls "$1" | grep -q "epoch\|LATEST"' _ "$ck-$np"
             else
@@ -122,10 +119,52 @@ COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0.000001"
 ck=$WORK/ck-two
 # (and blocks staged through a file past 64 KiB, not in memory)
 MRFLOW_CKPT_MEM=64K preempt wordcount shuffle "$ck" "$WORK/o-two"
-check "periodic checkpoints: exit 75, two epochs kept" \
-    sh -c '[ "$1" -eq 75 ] && [ "$(ls "$2"/epoch-*.h5 | wc -l)" -eq 2 ]' _ "$rc" "$ck"
+# incremental: each epoch holds only what is new and names the one before
+# as its base; all of the chain is kept
+chain_ok() { # CKDIR: epochs 1..N, epoch 1 holds its data, every later one builds on the one before
+    local n=0 e
+    for e in "$1"/epoch-*.h5; do
+        n=$((n + 1))
+        if [ "$n" -eq 1 ]; then
+            "$MRFLOW" inspect "$e" | grep -q "builds on: nothing" || return 1
+        else
+            "$MRFLOW" inspect "$e" | grep -q "builds on: epoch $((n - 1));" || return 1
+        fi
+    done
+    [ "$n" -ge 3 ] && [ "$(cat "$1/LATEST")" = "$(basename "$e")" ]
+}
+check "periodic checkpoints: exit 75, a chain of incremental epochs kept" \
+    sh -c '[ "$1" -eq 75 ]' _ "$rc"
+check "periodic checkpoints: every epoch builds on the one before" chain_ok "$ck"
+check "incremental epochs: their records add up to the map output" sh -c \
+    'total=0; for e in "$1"/epoch-*.h5; do
+         r=$("$0" inspect "$e" | sed -n "s/.*data: \([0-9]*\) records.*/\1/p"); total=$((total + r))
+     done
+     "$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "; $total records in the chain"' "$MRFLOW" "$ck"
 newest=$ck/$(cat "$ck/LATEST")
 cp -r "$ck" "$WORK/ck-two-saved"
+cp -r "$ck" "$WORK/ck-chain3"
+if resume wordcount 3 "$WORK/ck-chain3" "$WORK/r-chain3"; then
+    check "a chain of epochs resumed on 3 ranks: same output" same_output wordcount "$WORK/r-chain3"
+else
+    not_ok "resume of a chain on 3 ranks failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+# a damaged epoch inside the chain: the newer ones cannot be used, the one before it can
+cp -r "$ck" "$WORK/ck-midchain"
+n=$(ls "$WORK"/ck-midchain/epoch-*.h5 | wc -l)
+mid=$(ls "$WORK"/ck-midchain/epoch-*.h5 | sed -n "$((n - 1))p")
+if [ "$n" -ge 3 ] && corrupt_data "$mid"; then
+    if resume wordcount 2 "$WORK/ck-midchain" "$WORK/r-midchain"; then
+        check "a damaged epoch inside the chain: fallback to the one before it" sh -c \
+            'grep -q "falling back" "$1" && grep -q "resuming job .* from checkpoint .*epoch-0*$2.h5" "$1"' \
+            _ "$WORK/resume.log" "$((n - 2))"
+        check "a damaged epoch inside the chain: output correct" same_output wordcount "$WORK/r-midchain"
+    else
+        not_ok "resume with a damaged epoch inside the chain failed: $(grep -m1 error "$WORK/resume.log")"
+    fi
+else
+    not_ok "could not damage an epoch inside the chain ($n epochs)"
+fi
 # run to the end with a checkpoint always due: one after the shuffle too.
 # (rank 0's clock says when one is due, after each of its tasks: rank 1 runs
 # slowed down, so it cannot map every task while rank 0 maps its first)
@@ -138,6 +177,22 @@ if mpi 2 tcp run terasort --input "$in/sort.dat" --output "$WORK/o-due" \
 else
     not_ok "a run with checkpoints always due failed"
 fi
+# stopped in the reduce after a checkpoint of the reduce input (one is due
+# after the shuffle): resumed on as many ranks, no shuffle
+for job in wordcount terasort; do
+    preempt "$job" reduce "$WORK/ck-red-$job" "$WORK/o-red-$job"
+    check "$job: a checkpoint after the shuffle, USR1 in the reduce: exit 75" [ "$rc" -eq 75 ]
+    check "$job: LATEST is the reduce input" sh -c \
+        '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase shuffled:"' "$MRFLOW" "$WORK/ck-red-$job"
+    if resume "$job" 4 "$WORK/ck-red-$job" "$WORK/r-red-$job"; then
+        check "$job: resumed after the shuffle on as many ranks: no shuffle" sh -c \
+            'grep -q "shuffled phase.*now 4" "$1" && grep -q "\"shuffle_bytes_raw\": 0," "$2"' \
+            _ "$WORK/resume.log" "$WORK/r-red-$job/_REPORT.json"
+        check "$job: resumed after the shuffle: same output" same_output "$job" "$WORK/r-red-$job"
+    else
+        not_ok "$job: resume after the shuffle failed: $(grep -m1 error "$WORK/resume.log")"
+    fi
+done
 if corrupt_data "$newest"; then
     check "inspect finds the flipped byte" \
         sh -c '! "$0" inspect "$1" 2>/dev/null | grep -q "verification: OK"' "$MRFLOW" "$newest"
@@ -173,6 +228,29 @@ if resume wordcount 2 "$WORK/ck-none" "$WORK/r-none" --restart-from-scratch; the
 else
     not_ok "--restart-from-scratch failed"
 fi
+
+# --checkpoint-bytes: checkpoints during the map by size alone, each with
+# only the new map output; stopped in the map and resumed on 3 ranks
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0 --checkpoint-bytes 100K"
+for job in wordcount terasort; do
+    if mpi 2 tcp run "$job" --input "$(input_of "$job")" --output "$WORK/o-bytes-$job" \
+        --checkpoint-dir "$WORK/ck-bytes-$job" $COMMON --log-level info > "$WORK/bytes.log" 2>&1; then
+        check "$job --checkpoint-bytes 100K: checkpoints during the map, incremental" sh -c \
+            '[ "$(grep -c "(map): .* new records" "$1")" -ge 2 ] &&
+             grep -Eq "\(mapped\): .* in the chain of ([3-9]|[1-9][0-9]+) epochs" "$1"' _ "$WORK/bytes.log"
+        check "$job --checkpoint-bytes 100K: same output" same_output "$job" "$WORK/o-bytes-$job"
+    else
+        not_ok "$job --checkpoint-bytes run failed: $(grep -m1 error "$WORK/bytes.log")"
+    fi
+    SIGNAL=USR1 preempt "$job" map "$WORK/ck-bytes2-$job" "$WORK/o-bytes2-$job" --fault slow:rank=1:factor=4
+    check "$job --checkpoint-bytes: USR1 in the map exits 75" [ "$rc" -eq 75 ]
+    if resume "$job" 3 "$WORK/ck-bytes2-$job" "$WORK/r-bytes2-$job"; then
+        check "$job --checkpoint-bytes: resumed on 3 ranks, same output" same_output "$job" \
+            "$WORK/r-bytes2-$job"
+    else
+        not_ok "$job: resume after --checkpoint-bytes failed: $(grep -m1 error "$WORK/resume.log")"
+    fi
+done
 
 # another option or job between runs: refused, naming it
 COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0"
