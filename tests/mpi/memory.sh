@@ -69,7 +69,34 @@ for np in ${MRFLOW_TEST_MEMORY_RANKS-2 4}; do
         not_ok "terasort $size np=$np exited non-zero"
         cat "$WORK/ts-$np.err" 2>/dev/null
     fi
-    rm -rf "$WORK/text-$np" "$WORK/tera-$np" "$WORK"/wc-*"$np" "$WORK"/ts-*"$np"
+    # incremental checkpoints of spilled map output: stopped after the map
+    # (checkpoints every 8M of new output along the way), resumed on other
+    # ranks under the budget
+    ck=$WORK/ck-$np
+    rm -f "$WORK"/pause.*
+    MRFLOW_TEST_PAUSE=shuffle MRFLOW_TEST_PAUSE_FILE=$WORK/pause "$MPIEXEC" -np "$np" \
+        --oversubscribe --mca btl self,tcp "$MRFLOW" run terasort --input "$WORK/tera-$np" \
+        --output "$WORK/ts-ck-$np" --memory "$MEM" --spill-dir "$spill" --checkpoint-dir "$ck" \
+        --checkpoint-every 0 --checkpoint-bytes 8M --log-level info > "$WORK/ck-$np.err" 2>&1 &
+    pid=$!
+    wait_paused "$np" "$pid"
+    kill -s USR1 "$pid" 2> /dev/null
+    wait_dog "$pid"
+    check "terasort np=$np --memory, checkpoints by size: USR1 exits 75" test "$rc" -eq 75
+    check "terasort np=$np --memory: a chain of 3 or more epochs" \
+        sh -c '[ "$(ls "$1"/epoch-*.h5 | wc -l)" -ge 3 ]' _ "$ck"
+    np2=$((np == 2 ? 4 : 2))
+    if mpi "$np2" tcp run terasort --input "$WORK/tera-$np" --output "$WORK/ts-ck-$np" \
+        --memory "$MEM" --spill-dir "$spill" --checkpoint-dir "$ck" --checkpoint-every 0 \
+        --checkpoint-bytes 8M 2> "$WORK/ck-$np.err"; then
+        cat "$WORK/ts-ck-$np"/part-* > "$WORK/b"
+        check "terasort np=$np --memory: the chain resumed on $np2 ranks, byte-identical" \
+            cmp -s "$WORK/a" "$WORK/b"
+    else
+        not_ok "terasort np=$np: resume of the chain on $np2 ranks failed"
+        cat "$WORK/ck-$np.err"
+    fi
+    rm -rf "$WORK/text-$np" "$WORK/tera-$np" "$WORK"/wc-*"$np" "$WORK"/ts-*"$np" "$ck"
     check "no spill file left after np=$np" empty_dir "$spill"
 done
 
