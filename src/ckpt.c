@@ -1199,8 +1199,8 @@ int mrf__ckpt_inspect(const char *path, FILE *out)
             (unsigned long long)m.blocks,
             m.base_epoch ? "epoch " : "nothing (this file holds all its data)",
             (unsigned long long)m.base_epoch, (unsigned long long)m.chain_records,
-            (unsigned long long)m.records_in,
-            (unsigned long long)m.input_bytes, (unsigned long long)m.bad_records);
+            (unsigned long long)m.records_in, (unsigned long long)m.input_bytes,
+            (unsigned long long)m.bad_records);
     /* every block: checksum and decoding; sizes per bucket */
     int rc = MRF_OK;
     hid_t d_index = H5Dopen2(f, "/index", H5P_DEFAULT);

@@ -425,10 +425,9 @@ static int load_chain(stage *s)
             return MRF_EIO;
         }
         bool same = strcmp(m.job, top->job) == 0 && m.spec_fp == top->spec_fp &&
-                    m.inputs_fp == top->inputs_fp && m.nb == top->nb &&
-                    m.nb_base == top->nb_base && m.tasks == top->tasks &&
-                    strcmp(m.phase, "shuffled") != 0 && m.tasks_done <= top->tasks_done &&
-                    m.chain_records + recs == top->chain_records;
+                    m.inputs_fp == top->inputs_fp && m.nb == top->nb && m.nb_base == top->nb_base &&
+                    m.tasks == top->tasks && strcmp(m.phase, "shuffled") != 0 &&
+                    m.tasks_done <= top->tasks_done && m.chain_records + recs == top->chain_records;
         if (same)
             rc = mrf__ckpt_load(r, -1, load_block, s);
         else if (s->rank == 0)

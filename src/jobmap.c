@@ -121,8 +121,7 @@ static int compact_bruns_of(stage *s, bool saved)
             return mrf__fail(MRF_ENOMEM, "out of memory merging spilled runs");
         size_t k = 0, keep = 0;
         for (size_t i = 0; i < s->n_bruns; i++) {
-            if (s->bruns[i].task == -1 && s->bruns[i].level == level &&
-                s->bruns[i].saved == saved)
+            if (s->bruns[i].task == -1 && s->bruns[i].level == level && s->bruns[i].saved == saved)
                 tmp[k++] = s->bruns[i];
             else
                 s->bruns[keep++] = s->bruns[i];

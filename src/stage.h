@@ -175,12 +175,12 @@ typedef struct stage {
     double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
     uint64_t epoch;   /* the next epoch to write */
     /* incremental checkpoints: what the chain of epochs holds already */
-    size_t ck_mark;           /* the map arena's bytes [0, ck_mark) are in it */
-    uint64_t unsaved_spilled; /* map output spilled since the last checkpoint, bytes */
-    uint64_t *chain;          /* the epochs of the chain, oldest first (newest: the base of */
+    size_t ck_mark;            /* the map arena's bytes [0, ck_mark) are in it */
+    uint64_t unsaved_spilled;  /* map output spilled since the last checkpoint, bytes */
+    uint64_t *chain;           /* the epochs of the chain, oldest first (newest: the base of */
     size_t n_chain, chain_cap; /* the next checkpoint) */
-    uint64_t chain_records;   /* records in them */
-    uint64_t chain_tasks;     /* map tasks done as of the newest */
+    uint64_t chain_records;    /* records in them */
+    uint64_t chain_tasks;      /* map tasks done as of the newest */
     mrf__ckpt_writer *ckw;
     mrf__ckpt_stats ckst;
     uint64_t cands[8]; /* epochs to resume from, newest first */
