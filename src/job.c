@@ -316,7 +316,12 @@ static int map_phase(stage *s)
     while (rc == MRF_OK && more) {
         rc = mrf__st_map_round(s, &more);
         if (rc == MRF_OK && more && (rc = mrf__st_take_checkpoint(s, "map")) == MRF_OK &&
-            s->preempt)
+            !s->preempt) { /* a signal during that checkpoint: it holds what is done */
+            int pre = mrf__preempted() != 0;
+            MPI_Allreduce(MPI_IN_PLACE, &pre, 1, MPI_INT, MPI_MAX, s->comm);
+            s->preempt = pre;
+        }
+        if (rc == MRF_OK && more && s->preempt)
             rc = MRF__PREEMPTED;
     }
     return mrf__st_map_end(s, rc);
