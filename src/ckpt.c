@@ -462,11 +462,11 @@ static int sink(mrf__ckpt_writer *w, const char *p, size_t n)
     return MRF_OK;
 }
 
-static int flush_block(mrf__ckpt_writer *w)
+/* Compresses raw[0, n) (recs whole records of bucket, or MRF__CKPT_MIXED)
+ * as one block and sinks it. */
+static int put_block(mrf__ckpt_writer *w, const char *raw, size_t n, uint64_t recs, uint32_t bucket)
 {
-    if (w->raw_len == 0)
-        return MRF_OK;
-    size_t bound = ZSTD_compressBound(w->raw_len);
+    size_t bound = ZSTD_compressBound(n);
     if (bound > w->zcap) {
         char *z = mrf__realloc(w->zbuf, bound);
         if (!z)
@@ -474,7 +474,7 @@ static int flush_block(mrf__ckpt_writer *w)
         w->zbuf = z;
         w->zcap = bound;
     }
-    size_t c = ZSTD_compress2(w->cc, w->zbuf, w->zcap, w->raw, w->raw_len);
+    size_t c = ZSTD_compress2(w->cc, w->zbuf, w->zcap, raw, n);
     if (ZSTD_isError(c))
         return mrf__fail(MRF_EINTERNAL, "checkpoint: zstd failed: %s", ZSTD_getErrorName(c));
     ck_ent *ne = mrf__grow_for(w->ents, &w->ents_cap, w->n_ents, sizeof *ne);
@@ -482,22 +482,45 @@ static int flush_block(mrf__ckpt_writer *w)
         return mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint's index");
     w->ents = ne;
     ck_ent *e = &w->ents[w->n_ents];
-    *e = (ck_ent){.bucket = w->cur_bucket,
+    *e = (ck_ent){.bucket = bucket,
                   .rank = (uint32_t)w->rank,
                   .offset = w->data_len,
                   .length = c,
-                  .raw = w->raw_len,
-                  .records = w->cur_recs,
+                  .raw = n,
+                  .records = recs,
                   .checksum = mrf__checksum(w->zbuf, c)};
     int rc = sink(w, w->zbuf, c);
     if (rc)
         return rc;
     w->n_ents++;
-    w->raw_total += w->raw_len;
-    w->recs_total += w->cur_recs;
+    w->raw_total += n;
+    w->recs_total += recs;
+    return MRF_OK;
+}
+
+static int flush_block(mrf__ckpt_writer *w)
+{
+    if (w->raw_len == 0)
+        return MRF_OK;
+    int rc = put_block(w, w->raw, w->raw_len, w->cur_recs, w->cur_bucket);
     w->raw_len = 0;
     w->cur_recs = 0;
-    return MRF_OK;
+    return rc;
+}
+
+int mrf__ckpt_put_span(mrf__ckpt_writer *w, const char *recs, size_t len)
+{
+    int rc = flush_block(w);
+    for (size_t at = 0; rc == MRF_OK && at < len;) {
+        size_t end = at, n = 0;
+        do { /* whole records, up to a block (at least one) */
+            end += mrf__rec_size(recs + end);
+            n++;
+        } while (end < len && end - at + mrf__rec_size(recs + end) <= CK_BLOCK);
+        rc = put_block(w, recs + at, end - at, n, MRF__CKPT_MIXED);
+        at = end;
+    }
+    return rc;
 }
 
 void mrf__ckpt_set_mixed(mrf__ckpt_writer *w, bool mixed)

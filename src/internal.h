@@ -1073,6 +1073,9 @@ void mrf__ckpt_writer_destroy(mrf__ckpt_writer *w);
 #define MRF__CKPT_MIXED UINT32_MAX
 int mrf__ckpt_put(mrf__ckpt_writer *w, const char *rec);
 void mrf__ckpt_set_mixed(mrf__ckpt_writer *w, bool mixed);
+/* Adds recs[0, len), whole records of any buckets, as blocks of their own
+ * (bucket MRF__CKPT_MIXED), compressed straight from recs. */
+int mrf__ckpt_put_span(mrf__ckpt_writer *w, const char *recs, size_t len);
 /* Collective: writes DIR/epoch-N.h5 (N = m->epoch; m->base_epoch and
  * m->chain_records of the base set by the caller) with what was put, the
  * task bitmap, the partitioning decisions and the dead letters, commits it

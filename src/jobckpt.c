@@ -117,7 +117,7 @@ static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw,
  * s->ckw (rc: how that went): its dead letters and (rank 0) the partition
  * decisions go in, every rank agrees, the epoch is committed, and the
  * writer is freed so its staging buffers (up to 256 MiB) go back to the
- * budget.  n_mem: records put from memory, for the log.  Collective. */
+ * budget.  n_mem: bytes put from memory, for the log.  Collective. */
 static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, double ck_before,
                              size_t n_mem, bool incremental)
 {
@@ -147,8 +147,8 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
     double t_agree = MPI_Wtime();
     if ((rc = mrf__st_agree(s, rc)) == MRF_OK) {
         mrf__log(MRF_LOG_DEBUG,
-                 "checkpoint: records gathered and compressed in %.3f s (%zu from memory, %zu "
-                 "spilled runs), waited %.3f s for the other ranks",
+                 "checkpoint: records gathered and compressed in %.3f s (%zu bytes from memory, "
+                 "%zu spilled runs), waited %.3f s for the other ranks",
                  t_put - t0, n_mem, s->n_bruns + s->n_runs, MPI_Wtime() - t_agree);
         bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
         /* kept: the new epoch's chain, and (after the shuffle) the map's as
@@ -199,59 +199,35 @@ static void mark_saved(stage *s)
 
 /* Collective, between map tasks or after the map: writes every rank's
  * committed map output that no checkpoint holds yet (the arena past the
- * mark, bucket runs not saved), by bucket, as the next epoch of the chain;
- * then all of it counts as saved. */
+ * mark, bucket runs not saved) as the next epoch of the chain, in blocks of
+ * mixed buckets: the arena's bytes compressed as they lie (a resume reads
+ * any share of the blocks, every record carries its bucket); then all of
+ * it counts as saved. */
 int mrf__st_take_checkpoint(stage *s, const char *phase)
 {
     double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
     int rc = MRF_OK;
     if (s->n_chain && s->n_done == s->chain_tasks && strcmp(phase, "map") == 0)
         return MRF_OK; /* no task committed since the chain's newest: nothing to add */
-    uint64_t *offs = NULL, *cnt = NULL;
-    size_t n = 0, ocap = 0;
     char *raw = NULL;
     size_t rcap = 0;
     if (s->mapc && s->ct.used)
         rc = mrf__st_drain_table_how(s, true); /* combining starts afresh after it */
     if (rc == MRF_OK && !s->ckw)
         rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
-    /* the arena's records by bucket (a counting sort of their offsets) */
-    if (rc == MRF_OK && !(cnt = mrf__calloc((size_t)s->nb + 1, sizeof *cnt)))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    if (rc == MRF_OK)
+        mrf__ckpt_set_mixed(s->ckw, true);
     size_t from = s->ck_mark < s->kv.len ? s->ck_mark : s->kv.len;
-    for (size_t at = from; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at)) {
-        cnt[mrf__rec_bucket(s->kv.base + at) + 1]++;
-        n++;
-    }
-    ocap = n ? n : 1;
-    if (rc == MRF_OK && !(offs = mrf__big_alloc(ocap * sizeof *offs)))
-        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
-    if (rc == MRF_OK) {
-        for (uint32_t b = 0; b < s->nb; b++)
-            cnt[b + 1] += cnt[b];
-        for (size_t at = from; at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
-            offs[cnt[mrf__rec_bucket(s->kv.base + at)]++] = at;
-        /* cnt[b] is now where bucket b ends */
-    }
+    if (rc == MRF_OK)
+        rc = mrf__ckpt_put_span(s->ckw, s->kv.base + from, s->kv.len - from);
     if (rc == MRF_OK && s->n_bruns)
         rc = mrf__spill_flush(&s->spill);
-    for (uint32_t b = 0, i = 0; rc == MRF_OK && b < s->nb; b++) {
-        for (; rc == MRF_OK && i < cnt[b]; i++) {
-            if (i + 16 < n) { /* records are read in bucket order: random in the arena */
-                const char *ahead = s->kv.base + offs[i + 16];
-                __builtin_prefetch(ahead);
-                __builtin_prefetch(ahead + 64);
-            }
-            rc = mrf__ckpt_put(s->ckw, s->kv.base + offs[i]);
-        }
-        for (size_t r = 0; rc == MRF_OK && r < s->n_bruns; r++)
+    for (size_t r = 0; rc == MRF_OK && r < s->n_bruns; r++)
+        for (uint32_t b = 0; rc == MRF_OK && b < s->nb; b++)
             if (s->bruns[r].task == -1 && !s->bruns[r].saved)
                 rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
-    }
-    mrf__big_free(offs, ocap * sizeof *offs);
-    mrf__free(cnt);
     mrf__big_free(raw, rcap);
-    if ((rc = commit_checkpoint(s, rc, phase, t0, ck_before, n, true)) == MRF_OK)
+    if ((rc = commit_checkpoint(s, rc, phase, t0, ck_before, s->kv.len - from, true)) == MRF_OK)
         mark_saved(s);
     return rc;
 }
@@ -325,8 +301,9 @@ int mrf__st_take_checkpoint_shuffled(stage *s)
         rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
     if (rc == MRF_OK)
         mrf__ckpt_set_mixed(s->ckw, true);
-    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at), n++)
+    for (size_t at = 0; rc == MRF_OK && at < s->kv.len; at += mrf__rec_size(s->kv.base + at))
         rc = put_retagged(s, s->kv.base + at, &buf, &cap);
+    n = s->kv.len;
     if (rc == MRF_OK && s->n_runs)
         rc = mrf__spill_flush(&s->spill);
     for (size_t i = 0; rc == MRF_OK && i < s->n_runs; i++) {
