@@ -32,13 +32,14 @@
  *                   data_start, data_length} per writing rank
  *   /data           uint8[]: the blocks, each a zstd frame of whole records
  *                   (kvbuf layout, bucket in each record's header) of one
- *                   bucket; checksum = XXH3-64 of the frame's bytes
+ *                   bucket, or of any (index bucket MRF__CKPT_MIXED: the
+ *                   map arena's bytes as they lie, or a reducing rank's
+ *                   input); checksum = XXH3-64 of the frame's bytes
  *   /bad_records    uint8[]: dead-letter lines of the committed tasks
  *
  * Every rank writes its own slab of /index, /data and /bad_records in
- * collective calls; blocks are laid out rank by rank, each rank's in bucket
- * order.  A reader takes a contiguous byte range of /data (its share of the
- * total), finds the blocks starting in it through /slabs and those ranks'
+ * collective calls; blocks are laid out rank by rank.  A reader takes a contiguous byte range of
+ * /data (its share of the total), finds the blocks starting in it through /slabs and those ranks'
  * parts of /index, and checks every block's checksum, size and records.
  *
  * Commit: the file is written as DIR/.epoch-N.h5.tmp, closed collectively,
@@ -1281,7 +1282,7 @@ int mrf__ckpt_inspect(const char *path, FILE *out)
         fprintf(out, "  per bucket (bucket raw_bytes stored_bytes%s), non-empty ones:\n",
                 strcmp(m.phase, "shuffled") == 0
                     ? "; stored 0: the blocks hold the buckets of one reducing rank"
-                    : "");
+                    : "; stored 0: in blocks of mixed buckets, as the map arena held them");
         uint64_t shown = 0;
         for (uint64_t b = 0; b < m.nb && shown < 64; b++)
             if (braw[b]) {

@@ -139,6 +139,8 @@ static int fill(void *ctx, int d, mrf__kvbuf *out, size_t cap, bool *more, const
 static char *space(void *ctx, size_t n, int *err)
 {
     stage *s = ctx;
+    if (s->shuf_rounds == 1) /* a signal here: the round is exchanged, then dropped */
+        mrf__st_test_pause(s, "shuffle-receive");
     if (s->spec->combine) {
         if (mrf__big_grow(&s->scratch, &s->scratch_cap, n ? n : 1)) {
             *err = mrf__fail(MRF_ENOMEM, "out of memory for %zu bytes of shuffle input", n);
@@ -194,6 +196,7 @@ static void round_done(void *ctx, unsigned round, uint64_t bytes)
         mrf__log(MRF_LOG_WARN, "--fault crash: killing myself in the shuffle");
         raise(SIGKILL);
     }
+    s->shuf_rounds = round;
     if (round == 1)
         mrf__st_test_pause(s, "shuffle");
     mrf__progress_shuffle(&s->prog, round, s->est_rounds, bytes, s->out_bytes);

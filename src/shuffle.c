@@ -82,7 +82,10 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         double tf = MPI_Wtime();
         stage.len = 0;
         bool more = false, all_direct = true;
-        for (size_t d = 0; d < P && !local_err; d++) {
+        /* a preemption signal: nothing more is read or sent; the ranks agree
+         * below and stop (the checkpoint after the map holds the data) */
+        bool stopping = mrf__preempted() != 0;
+        for (size_t d = 0; d < P && !local_err && !stopping; d++) {
             start[d] = stage.len;
             dptr[d] = NULL;
             dlen[d] = 0;
@@ -115,7 +118,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         st.t_pack += MPI_Wtime() - tf;
         /* a preemption signal on any rank stops every rank here, between
          * rounds (signals.c) */
-        int flags[3] = {local_err ? 1 : 0, more, mrf__preempted() != 0};
+        int flags[3] = {local_err ? 1 : 0, more, stopping || mrf__preempted() != 0};
         double ta = MPI_Wtime();
         if (MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) {
             rc = MRF_EMPI;
@@ -126,12 +129,12 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             rc = local_err ? local_err : MRF__PEER_FAILED;
             goto out;
         }
-        if (!flags[1])
-            break;
-        if (flags[2]) {
+        if (flags[2]) { /* before the last round's end too: a rank may have dropped one */
             rc = MRF__PREEMPTED;
             goto out;
         }
+        if (!flags[1])
+            break;
 
         /* where each chunk's raw bytes are: in memory already (direct), or
          * copied into the stage by fill */
@@ -271,8 +274,14 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
             }
         }
         double t3 = MPI_Wtime();
-        if (!local_err)
+        /* after a signal the round is dropped, not taken in (taking it in
+         * may sort and spill the receive arena); the next round's
+         * agreement stops every rank */
+        if (!local_err && !mrf__preempted())
             local_err = io->deliver(io->ctx, space, (size_t)rawsum, (size_t)nrec);
+        else if (!local_err)
+            mrf__log(MRF_LOG_DEBUG, "shuffle: a preemption signal: round %u dropped, not taken in",
+                     st.rounds + 1);
         st.t_codec += (t1 - t0) + (t3 - t2);
         st.t_mpi += t2 - t1;
         st.t_pack += t1 - t0;

@@ -164,6 +164,7 @@ typedef struct stage {
     const mrf_record *cur_rec; /* the record being mapped */
     uint64_t out_bytes;        /* what this rank sends in the shuffle */
     unsigned est_rounds;
+    unsigned shuf_rounds; /* shuffle rounds done */
     /* checkpoints (ckpt.c) */
     bool ckpt;        /* --checkpoint-dir given */
     uint8_t *done;    /* bit t: map task t of the plan committed */

@@ -1,6 +1,7 @@
 # checkpoint.sh -- coordinated HDF5 checkpoints with real signals, real
 # process kills and real damaged files, over TCP:
-# - USR1 to mpirun during map, shuffle and reduce: exit 75; resuming on 4, 2
+# - USR1 to mpirun during map, shuffle (between rounds, and while a round is
+#   received: the round is dropped) and reduce: exit 75; resuming on 4, 2
 #   and 3 ranks gives the output of an uninterrupted run (terasort: the
 #   same bytes; wordcount: the same lines, and a coreutils count);
 # - a rank SIGKILLed mid-shuffle, a rank killed while writing a checkpoint,
@@ -62,7 +63,8 @@ same_output() { # JOB OUT: equal to the uninterrupted run
 }
 
 for job in wordcount terasort; do
-    for phase in map shuffle reduce; do
+    # shuffle-receive: the signal comes while round 2 is exchanged; the round is dropped
+    for phase in map shuffle shuffle-receive reduce; do
         ck=$WORK/ck-$job-$phase
         preempt "$job" "$phase" "$ck" "$WORK/o-$job-$phase"
         check "$job: USR1 during $phase exits 75" [ "$rc" -eq 75 ]
