@@ -21,7 +21,8 @@
 #  4. a small --memory: each rank's spill file is on its own node's /tmp
 #     (checked on the open files of the paused ranks), the output is right,
 #     and no file is left on either node;
-#  5. a checkpoint written by 4 ranks on 2 nodes resumes on 3 ranks on one
+#  5. a checkpoint written by 4 ranks on 2 nodes (a chain of incremental
+#     epochs, stopped in the shuffle) resumes on 3 ranks on one
 #     node, and one written by 3 ranks on one node resumes on 4 ranks on 2:
 #     the uninterrupted output;
 #  6. Slurm across the nodes (slurmctld on the host, a slurmd per node):
@@ -292,14 +293,15 @@ check "spill run: the output of the run without a budget" cmp -s "$S/terasort-on
 check "spill: no mrflow file left on either node's /tmp" [ -z "$(leftovers)" ]
 
 # ---- 5. checkpoints move between node layouts ------------------------------------
-# stop_resume JOB HOSTS_A NP_A HOSTS_B NP_B: paused in the map on A, USR1 to
-# the launcher, resumed on B
+# stop_resume JOB HOSTS_A NP_A HOSTS_B NP_B [PHASE [ARGS]]: paused in PHASE
+# (map) on A, USR1 to the launcher, resumed on B
 stop_resume() {
-    local job=$1 ha=$2 na=$3 hb=$4 nb=$5 ck=$S/ck-$1 out=$S/resumed-$1 ef=$S/exit-$1 said
+    local job=$1 ha=$2 na=$3 hb=$4 nb=$5 phase=${6:-map} ck=$S/ck-$1 out=$S/resumed-$1 ef=$S/exit-$1 said
     rm -f "$S"/pause.* "$ef"
-    MRFLOW_EXIT_FILE=$ef MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$S/pause \
+    # shellcheck disable=SC2086
+    MRFLOW_EXIT_FILE=$ef MRFLOW_TEST_PAUSE=$phase MRFLOW_TEST_PAUSE_FILE=$S/pause \
         launch "$ha" "$na" run "$job" --input "$(input_of "$job")" --output "$out" \
-        --checkpoint-dir "$ck" $COMMON --checkpoint-every 0 > "$S/stop-$job.log" 2>&1 &
+        --checkpoint-dir "$ck" $COMMON --checkpoint-every 0 ${7:-} > "$S/stop-$job.log" 2>&1 &
     local pid=$!
     wait_files "$na" "$S/pause" "$pid"
     sleep 0.2
@@ -320,6 +322,8 @@ stop_resume() {
     fi
     check "$job: checkpointed ($(cat "$ck/LATEST" 2> /dev/null)), no output yet" \
         sh -c '[ -f "$1/$(cat "$1/LATEST")" ] && [ ! -e "$2" ]' _ "$ck" "$out"
+    [ -n "${7:-}" ] && check "$job: a chain of incremental epochs ($(ls "$ck" | tr '\n' ' '))" \
+        sh -c '[ "$(ls "$1"/epoch-*.h5 | wc -l)" -ge 2 ]' _ "$ck"
     run "$S/resume-$job.log" "$hb" "$nb" run "$job" --input "$(input_of "$job")" \
         --output "$out" --checkpoint-dir "$ck" $COMMON --checkpoint-every 0 --log-level info
     check "$job resumed on $hb ($nb ranks): exit 0 ($rc)" [ "$rc" -eq 0 ] ||
@@ -330,7 +334,9 @@ stop_resume() {
     check "$job resumed on $hb: the uninterrupted output" \
         cmp -s "$S/$job-one.flat" "$S/resumed-$job.flat"
 }
-stop_resume terasort "$TWO" 4 node2:3 3
+# (terasort: checkpoints every 64K of map output, written by ranks on both
+# nodes, stopped in the shuffle; the chain is read on one node)
+stop_resume terasort "$TWO" 4 node2:3 3 shuffle "--checkpoint-bytes 64K"
 stop_resume wordcount node1:3 3 "$TWO" 4
 
 # ---- 6. Slurm across the nodes ---------------------------------------------------
