@@ -611,6 +611,10 @@ int mrf__st_resume(stage *s, bool *resumed)
         if (rc == MRF_ENOMEM)
             return rc;
         mrf__st_map_reset(s);
+        s->n_chain = 0; /* a later epoch, or a start from scratch, builds on nothing of it */
+        s->chain_records = s->chain_tasks = 0;
+        mrf__splitters_free(&s->sp); /* its decisions: a start from scratch makes its own */
+        mrf__heavy_free(&s->hv);
         if (s->rank == 0 && !diff)
             mrf__log(MRF_LOG_WARN, "checkpoint '%s' is damaged (see above)%s",
                      mrf__ckpt_path(s->ckr),

@@ -231,6 +231,27 @@ else
     not_ok "--restart-from-scratch failed"
 fi
 
+# the chain's first epoch damaged: no epoch is usable; from scratch, the
+# new run's first checkpoint builds on nothing
+cp -r "$WORK/ck-two-saved" "$WORK/ck-base"
+first=$(ls "$WORK"/ck-base/epoch-*.h5 | head -n 1)
+if corrupt_data "$first"; then
+    resume wordcount 2 "$WORK/ck-base" "$WORK/r-base"
+    rc=$?
+    check "the chain's first epoch damaged: exit 1, none valid" \
+        sh -c '[ "$1" -eq 1 ] && grep -q -- "--restart-from-scratch" "$2"' _ "$rc" "$WORK/resume.log"
+    if resume wordcount 2 "$WORK/ck-base" "$WORK/r-base" --restart-from-scratch; then
+        check "from scratch after a damaged chain: the first new epoch builds on nothing" sh -c \
+            'grep -m1 "info: checkpoint .*epoch-" "$1" | grep -q "in the chain of 1 epochs"' _ \
+            "$WORK/resume.log"
+        check "from scratch after a damaged chain: output correct" same_output wordcount "$WORK/r-base"
+    else
+        not_ok "--restart-from-scratch after a damaged chain failed: $(grep -E "error|warning: internal" "$WORK/resume.log" | grep -v "fails its checksum" | tail -n 1)"
+    fi
+else
+    not_ok "could not damage the chain's first epoch"
+fi
+
 # --checkpoint-bytes: checkpoints during the map by size alone, each with
 # only the new map output; stopped in the map and resumed on 3 ranks
 COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0 --checkpoint-bytes 100K"
