@@ -1,7 +1,7 @@
 /*
  * jobmap.c -- a stage's map phase: the emit path (records framed into the
  * arena, or combined in the table), tasks run and committed exactly once
- * (speculative copies kept apart until they win), spill of the arena and
+ * (each task's output kept apart until it commits), spill of the arena and
  * the table past the budget.  The stage driver (job.c) runs it round by
  * round and takes the checkpoints between rounds.
  */
@@ -157,7 +157,7 @@ static int compact_bruns(stage *s)
 int mrf__st_spill_map(stage *s)
 {
     int rc;
-    bool uncommitted = s->opt->speculate && !s->mapc && s->cur_task >= 0;
+    bool uncommitted = !s->mapc && s->cur_task >= 0;
     size_t split = uncommitted ? s->task_kv_start : s->kv.len;
     size_t mark = s->ck_mark < split ? s->ck_mark : split;
     if ((rc = spill_range(s, &s->kv, split, s->kv.len, uncommitted ? s->cur_task : -1, false)))
@@ -197,16 +197,13 @@ static int drain_table(stage *s)
 
 static int combine_one(stage *s, uint64_t h, const void *k, size_t kl, const void *v, size_t vl)
 {
-    if (mrf__ctable_hit(s->target, h, k, kl, v, vl, s->spec->combine, s->spec->ctx))
+    if (mrf__ctable_hit(&s->tt, h, k, kl, v, vl, s->spec->combine, s->spec->ctx))
         return MRF_OK; /* a key already there: the table did not grow */
-    int rc = mrf__ctable_add(s->target, h, k, kl, v, vl, s->spec->combine, s->spec->ctx);
+    int rc = mrf__ctable_add(&s->tt, h, k, kl, v, vl, s->spec->combine, s->spec->ctx);
     if (rc)
         return mrf__st_table_error(s, rc);
-    if (s->target->used < (s->target == &s->ct ? s->ct_max_keys : s->ct_max_keys / 2) &&
-        s->target->big.len < s->big_cap)
+    if (s->tt.used < s->ct_max_keys / 2 && s->tt.big.len < s->big_cap)
         return MRF_OK;
-    if (s->target == &s->ct)
-        return drain_table(s);
     /* a task's own table overflows into the task's arena, and that to disk
      * as runs that are the rank's only if the task commits */
     if (mrf__ctable_evict(&s->tt, &s->tkv, drain_bucket, s, NULL))
@@ -252,7 +249,7 @@ static int map_emit(mrf_emitter *e, const void *k, size_t kl, const void *v, siz
         p->vlen = (uint32_t)vl;
         mrf__copy_small(p->data, k, kl);
         mrf__copy_small(p->data + kl, v, vl);
-        mrf__ctable_prefetch(s->target, h);
+        mrf__ctable_prefetch(&s->tt, h);
         return MRF_OK;
     }
     uint32_t b = mrf__st_key_bucket(s, k, kl, s->range ? 0 : mrf__key_hash(k, kl));
@@ -348,6 +345,8 @@ typedef struct task_run {
     double rate_t0;       /* the rate is measured from the first checkpoint on, */
     uint64_t rate_bytes0; /* past start-up effects */
     uint64_t records;
+    uint64_t len;    /* the task's bytes */
+    double spilled0; /* the rank's spill time when the task started */
     bool aborted;
 } task_run;
 
@@ -368,6 +367,18 @@ static void checkpoint(stage *s, task_run *tr, uint64_t done)
         }
     }
     tr->chunk0 = now;
+    if (!s->task_paused && done * 2 >= tr->len && done < tr->len) {
+        /* test pauses in the middle of a task (once per rank): map-task at
+         * the first check past a task's middle, map-task-spilled at the
+         * first past the middle of a task that spilled some of its output */
+        const char *want = getenv("MRFLOW_TEST_PAUSE");
+        bool spilled = s->prof.map_spill > tr->spilled0;
+        if (want &&
+            (strcmp(want, "map-task") == 0 || (spilled && strcmp(want, "map-task-spilled") == 0))) {
+            s->task_paused = true;
+            mrf__st_test_pause(s, want);
+        }
+    }
     if (s->prog.on && now - s->prog.last >= s->prog.every) {
         uint64_t tasks, bytes;
         mrf__sched_global(s->sched, &tasks, &bytes);
@@ -534,7 +545,7 @@ static int keep_task(stage *s)
     }
     if (!compacted && (rc = compact_bruns(s)))
         return rc;
-    if (!s->mapc || s->target == &s->ct)
+    if (!s->mapc)
         return MRF_OK; /* already in place */
     /* Packing weights: each committed task's own combined output, bucket by
      * bucket.  Unlike the rank's combined bytes, these do not depend on which
@@ -649,13 +660,11 @@ int mrf__st_map_setup(stage *s)
 #define MIN_SLOTS(a, b) ((a) < (b) ? (a) : (b))
     if (rc == MRF_OK && spec->combine &&
         (mrf__ctable_init(&s->ct, MIN_SLOTS(CLAMP_SLOTS(my_bytes), max_slots)) ||
-         (s->mapc && s->opt->speculate &&
+         (s->mapc &&
           mrf__ctable_init(&s->tt, MIN_SLOTS(CLAMP_SLOTS(max_task / 4), max_slots / 2)))))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for the combining table");
 #undef CLAMP_SLOTS
 #undef MIN_SLOTS
-    /* without speculation every copy commits: combine straight into ct */
-    s->target = s->opt->speculate ? &s->tt : &s->ct;
     s->done_len = (s->plan.n_tasks + 7) / 8;
     if (rc == MRF_OK && !(s->done = mrf__calloc(s->done_len ? s->done_len : 1, 1)))
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
@@ -721,7 +730,13 @@ static int map_round(stage *s, const mrf__plan *sub)
             continue;
         }
         double t0 = MPI_Wtime(), spilled0 = s->prof.map_spill, read0 = s->prof.map_read;
-        task_run tr = {.index = ti, .orig = oi, .backup = backup, .t0 = t0, .chunk0 = t0};
+        task_run tr = {.index = ti,
+                       .orig = oi,
+                       .backup = backup,
+                       .t0 = t0,
+                       .chunk0 = t0,
+                       .len = t->len,
+                       .spilled0 = spilled0};
         s->task_kv_start = s->kv.len;
         s->cur_task = ti;
         mrf__log_task(oi);

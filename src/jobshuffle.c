@@ -621,10 +621,10 @@ int mrf__st_exchange(stage *s)
         rc = mrf__fail(MRF_ENOMEM, "out of memory");
     if ((rc = mrf__st_agree(s, rc)))
         goto out;
-    /* pack by the per-task weights where they exist (a combining job with
-     * speculation on); otherwise by the arena's bytes, which for a job
-     * without a combiner are just as placement-independent */
-    const mrf__bstat *weights = s->mapc && s->opt->speculate ? s->pack_bytes : s->bucket_bytes;
+    /* pack by the per-task weights of a combining job; otherwise by the
+     * arena's bytes, which for a job without a combiner are just as
+     * placement-independent */
+    const mrf__bstat *weights = s->mapc ? s->pack_bytes : s->bucket_bytes;
     if (MPI_Allreduce(weights, global, 2 * (int)s->nb, MPI_UINT64_T, MPI_SUM, s->comm) !=
         MPI_SUCCESS) {
         rc = MRF_EMPI;

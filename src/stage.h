@@ -97,11 +97,10 @@ typedef struct stage {
     uint64_t rr;    /* deals a heavy key's records (or a tie's) over its buckets */
     mrf__ctable ht; /* reducing side: heavy keys' partial results */
     uint64_t sample_weight;
-    mrf__kvbuf kv;       /* map output, then (reused) shuffle input */
-    mrf__ctable ct;      /* the rank's combined map output */
-    mrf__ctable tt;      /* one task's, until it commits (with speculation) */
-    mrf__ctable *target; /* where map emits are combined: &tt or &ct */
-    mrf__kvbuf tkv;      /* the task table's overflow, until it commits */
+    mrf__kvbuf kv;  /* map output, then (reused) shuffle input */
+    mrf__ctable ct; /* the rank's combined map output */
+    mrf__ctable tt; /* the running task's, merged into ct when it commits */
+    mrf__kvbuf tkv; /* the task table's overflow, until it commits */
     mrf__sched *sched;
     mrf__sched_stats sst;
     double map_t0;
@@ -172,6 +171,7 @@ typedef struct stage {
     uint64_t n_done;  /* tasks done */
     long *tmap;       /* the scheduler's task index -> the plan's */
     bool stop_sent;   /* this rank asked the scheduler to stop */
+    bool task_paused; /* a test pause in the middle of a task came (once) */
     bool preempt;     /* ranks agreed a preemption signal came */
     double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
     uint64_t epoch;   /* the next epoch to write */
