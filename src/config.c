@@ -196,6 +196,16 @@ bool mrf__engine_option(const char *name)
     return strncmp(err, "unknown option", 14) != 0;
 }
 
+int mrf__check_job_options(const mrf_job_spec *spec)
+{
+    int rc = mrf__jobopt_check_decl(spec);
+    for (const mrf_job_option *o = spec->options; rc == MRF_OK && o && o->name; o++)
+        if (mrf__engine_option(o->name))
+            rc = mrf__fail(MRF_EINVAL, "job '%s': option --%s is one of the engine's", spec->name,
+                           o->name);
+    return rc;
+}
+
 int mrf__parse_options(int argc, char **argv, const mrf_job_option *decl, mrf__options *opt,
                        char *err, size_t errlen)
 {

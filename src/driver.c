@@ -39,7 +39,7 @@ static int check_spec(const mrf_job_spec *spec)
     if (spec->input != MRF_INPUT_LINES && spec->input != MRF_INPUT_RECORDS &&
         spec->input != MRF_INPUT_DATASET)
         return mrf__fail(MRF_EINVAL, "job '%s': unknown input kind", spec->name);
-    int rc = mrf__jobopt_check_decl(spec);
+    int rc = mrf__check_job_options(spec);
     if (rc)
         return rc;
     for (const mrf_job_spec *st = spec; st; st = st->next)

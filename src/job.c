@@ -94,31 +94,6 @@ int mrf_fail_input(mrf_emitter *out, const char *reason)
     return rc;
 }
 
-const char *mrf_version(void)
-{
-#define STR2(x) #x
-#define STR(x) STR2(x)
-    return STR(MRF_VERSION_MAJOR) "." STR(MRF_VERSION_MINOR) "." STR(MRF_VERSION_PATCH);
-#undef STR
-#undef STR2
-}
-
-int mrf__exit_status(int rc)
-{
-    switch (rc) {
-    case MRF_OK:
-        return MRF_EXIT_OK;
-    case MRF_EUSAGE:
-    case MRF_EINPUT:
-    case MRF_EEXIST:
-        return MRF_EXIT_USAGE;
-    case MRF__PREEMPTED:
-        return MRF_EXIT_CHECKPOINTED;
-    default:
-        return MRF_EXIT_FAILED;
-    }
-}
-
 /* --------------------------------------------------------------- budget -- */
 
 /* Bytes of memory this process may use: RAM, or less under a cgroup limit

@@ -113,9 +113,6 @@ int mrf__jobopt_check_decl(const mrf_job_spec *spec)
                              "job '%s': option '%s' needs a name of a-z, 0-9 and '-', help "
                              "text and a known kind",
                              spec->name, o->name);
-        if (mrf__engine_option(o->name))
-            return mrf__fail(MRF_EINVAL, "job '%s': option --%s is one of the engine's", spec->name,
-                             o->name);
         for (const mrf_job_option *p = spec->options; p < o; p++)
             if (strcmp(p->name, o->name) == 0)
                 return mrf__fail(MRF_EINVAL, "job '%s': option --%s is declared twice", spec->name,

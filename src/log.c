@@ -4,7 +4,8 @@
  * stage and task where there is one.
  *
  * The function that decides an error logs it (mrf__fail), on the rank where it
- * happened; callers up the stack only pass the code on.
+ * happened; callers up the stack only pass the code on.  What a code means
+ * is here too: in words (mrf_strerror) and as the exit status.
  */
 #include <stdio.h>
 #include <sys/time.h>
@@ -158,5 +159,22 @@ const char *mrf_strerror(int code)
         return "internal error";
     default:
         return "unknown error";
+    }
+}
+
+/* What a command exits with, for an error code (MRF_EXIT_* in mrflow.h). */
+int mrf__exit_status(int rc)
+{
+    switch (rc) {
+    case MRF_OK:
+        return MRF_EXIT_OK;
+    case MRF_EUSAGE:
+    case MRF_EINPUT:
+    case MRF_EEXIST:
+        return MRF_EXIT_USAGE;
+    case MRF__PREEMPTED:
+        return MRF_EXIT_CHECKPOINTED;
+    default:
+        return MRF_EXIT_FAILED;
     }
 }

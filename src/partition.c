@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "partition.h"
 
 typedef struct {
     uint64_t bytes;

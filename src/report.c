@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "partition.h"
 
 double mrf__imbalance(const uint64_t *v, size_t n, size_t stride)
 {

@@ -8,6 +8,7 @@
 #define MRF_STAGE_H
 
 #include "internal.h"
+#include "partition.h"
 
 /* A rank keeps at most this many distinct keys in its map-side combining
  * table (32-byte slots at load <= 0.7: at most 128 MiB); past it the table is

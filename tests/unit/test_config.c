@@ -193,13 +193,15 @@ static void test_job_options(void)
         {"a", 0, NULL, "x", "1", NULL}, {"a", 0, NULL, "y", "1", NULL}, {NULL}};
     static const mrf_job_option badname[] = {{"Bad_Name", 0, NULL, "x", "1", NULL}, {NULL}};
     mrf_job_spec spec = {.name = "t", .options = clash};
-    CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_EINVAL);
+    CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_OK);     /* well formed ... */
+    CU_ASSERT_EQUAL(mrf__check_job_options(&spec), MRF_EINVAL); /* ... but the engine's */
     spec.options = twice;
     CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_EINVAL);
     spec.options = badname;
     CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_EINVAL);
     spec.options = decl;
     CU_ASSERT_EQUAL(mrf__jobopt_check_decl(&spec), MRF_OK);
+    CU_ASSERT_EQUAL(mrf__check_job_options(&spec), MRF_OK);
     /* typed output declarations */
     static const mrf_column k8 = {"k", MRF_FIELD_INT, 8}, k3 = {"k", MRF_FIELD_INT, 3},
                             f2 = {"f", MRF_FIELD_FLOAT, 2};

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "partition.h"
 #include "unit.h"
 
 static uint64_t rng(uint64_t *s)
