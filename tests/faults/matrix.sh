@@ -6,9 +6,11 @@
 # reduce; SIGTERM to every rank and SIGUSR1 to one in the map; an unwritable
 # output directory; a full disk (RLIMIT_FSIZE) for output and for spill; the
 # input deleted or truncated during the map; a damaged shuffle block, spill
-# block; a rank whose task fails.  Rows that need checkpoints (resume after
-# the fault) come with them (the checkpoint issue): until then a killed or
-# preempted job must simply fail cleanly.
+# block; a rank whose task fails.  Without --checkpoint-dir a killed or
+# preempted job must simply fail cleanly.  With it (the last rows): USR1 and
+# SIGKILL between shuffle rounds, while a round is received and at the start
+# of the reduce, each followed by a resume on 2 and on 3 ranks that must
+# give the clean run's output.
 . "$TOP_SRCDIR/tests/mpi/lib.sh"
 export LC_ALL=C
 
@@ -121,8 +123,8 @@ else
     [ -f "$OUT/_SUCCESS" ] || not_ok "SIGKILL rank 0 in the reduce (ended first): no output"
 fi
 
-# signals a scheduler sends (preemption is the checkpoint issue's: today
-# the job must end non-zero with nothing visible)
+# signals a scheduler sends, without --checkpoint-dir: the job must end
+# non-zero with nothing visible
 launch sigterm wordcount "$WORK/text" --fault slow:rank=0:factor=100 --speculate off
 # as Slurm's scancel does: SIGTERM to every rank, once rank 1 has done a
 # task (rank 0, 100x slow, is then inside its first one for seconds; waiting
@@ -172,6 +174,52 @@ verdict "damaged spill block" 1 "failed its checksum"
 launch fail-task wordcount "$WORK/text" --fault fail:rank=1
 verdict "a rank's map task fails" 1 "injected failure"
 
-echo "# fault matrix ($NP ranks, btl self,tcp); rows needing checkpoints come with them"
+# Rows with checkpoints: a stop (USR1 to mpirun: exit 75) or a kill
+# (SIGKILL to rank 1: the job fails) at each stop point past the map --
+# between shuffle rounds, while a round is received, at the start of the
+# reduce -- with every rank paused there (MRFLOW_TEST_PAUSE); then the same
+# command again on 2 ranks and on 3: the output of the clean run (terasort's
+# parts in order are the same bytes on any number of ranks).
+# ckpt_row NAME SIGNAL PHASE WANT_RC
+ckpt_row() {
+    local title=$1 sig=$2 phase=$3 want=$4 row=ck-$3-$2 ck np mp
+    ck=$WORK/ck-$row
+    rm -rf "$ck" "$WORK"/pause.*
+    export MRFLOW_TEST_PAUSE=$phase MRFLOW_TEST_PAUSE_FILE=$WORK/pause
+    launch "$row" terasort "$WORK/tera" --checkpoint-dir "$ck" --round-bytes 1M
+    unset MRFLOW_TEST_PAUSE MRFLOW_TEST_PAUSE_FILE
+    if ! wait_paused $NP "$PID"; then
+        verdict "$title (never paused)" 0 ""
+        not_ok "$title: the ranks never paused in $phase"
+        return
+    fi
+    if [ "$sig" = USR1 ]; then
+        mp=$(pgrep -P "$PID" | head -n1) && kill -USR1 "$mp"
+    else
+        kill -KILL "$(rank_pid 1)"
+    fi
+    verdict "$title" "$want" ""
+    local resumed="resumed on 2 and 3 ranks: the clean output"
+    for np in 2 3; do
+        rm -rf "$ck-$np" "$OUT"
+        cp -r "$ck" "$ck-$np"
+        if mpi $np tcp run terasort --input "$WORK/tera" --output "$OUT" --checkpoint-dir "$ck-$np" \
+            --round-bytes 1M --quiet 2> "$ERR.resume" &&
+            [ "$(cat "$OUT"/part-* | cksum)" = "$(cat "$WORK/ref-tera")" ]; then
+            ok "$title, then the same command on $np ranks: resumed, the clean run's output"
+        else
+            not_ok "$title, then the same command on $np ranks: $(grep -m1 error "$ERR.resume")"
+            resumed="RESUME ON $np RANKS FAILED"
+        fi
+    done
+    sed -i "\$s/\$/$resumed/" "$TABLE"
+}
+ckpt_row "USR1 between shuffle rounds" USR1 shuffle 75
+ckpt_row "USR1 while a round is received" USR1 shuffle-receive 75
+ckpt_row "USR1 at the start of the reduce" USR1 reduce 75
+ckpt_row "SIGKILL rank 1 between rounds" KILL shuffle nonzero
+ckpt_row "SIGKILL rank 1 at reduce start" KILL reduce nonzero
+
+echo "# fault matrix ($NP ranks, btl self,tcp)"
 sed 's/^/# /' "$TABLE"
 finish
