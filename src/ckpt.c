@@ -754,6 +754,7 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
         bad_h5 = 1;
     if (bad_h5)
         rc = mrf__fail(MRF_EIO, "checkpoint: writing '%s' failed (disk full, or quota?)", tmp);
+    double t_written = MPI_Wtime();
     /* every rank makes its own writes durable (on a parallel file system a
      * client's cache is its own) */
     if (rc == MRF_OK) {
@@ -766,9 +767,10 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
     double t_synced = MPI_Wtime();
     rc = all_ok(w->comm, rc);
     mrf__log(MRF_LOG_DEBUG,
-             "checkpoint: %llu bytes in %zu blocks written and fsynced in %.3f s, then waited "
-             "%.3f s for the other ranks",
-             (unsigned long long)w->data_len, w->n_ents, t_synced - t0, MPI_Wtime() - t_synced);
+             "checkpoint: %llu bytes in %zu blocks written in %.3f s and fsynced in %.3f s, "
+             "then waited %.3f s for the other ranks",
+             (unsigned long long)w->data_len, w->n_ents, t_written - t0, t_synced - t_written,
+             MPI_Wtime() - t_synced);
     if (w->rank == 0) {
         if (rc == MRF_OK && rename(tmp, final))
             rc = mrf__fail(MRF_EIO, "checkpoint: renaming '%s' to '%s' failed: %s", tmp, final,
