@@ -33,8 +33,9 @@ double mrf__st_cpu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Testing switch: MRFLOW_TEST_PAUSE=map|shuffle|shuffle-receive|reduce
- * (shuffle: after round 1; shuffle-receive: before round 2 is received) makes every rank wait
+/* Testing switch: MRFLOW_TEST_PAUSE=map|map-task|map-task-spilled|shuffle|
+ * shuffle-receive|reduce (map-task: in the middle of a task, see jobmap.c;
+ * shuffle: after round 1; shuffle-receive: before round 2 is received) makes every rank wait
  * there (up to 300 s) for a preemption signal, after creating the file
  * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase (or
  * look at the ranks) and then let them go on by creating
