@@ -656,7 +656,7 @@ int mrf__combine_records(mrf__ctable *t, const char *in, size_t len, const mrf_j
 /* The hash of a key, for the table and for hash partitioning (XXH3). */
 uint64_t mrf__key_hash(const void *key, size_t klen);
 
-/* partition.c: partition.h */
+/* partition.c is declared in partition.h (included by stage.h) */
 
 /* --------------------------------------------------------------- sort.c -- */
 typedef struct mrf__sort_ent {

@@ -367,17 +367,11 @@ static void checkpoint(stage *s, task_run *tr, uint64_t done)
         }
     }
     tr->chunk0 = now;
-    if (!s->task_paused && done * 2 >= tr->len && done < tr->len) {
-        /* test pauses in the middle of a task (once per rank): map-task at
-         * the first check past a task's middle, map-task-spilled at the
-         * first past the middle of a task that spilled some of its output */
-        const char *want = getenv("MRFLOW_TEST_PAUSE");
-        bool spilled = s->prof.map_spill > tr->spilled0;
-        if (want &&
-            (strcmp(want, "map-task") == 0 || (spilled && strcmp(want, "map-task-spilled") == 0))) {
-            s->task_paused = true;
-            mrf__st_test_pause(s, want);
-        }
+    if (s->mid_pause && done * 2 >= tr->len && done < tr->len &&
+        (s->mid_pause == 1 || s->prof.map_spill > tr->spilled0)) {
+        /* a test pause in the middle of a task, once per rank (see map_setup) */
+        mrf__st_test_pause(s, s->mid_pause == 1 ? "map-task" : "map-task-spilled");
+        s->mid_pause = 0;
     }
     if (s->prog.on && now - s->prog.last >= s->prog.every) {
         uint64_t tasks, bytes;
@@ -641,6 +635,14 @@ int mrf__st_map_setup(stage *s)
     if (s->ct_max_keys > max_slots / 10 * 7)
         s->ct_max_keys = max_slots / 10 * 7;
     s->cur_task = -1;
+    /* testing switch, read once: MRFLOW_TEST_PAUSE=map-task pauses at the
+     * first progress check past a task's middle, map-task-spilled at the
+     * first past the middle of a task that spilled part of its output */
+    const char *pause = getenv("MRFLOW_TEST_PAUSE");
+    s->mid_pause = !pause                                   ? 0
+                   : strcmp(pause, "map-task") == 0         ? 1
+                   : strcmp(pause, "map-task-spilled") == 0 ? 2
+                                                            : 0;
     s->kv.limit = s->map_cap;
     s->tkv.limit = (size_t)(s->budget / 16);
     /* size the tables from the input: one slot per 16 bytes of this rank's

@@ -172,7 +172,7 @@ typedef struct stage {
     uint64_t n_done;  /* tasks done */
     long *tmap;       /* the scheduler's task index -> the plan's */
     bool stop_sent;   /* this rank asked the scheduler to stop */
-    bool task_paused; /* a test pause in the middle of a task came (once) */
+    int mid_pause;    /* testing: 1 pause mid-task, 2 mid-task after a spill, 0 not (again) */
     bool preempt;     /* ranks agreed a preemption signal came */
     double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
     uint64_t epoch;   /* the next epoch to write */
