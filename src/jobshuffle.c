@@ -591,11 +591,11 @@ static void keep_spare(stage *s)
     size_t want = (size_t)s->red_in_recs * 2 * sizeof(mrf__sort_ent);
     want = (want + 4095) & ~(size_t)4095;
     if (s->send && !s->spec->combine && !s->n_runs && want && want <= s->send_bytes) {
-        size_t rest = (s->send_bytes - want) & ~(size_t)4095;
-        if (rest)
-            mrf__big_free(s->send + s->send_bytes - rest, rest);
+        /* the tail from a page boundary (munmap refuses any other start) */
+        if (s->send_bytes > want)
+            mrf__big_free(s->send + want, s->send_bytes - want);
         s->spare = s->send;
-        s->spare_bytes = s->send_bytes - rest;
+        s->spare_bytes = want;
     } else {
         mrf__big_free(s->send, s->send_bytes);
     }
