@@ -310,9 +310,13 @@ static hid_t make_dset(hid_t f, const char *name, hid_t ft, uint64_t n)
     return d;
 }
 
-/* Collective: each rank writes n elements of mt from buf at element off
- * (n may be 0). */
-static int write_slab(hid_t d, hid_t mt, uint64_t off, uint64_t n, const void *buf)
+/* Each rank writes n elements of mt from buf at element off (n may be 0);
+ * every rank makes the call.  coll: as one collective MPI-IO write, else
+ * each rank's own.  The checkpoint's bulk (/data: one contiguous slab a
+ * rank, 64 MiB a call) goes independently: collective buffering ships it
+ * through aggregator ranks first, 0.15-0.32 s against 0.03 s for 83 MB a
+ * rank on the development VM. */
+static int write_slab(hid_t d, hid_t mt, uint64_t off, uint64_t n, const void *buf, bool coll)
 {
     hid_t fs = H5Dget_space(d);
     hsize_t o = off, c = n, mdim = n ? n : 1;
@@ -320,14 +324,14 @@ static int write_slab(hid_t d, hid_t mt, uint64_t off, uint64_t n, const void *b
     hid_t x = H5Pcreate(H5P_DATASET_XFER);
     int rc = fs < 0 || ms < 0 || x < 0 ? -1 : 0;
     if (rc == 0) {
-        H5Pset_dxpl_mpio(x, H5FD_MPIO_COLLECTIVE);
+        H5Pset_dxpl_mpio(x, coll ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
         if (n)
             rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &o, NULL, &c, NULL) < 0 ? -1 : 0;
         else
             rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
     }
     static const char dummy[64];
-    if (H5Dwrite(d, mt, ms, fs, x, n && buf ? buf : dummy) < 0) /* collective: always called */
+    if (H5Dwrite(d, mt, ms, fs, x, n && buf ? buf : dummy) < 0) /* every rank calls it */
         rc = -1;
     if (x >= 0)
         H5Pclose(x);
@@ -585,8 +589,8 @@ static int write_data(mrf__ckpt_writer *w, hid_t d, uint64_t data_start)
             }
         }
         if (rc)
-            n = 0; /* still join the collective call */
-        if (write_slab(d, H5T_NATIVE_UINT8, data_start + at, n, p) < 0)
+            n = 0; /* the same calls on every rank */
+        if (write_slab(d, H5T_NATIVE_UINT8, data_start + at, n, p, false) < 0)
             rc = -1;
     }
     mrf__big_free(buf, cap);
@@ -729,14 +733,14 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
         bool r0 = w->rank == 0;
         /* (an empty dataset has no storage to write to: every rank skips it) */
         if (done_len)
-            bad_h5 |= write_slab(d_done, H5T_NATIVE_UINT8, 0, r0 ? done_len : 0, done) < 0;
+            bad_h5 |= write_slab(d_done, H5T_NATIVE_UINT8, 0, r0 ? done_len : 0, done, true) < 0;
         if (part_len)
-            bad_h5 |= write_slab(d_part, H5T_NATIVE_UINT8, 0, r0 ? part_len : 0, part) < 0;
-        bad_h5 |= write_slab(d_slabs, stt, (uint64_t)w->rank, 1, &slab) < 0;
+            bad_h5 |= write_slab(d_part, H5T_NATIVE_UINT8, 0, r0 ? part_len : 0, part, true) < 0;
+        bad_h5 |= write_slab(d_slabs, stt, (uint64_t)w->rank, 1, &slab, true) < 0;
         if (total[0])
-            bad_h5 |= write_slab(d_index, et, before[0], w->n_ents, w->ents) < 0;
+            bad_h5 |= write_slab(d_index, et, before[0], w->n_ents, w->ents, true) < 0;
         if (total[2])
-            bad_h5 |= write_slab(d_bad, H5T_NATIVE_UINT8, before[2], bad_len, bad) < 0;
+            bad_h5 |= write_slab(d_bad, H5T_NATIVE_UINT8, before[2], bad_len, bad, true) < 0;
         if (total[1])
             bad_h5 |= write_data(w, d_data, before[1]) < 0;
     }
