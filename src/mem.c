@@ -159,15 +159,23 @@ static size_t free_huge_blocks(void)
     return n;
 }
 
-static bool want_thp(size_t n)
+/* 0 never, 1 always, 2 while free blocks last (MRFLOW_THP, read once) */
+static int thp_mode(void)
 {
-    static int mode = -1; /* 0 never, 1 always, 2 while free blocks last */
+    static int mode = -1;
     if (mode < 0) {
         const char *e = getenv("MRFLOW_THP");
-        mode = e && strcmp(e, "1") == 0 ? 1 : e && strcmp(e, "0") == 0 ? 0 : 2;
-        if (mode == 2 && sysconf(_SC_PAGESIZE) != 4096) /* order 9 is 2 MiB only there */
-            mode = 0;
+        int m = e && strcmp(e, "1") == 0 ? 1 : e && strcmp(e, "0") == 0 ? 0 : 2;
+        if (m == 2 && sysconf(_SC_PAGESIZE) != 4096) /* order 9 is 2 MiB only there */
+            m = 0;
+        mode = m;
     }
+    return mode;
+}
+
+static bool want_thp(size_t n)
+{
+    int mode = thp_mode();
     if (n < (2u << 20) || mode == 0)
         return false;
     return mode == 1 || (n >> 21) * 4 <= free_huge_blocks();
@@ -178,11 +186,14 @@ static bool want_thp(size_t n)
  * mremap move its huge pages whole (moved to a misaligned address each is
  * split into 4 KiB pages, and every pass over the buffer after that costs
  * a TLB miss per page: an arena grown by doubling while a checkpoint loaded
- * made each later pass over it 5-10x slower here). */
+ * made each later pass over it 5-10x slower here).  With huge pages off
+ * (MRFLOW_THP=0) alignment buys nothing and is skipped: valgrind, which
+ * the unit tests run under that way, loses track of the grown part of a
+ * range moved with MREMAP_FIXED. */
 static void *map_aligned(size_t n)
 {
     const size_t H = (size_t)2 << 20;
-    if (n < H) {
+    if (n < H || thp_mode() == 0) {
         void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         return p == MAP_FAILED ? NULL : p;
     }
@@ -251,9 +262,9 @@ void *mrf__big_resize(void *p, size_t old_n, size_t new_n)
     /* in place if the pages after it are free; else moved to a fresh
      * aligned range, so its huge pages move whole */
     const size_t H = (size_t)2 << 20;
-    bool aligned = ((uintptr_t)p & (H - 1)) == 0;
-    void *q = new_n <= old_n || new_n < H || aligned ? mremap(p, old_n, new_n, 0) : MAP_FAILED;
-    if (q == MAP_FAILED && new_n >= H) {
+    bool align = new_n >= H && thp_mode() != 0, aligned = ((uintptr_t)p & (H - 1)) == 0;
+    void *q = new_n <= old_n || !align || aligned ? mremap(p, old_n, new_n, 0) : MAP_FAILED;
+    if (q == MAP_FAILED && align) {
         void *t = map_aligned(new_n);
         if (!t)
             return NULL;

@@ -1,6 +1,8 @@
 /* test_kvbuf.c -- the record arena. */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "unit.h"
@@ -61,12 +63,15 @@ static void test_alloc_failure(void)
 static void test_big_buffers_aligned(void)
 {
     const size_t H = (size_t)2 << 20;
+    const char *thp = getenv("MRFLOW_THP");
+    bool want = !(thp && strcmp(thp, "0") == 0) && sysconf(_SC_PAGESIZE) == 4096;
     void *shim[16];
     for (unsigned i = 0; i < 8; i++) {
         shim[2 * i] = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         char *p = mrf__big_alloc(3 * H + 4096 * i);
         CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-        CU_ASSERT_EQUAL(((uintptr_t)p & (H - 1)), 0);
+        if (want) /* huge pages off: no reason to align */
+            CU_ASSERT_EQUAL(((uintptr_t)p & (H - 1)), 0);
         mrf__big_free(p, 3 * H + 4096 * i);
         mrf__kvbuf kv = {0};
         for (unsigned k = 0; k < 24; k++) {
@@ -76,7 +81,7 @@ static void test_big_buffers_aligned(void)
             CU_ASSERT_EQUAL_FATAL(mrf__kvbuf_reserve(&kv, 300000), MRF_OK);
             memset(kv.base + kv.len, (int)(k + 1), 300000);
             kv.len += 300000;
-            if (kv.cap >= H)
+            if (want && kv.cap >= H)
                 CU_ASSERT_EQUAL(((uintptr_t)kv.base & (H - 1)), 0);
         }
         for (unsigned k = 0; k < 24; k++) {
