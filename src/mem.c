@@ -4,7 +4,7 @@
  * Small allocations carry a 16-byte header with their size so mrf__free can
  * account them.  Big buffers (arenas, shuffle and sort buffers) come straight
  * from mmap, on 2 MiB boundaries from 2 MiB up (so huge pages can back
- * them), and mremap grows them without copying, to an aligned range.  A
+ * them), each with room to grow in place behind it (map_aligned).  A
  * buffer that is about to be written whole is populated by the kernel in
  * one call (MAP_POPULATE):
  * 0.33 s per GiB here, against 0.48 s for faults page by page and up to
@@ -181,21 +181,45 @@ static bool want_thp(size_t n)
     return mode == 1 || (n >> 21) * 4 <= free_huge_blocks();
 }
 
-/* An anonymous mapping of n bytes.  From 2 MiB up it starts on a 2 MiB
- * boundary: only then can huge pages back all of it, and only then does
- * mremap move its huge pages whole (moved to a misaligned address each is
- * split into 4 KiB pages, and every pass over the buffer after that costs
- * a TLB miss per page: an arena grown by doubling while a checkpoint loaded
- * made each later pass over it 5-10x slower here).  With huge pages off
- * (MRFLOW_THP=0) alignment buys nothing and is skipped: valgrind, which
- * the unit tests run under that way, loses track of the grown part of a
- * range moved with MREMAP_FIXED. */
+/*
+ * An anonymous mapping of n bytes.  From 2 MiB up it starts on a 2 MiB
+ * boundary: only then can huge pages back all of it.  And it grows in place:
+ * moved, a buffer loses its huge pages wherever the new address is not on
+ * such a boundary (the kernel splits them), and every pass over it after
+ * that costs a TLB miss per 4 KiB page (an arena grown by doubling while a
+ * checkpoint loaded made each later pass 5-10x slower here).  So each big
+ * buffer gets a range of its own, SLOT apart from the next in a part of the
+ * address space nothing else uses, with room to grow behind it; where that
+ * range is taken (a wrapped slot still in use, a smaller address space) the
+ * mapping is made 2 MiB larger and trimmed to a boundary instead.  With
+ * huge pages off (MRFLOW_THP=0) none of this buys anything and is skipped.
+ */
+#define SLOT ((uintptr_t)64 << 30)            /* a buffer may grow to 64 GiB in place */
+#define SLOT_BASE ((uintptr_t)0x200000000000) /* 32 TiB: above ASan's shadow */
+#define N_SLOTS 1024u                         /* up to 96 TiB */
+static atomic_uint next_slot;
+
 static void *map_aligned(size_t n)
 {
     const size_t H = (size_t)2 << 20;
     if (n < H || thp_mode() == 0) {
         void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         return p == MAP_FAILED ? NULL : p;
+    }
+    if (n <= SLOT && sizeof(void *) == 8) {
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+#ifdef MAP_FIXED_NOREPLACE
+        flags |= MAP_FIXED_NOREPLACE; /* taken: EEXIST, not another address */
+#endif
+        for (int tries = 0; tries < 4; tries++) {
+            uintptr_t at =
+                SLOT_BASE + (uintptr_t)(atomic_fetch_add(&next_slot, 1) % N_SLOTS) * SLOT;
+            void *p = mmap((void *)at, n, PROT_READ | PROT_WRITE, flags, -1, 0);
+            if (p == (void *)at)
+                return p;
+            if (p != MAP_FAILED) /* a kernel that took it as a hint only */
+                munmap(p, n);
+        }
     }
     size_t nr = (n + 4095) & ~(size_t)4095;
     if (nr < n || nr > SIZE_MAX - H)
@@ -259,17 +283,23 @@ void *mrf__big_resize(void *p, size_t old_n, size_t new_n)
         new_n = 1;
     if (should_fail())
         return NULL;
-    /* in place if the pages after it are free; else moved to a fresh
-     * aligned range, so its huge pages move whole */
+    /* in place (a big buffer has its slot's room behind it); failing that
+     * a big buffer is copied to a fresh aligned range (mremap would move it
+     * wherever the kernel finds room, and split its huge pages there).  Not
+     * MREMAP_FIXED: the mremap hooks that MPI libraries install for their
+     * registration caches may drop its fifth argument (MPICH's here moved
+     * the buffer to address 0), and bypassing them would hide the move
+     * from those caches. */
     const size_t H = (size_t)2 << 20;
     bool align = new_n >= H && thp_mode() != 0, aligned = ((uintptr_t)p & (H - 1)) == 0;
     void *q = new_n <= old_n || !align || aligned ? mremap(p, old_n, new_n, 0) : MAP_FAILED;
     if (q == MAP_FAILED && align) {
-        void *t = map_aligned(new_n);
-        if (!t)
+        if (!(q = map_aligned(new_n)))
             return NULL;
-        if ((q = mremap(p, old_n, new_n, MREMAP_MAYMOVE | MREMAP_FIXED, t)) == MAP_FAILED)
-            munmap(t, new_n);
+        if (want_thp(new_n)) /* before the copy touches it */
+            (void)madvise(q, new_n, MADV_HUGEPAGE);
+        memcpy(q, p, old_n);
+        munmap(p, old_n);
     } else if (q == MAP_FAILED) {
         q = mremap(p, old_n, new_n, MREMAP_MAYMOVE);
     }
