@@ -589,7 +589,9 @@ static int write_data(mrf__ckpt_writer *w, hid_t d, uint64_t data_start)
             }
         }
         if (rc)
-            n = 0; /* the same calls on every rank */
+            n = 0; /* still as many calls as the other ranks: metadata reads
+                    * are collective in this file (all_coll_metadata_ops), and
+                    * one made inside a write must find every rank there */
         if (write_slab(d, H5T_NATIVE_UINT8, data_start + at, n, p, false) < 0)
             rc = -1;
     }

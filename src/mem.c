@@ -292,20 +292,24 @@ void *mrf__big_resize(void *p, size_t old_n, size_t new_n)
      * from those caches. */
     const size_t H = (size_t)2 << 20;
     bool align = new_n >= H && thp_mode() != 0, aligned = ((uintptr_t)p & (H - 1)) == 0;
+    bool thp = want_thp(new_n);
     void *q = new_n <= old_n || !align || aligned ? mremap(p, old_n, new_n, 0) : MAP_FAILED;
     if (q == MAP_FAILED && align) {
         if (!(q = map_aligned(new_n)))
             return NULL;
-        if (want_thp(new_n)) /* before the copy touches it */
+        if (thp) /* before the copy touches it */
             (void)madvise(q, new_n, MADV_HUGEPAGE);
+        account(new_n, 0); /* both sizes, for the copy's length */
         memcpy(q, p, old_n);
         munmap(p, old_n);
-    } else if (q == MAP_FAILED) {
-        q = mremap(p, old_n, new_n, MREMAP_MAYMOVE);
+        account(0, old_n);
+        return q;
     }
     if (q == MAP_FAILED)
+        q = mremap(p, old_n, new_n, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED)
         return NULL;
-    if (want_thp(new_n))
+    if (thp)
         (void)madvise(q, new_n, MADV_HUGEPAGE);
     /* mremap moves pages, it does not copy them: never both sizes at once */
     if (new_n > old_n)

@@ -96,9 +96,45 @@ static void test_big_buffers_aligned(void)
     CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
 }
 
+/* A big buffer grows in place; where something is mapped right behind it,
+ * it is copied to a fresh aligned range instead, with its bytes. */
+static void test_big_buffer_blocked_growth(void)
+{
+    const size_t H = (size_t)2 << 20;
+    const char *thp = getenv("MRFLOW_THP");
+    bool want = !(thp && strcmp(thp, "0") == 0) && sysconf(_SC_PAGESIZE) == 4096;
+    char *p = mrf__big_alloc(4 * H);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    memset(p, 7, 4 * H);
+    char *q = mrf__big_resize(p, 4 * H, 8 * H); /* room behind it: in place */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    if (want && !getenv("MRFLOW_UNDER_VALGRIND")) /* valgrind never grows in place */
+        CU_ASSERT_PTR_EQUAL(q, p);
+    memset(q + 4 * H, 8, 4 * H);
+    void *block =
+        mmap(q + 8 * H, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    CU_ASSERT_PTR_EQUAL_FATAL(block, q + 8 * H);
+    char *r = mrf__big_resize(q, 8 * H, 16 * H); /* blocked: moved */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NOT_EQUAL(r, q);
+    if (want)
+        CU_ASSERT_EQUAL(((uintptr_t)r & (H - 1)), 0);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 16 * H);
+    for (size_t i = 0; i < 8 * H; i += 4096)
+        if (r[i] != (i < 4 * H ? 7 : 8)) {
+            CU_FAIL("bytes lost in the move");
+            break;
+        }
+    memset(r + 8 * H, 9, 8 * H); /* the grown part is there */
+    munmap(block, 4096);
+    mrf__big_free(r, 16 * H);
+    CU_ASSERT_EQUAL(mrf__mem_in_use(), 0);
+}
+
 static CU_TestInfo tests[] = {{"append_and_walk", test_append_and_walk},
                               {"alloc_failure", test_alloc_failure},
                               {"big_buffers_aligned", test_big_buffers_aligned},
+                              {"big_buffer_blocked_growth", test_big_buffer_blocked_growth},
                               CU_TEST_INFO_NULL};
 
 int main(void)
