@@ -467,6 +467,27 @@ static int sink(mrf__ckpt_writer *w, const char *p, size_t n)
     return MRF_OK;
 }
 
+double mrf__ckpt_compress_cost(const char *recs, size_t len)
+{
+    size_t n = len < CK_BLOCK ? len : CK_BLOCK;
+    if (!n)
+        return 0;
+    const char *from = recs + (len - n) / 2; /* the middle: past a cold start */
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    size_t zcap = ZSTD_compressBound(n);
+    char *z = mrf__malloc(zcap);
+    double t = 0;
+    if (cc && z && !ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, CK_LEVEL))) {
+        ZSTD_compress2(cc, z, zcap, from, n); /* its tables and z's pages, touched */
+        double t0 = MPI_Wtime();
+        size_t c = ZSTD_compress2(cc, z, zcap, from, n);
+        t = ZSTD_isError(c) ? 0 : (MPI_Wtime() - t0) / (double)n;
+    }
+    mrf__free(z);
+    ZSTD_freeCCtx(cc);
+    return t;
+}
+
 /* Compresses raw[0, n) (recs whole records of bucket, or MRF__CKPT_MIXED)
  * as one block and sinks it. */
 static int put_block(mrf__ckpt_writer *w, const char *raw, size_t n, uint64_t recs, uint32_t bucket)

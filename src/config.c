@@ -454,6 +454,13 @@ int mrf__parse_options(int argc, char **argv, const mrf_job_option *decl, mrf__o
                 goto usage;
             }
             opt->ckpt_every = v;
+        } else if (opt_is(a, "--checkpoint-policy", &val)) {
+            NEED_VALUE();
+            if (strcmp(val, "auto") && strcmp(val, "always")) {
+                snprintf(err, errlen, "--checkpoint-policy '%s': use auto or always", val);
+                goto usage;
+            }
+            opt->ckpt_always = strcmp(val, "always") == 0;
         } else if (opt_is(a, "--checkpoint-bytes", &val)) {
             NEED_VALUE();
             if (mrf__parse_size(val, &opt->ckpt_bytes)) {
@@ -610,7 +617,8 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      LATEST): after the map phase, every --checkpoint-every\n"
            "                      seconds or --checkpoint-bytes between map tasks, and on\n"
            "                      SIGUSR1, SIGUSR2 or SIGTERM, after which the job exits\n"
-           "                      with status 75.\n"
+           "                      with status 75; each only when it pays, see\n"
+           "                      --checkpoint-policy.\n"
            "                      Running the same command again resumes from the newest\n"
            "                      valid checkpoint, on any number of ranks\n"
            "  --checkpoint-every S seconds between checkpoints during the map; after the\n"
@@ -621,6 +629,11 @@ void mrf__print_run_help(const char *prog, const mrf_job_spec *spec)
            "                      of map output that no checkpoint has (default 512M; 0:\n"
            "                      by time only). Checkpoints are incremental: each writes\n"
            "                      only what is new, so this bounds what a signal must write\n"
+           "  --checkpoint-policy auto|always\n"
+           "                      auto (default): leave out a checkpoint that would cost\n"
+           "                      more to write and read back than the work it saves (a\n"
+           "                      map that only frames records, as terasort's, is cheaper\n"
+           "                      to run again); always: take every one\n"
            "  --no-resume         ignore DIR's checkpoints and start from the beginning\n"
            "  --restart-from-scratch\n"
            "                      when DIR holds checkpoints but none is valid, start\n"

@@ -137,6 +137,9 @@ typedef struct mrf__report {
     uint64_t ckpt_written, ckpt_bytes, ckpt_raw_bytes, ckpt_last_epoch, resumed_epoch,
         resumed_tasks;
     double ckpt_s, resume_s;
+    /* checkpoints left out as not worth their cost; the last one's work and cost */
+    uint64_t ckpt_skipped;
+    double ckpt_skip_work_s, ckpt_skip_cost_s;
     const mrf__stage_fig *runs; /* a multi-stage job's runs before this one */
     size_t n_runs;
 } mrf__report;
@@ -222,6 +225,7 @@ typedef struct mrf__options {
     const char *ckpt_dir;     /* --checkpoint-dir DIR; NULL = no checkpoints */
     double ckpt_every;        /* --checkpoint-every SECONDS during the map; 0 = none */
     uint64_t ckpt_bytes;      /* --checkpoint-bytes: also when a rank holds this much unsaved */
+    bool ckpt_always;         /* --checkpoint-policy always (auto: only those worth their cost) */
     bool no_resume;           /* --no-resume: ignore existing checkpoints */
     bool restart_scratch;     /* --restart-from-scratch: no valid epoch is not an error */
     int crash_rank;           /* --fault crash:rank=R:phase=P (testing); -1 = none */
@@ -925,6 +929,10 @@ typedef struct mrf__ckpt_meta {
 typedef struct mrf__ckpt_stats {
     uint64_t written, bytes, raw_bytes, last_epoch;
     double seconds;
+    /* checkpoints left out as not worth their cost; the last one's work it
+     * would have saved and what writing and reading it back would have cost */
+    uint64_t skipped;
+    double skip_work_s, skip_cost_s;
 } mrf__ckpt_stats;
 
 typedef struct mrf__ckpt_writer mrf__ckpt_writer;
@@ -940,6 +948,9 @@ void mrf__ckpt_writer_destroy(mrf__ckpt_writer *w);
  * reduce input of that rank. */
 #define MRF__CKPT_MIXED UINT32_MAX
 int mrf__ckpt_put(mrf__ckpt_writer *w, const char *rec);
+/* Seconds a byte that compressing recs[0, len) for a checkpoint takes,
+ * timed on up to 1 MiB of it (0 when len is 0 or it cannot be timed). */
+double mrf__ckpt_compress_cost(const char *recs, size_t len);
 void mrf__ckpt_set_mixed(mrf__ckpt_writer *w, bool mixed);
 /* Adds recs[0, len), whole records of any buckets, as blocks of their own
  * (bucket MRF__CKPT_MIXED), compressed straight from recs. */

@@ -557,13 +557,20 @@ out_with_tmpdir:
         mrf__output_discard(s->tmpdir);
     } else if (s->rank == 0 && rc == MRF__PREEMPTED) {
         mrf__output_discard(s->tmpdir);
-        mrf__log(MRF_LOG_WARN,
-                 "job '%s' stopped on signal %d: %s in '%s'; run the same command again to "
-                 "resume (exit status 75)",
-                 s->spec->name, mrf__preempted(),
-                 s->ckst.written ? "checkpointed"
-                                 : "no new checkpoint was needed, the newest valid one is",
-                 s->opt->ckpt_dir);
+        if (s->ckst.written || s->n_chain || s->resumed_epoch || s->shuffled_ckpt)
+            mrf__log(MRF_LOG_WARN,
+                     "job '%s' stopped on signal %d: %s in '%s'; run the same command again "
+                     "to resume (exit status 75)",
+                     s->spec->name, mrf__preempted(),
+                     s->ckst.written ? "checkpointed"
+                                     : "no new checkpoint was needed, the newest valid one is",
+                     s->opt->ckpt_dir);
+        else
+            mrf__log(MRF_LOG_WARN,
+                     "job '%s' stopped on signal %d: no checkpoint was worth writing (doing "
+                     "the work again costs less); run the same command again to start it over "
+                     "(exit status 75)",
+                     s->spec->name, mrf__preempted());
     } else if (s->rank == 0) {
         mrf__output_discard(s->tmpdir);
         mrf__log(MRF_LOG_ERROR, "job '%s' failed; no output was written to '%s'", s->spec->name,

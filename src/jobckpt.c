@@ -187,6 +187,46 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
     return rc;
 }
 
+/* Checkpoints are taken only where they pay (--checkpoint-policy auto).
+ * One saves the work done since the last, which a resume without it does
+ * again; it costs writing its bytes now and reading them back on a resume.
+ * Writing is compressing, then the write and its fsync; reading back is
+ * the read and the decompression: together about twice the compression
+ * (terasort 1 GiB on 2 ranks, a rank's 600 MB: compress 0.47 s, write and
+ * fsync 0.18 s, read back 0.35 s; docs/performance.md, "Which checkpoints
+ * pay").  So the cost is twice the compression, timed on a sample of the
+ * bytes.  A job whose map only frames records (terasort) maps faster than
+ * that: its map output is never worth a checkpoint.  Collective: the
+ * slowest rank's work against the slowest rank's cost; every rank gets the
+ * same answer. */
+#define CK_COST_FACTOR 2.0
+#define CK_DEFAULT_SPB 2e-9 /* seconds a byte with nothing to time (500 MB/s) */
+
+static bool ckpt_worth(stage *s, uint64_t bytes, const char *sample, size_t sample_len,
+                       const char *what)
+{
+    if (s->opt->ckpt_always)
+        return true;
+    double spb = mrf__ckpt_compress_cost(sample, sample_len), f = CK_COST_FACTOR;
+    const char *scale = getenv("MRFLOW_TEST_CKPT_COST"); /* testing: a cost x times as high */
+    if (scale)
+        f *= strtod(scale, NULL);
+    double v[2] = {MPI_Wtime() - s->ckpt_last,
+                   (double)bytes * f * (spb > 0 ? spb : CK_DEFAULT_SPB)};
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_MAX, s->comm);
+    if (v[0] >= v[1])
+        return true;
+    s->ckst.skipped++;
+    s->ckst.skip_work_s = v[0];
+    s->ckst.skip_cost_s = v[1];
+    if (s->rank == 0)
+        mrf__log(MRF_LOG_INFO,
+                 "checkpoint (%s) left out: it would save %.2f s of work and cost about %.2f s "
+                 "to write and read back (--checkpoint-policy always takes it anyway)",
+                 what, v[0], v[1]);
+    return false;
+}
+
 /* Everything this rank's map output holds is in the chain now. */
 static void mark_saved(stage *s)
 {
@@ -209,6 +249,12 @@ int mrf__st_take_checkpoint(stage *s, const char *phase)
     int rc = MRF_OK;
     if (s->n_chain && s->n_done == s->chain_tasks && strcmp(phase, "map") == 0)
         return MRF_OK; /* no task committed since the chain's newest: nothing to add */
+    size_t mark = s->ck_mark < s->kv.len ? s->ck_mark : s->kv.len;
+    if (s->map_ckpt_off ||
+        !ckpt_worth(s, mrf__st_unsaved_bytes(s), s->kv.base + mark, s->kv.len - mark, phase)) {
+        s->map_ckpt_off = true; /* the ratio holds for the whole map: no more of them */
+        return MRF_OK;
+    }
     char *raw = NULL;
     size_t rcap = 0;
     if (s->mapc && s->ct.used)
@@ -297,6 +343,8 @@ int mrf__st_take_checkpoint_shuffled(stage *s)
     int rc = MRF_OK;
     char *buf = NULL;
     size_t cap = 0, n = 0;
+    if (!ckpt_worth(s, s->red_in_bytes, s->kv.base, s->kv.len, "shuffled"))
+        return MRF_OK;
     if (!s->ckw)
         rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
     if (rc == MRF_OK)

@@ -773,12 +773,13 @@ static int map_round(stage *s, const mrf__plan *sub)
         s->prof.map_run +=
             MPI_Wtime() - t0 - (s->prof.map_spill - spilled0) - (s->prof.map_read - read0);
         /* a checkpoint is due (rank 0's clock, or this rank holds
-         * --checkpoint-bytes of map output no checkpoint has), or a
-         * preemption signal came */
+         * --checkpoint-bytes of map output no checkpoint has) unless map
+         * output was found not worth one, or a preemption signal came */
         if (s->ckpt && !s->stop_sent &&
             (mrf__preempted() ||
-             (s->opt->ckpt_bytes > 0 && mrf__st_unsaved_bytes(s) >= s->opt->ckpt_bytes) ||
-             (s->rank == 0 && s->opt->ckpt_every > 0 &&
+             (!s->map_ckpt_off && s->opt->ckpt_bytes > 0 &&
+              mrf__st_unsaved_bytes(s) >= s->opt->ckpt_bytes) ||
+             (!s->map_ckpt_off && s->rank == 0 && s->opt->ckpt_every > 0 &&
               MPI_Wtime() - s->ckpt_last >= s->opt->ckpt_every))) {
             mrf__sched_stop(s->sched);
             s->stop_sent = true;

@@ -249,12 +249,14 @@ int mrf__report_write(const char *path, const mrf__report *r)
         fprintf(f,
                 ", \"written\": %llu, \"bytes\": %llu, \"raw_bytes\": %llu, \"seconds\": %.6f, "
                 "\"write_bandwidth_bytes_per_s\": %.0f, \"last_epoch\": %llu, "
-                "\"resumed_from_epoch\": %llu, \"resumed_tasks\": %llu, \"resume_s\": %.6f}",
+                "\"resumed_from_epoch\": %llu, \"resumed_tasks\": %llu, \"resume_s\": %.6f, "
+                "\"left_out\": %llu, \"left_out_work_s\": %.6f, \"left_out_cost_s\": %.6f}",
                 (unsigned long long)r->ckpt_written, (unsigned long long)r->ckpt_bytes,
                 (unsigned long long)r->ckpt_raw_bytes, r->ckpt_s,
                 r->ckpt_s > 0 ? (double)r->ckpt_bytes / r->ckpt_s : 0.0,
                 (unsigned long long)r->ckpt_last_epoch, (unsigned long long)r->resumed_epoch,
-                (unsigned long long)r->resumed_tasks, r->resume_s);
+                (unsigned long long)r->resumed_tasks, r->resume_s,
+                (unsigned long long)r->ckpt_skipped, r->ckpt_skip_work_s, r->ckpt_skip_cost_s);
     }
     if (r->n_runs) { /* a multi-stage job: the runs before this, the last */
         fprintf(f, ",\n  \"stage_runs\": [");

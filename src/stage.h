@@ -166,16 +166,17 @@ typedef struct stage {
     unsigned est_rounds;
     unsigned shuf_rounds; /* shuffle rounds done */
     /* checkpoints (ckpt.c) */
-    bool ckpt;        /* --checkpoint-dir given */
-    uint8_t *done;    /* bit t: map task t of the plan committed */
-    size_t done_len;  /* bytes */
-    uint64_t n_done;  /* tasks done */
-    long *tmap;       /* the scheduler's task index -> the plan's */
-    bool stop_sent;   /* this rank asked the scheduler to stop */
-    int mid_pause;    /* testing: 1 pause mid-task, 2 mid-task after a spill, 0 not (again) */
-    bool preempt;     /* ranks agreed a preemption signal came */
-    double ckpt_last; /* MPI_Wtime of the last checkpoint (or of the map's start) */
-    uint64_t epoch;   /* the next epoch to write */
+    bool ckpt;         /* --checkpoint-dir given */
+    uint8_t *done;     /* bit t: map task t of the plan committed */
+    size_t done_len;   /* bytes */
+    uint64_t n_done;   /* tasks done */
+    long *tmap;        /* the scheduler's task index -> the plan's */
+    bool stop_sent;    /* this rank asked the scheduler to stop */
+    int mid_pause;     /* testing: 1 pause mid-task, 2 mid-task after a spill, 0 not (again) */
+    bool preempt;      /* ranks agreed a preemption signal came */
+    double ckpt_last;  /* MPI_Wtime of the last checkpoint (or of the map's start) */
+    bool map_ckpt_off; /* map output is not worth a checkpoint (jobckpt.c, ckpt_worth) */
+    uint64_t epoch;    /* the next epoch to write */
     /* incremental checkpoints: what the chain of epochs holds already */
     size_t ck_mark;            /* the map arena's bytes [0, ck_mark) are in it */
     uint64_t unsaved_spilled;  /* map output spilled since the last checkpoint, bytes */

@@ -186,7 +186,7 @@ ckpt_row() {
     ck=$WORK/ck-$row
     rm -rf "$ck" "$WORK"/pause.*
     export MRFLOW_TEST_PAUSE=$phase MRFLOW_TEST_PAUSE_FILE=$WORK/pause
-    launch "$row" terasort "$WORK/tera" --checkpoint-dir "$ck" --round-bytes 1M
+    launch "$row" terasort "$WORK/tera" --checkpoint-dir "$ck" --checkpoint-policy always --round-bytes 1M
     unset MRFLOW_TEST_PAUSE MRFLOW_TEST_PAUSE_FILE
     if ! wait_paused $NP "$PID"; then
         verdict "$title (never paused)" 0 ""
@@ -204,7 +204,7 @@ ckpt_row() {
         rm -rf "$ck-$np" "$OUT"
         cp -r "$ck" "$ck-$np"
         if mpi $np tcp run terasort --input "$WORK/tera" --output "$OUT" --checkpoint-dir "$ck-$np" \
-            --round-bytes 1M --quiet 2> "$ERR.resume" &&
+            --checkpoint-policy always --round-bytes 1M --quiet 2> "$ERR.resume" &&
             [ "$(cat "$OUT"/part-* | cksum)" = "$(cat "$WORK/ref-tera")" ]; then
             ok "$title, then the same command on $np ranks: resumed, the clean run's output"
         else

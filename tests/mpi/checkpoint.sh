@@ -17,7 +17,7 @@ mkdir -p "$in"
 "$MRFLOW" gen text --size 3M --seed 5 --output "$in/text.txt" 2>/dev/null || exit 99
 "$MRFLOW" gen terasort --size 2M --seed 6 --output "$in/sort.dat" 2>/dev/null || exit 99
 ref_wordcount "$in/text.txt" > "$WORK/ref-wc"
-COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0"
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-policy always --checkpoint-every 0"
 
 input_of() { # (INPUT=PATH overrides)
     if [ -n "${INPUT:-}" ]; then echo "$INPUT"; elif [ "$1" = wordcount ]; then echo "$in/text.txt"; else echo "$in/sort.dat"; fi
@@ -149,7 +149,7 @@ corrupt_data() {
 
 # two epochs (periodic checkpoints during the map, then after it), preempted
 # in the shuffle; the newest damaged
-COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0.000001"
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-policy always --checkpoint-every 0.000001"
 ck=$WORK/ck-two
 # (and blocks staged through a file past 64 KiB, not in memory)
 MRFLOW_CKPT_MEM=64K preempt wordcount shuffle "$ck" "$WORK/o-two"
@@ -286,7 +286,7 @@ fi
 
 # --checkpoint-bytes: checkpoints during the map by size alone, each with
 # only the new map output; stopped in the map and resumed on 3 ranks
-COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0 --checkpoint-bytes 100K"
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-policy always --checkpoint-every 0 --checkpoint-bytes 100K"
 for job in wordcount terasort; do
     if mpi 2 tcp run "$job" --input "$(input_of "$job")" --output "$WORK/o-bytes-$job" \
         --checkpoint-dir "$WORK/ck-bytes-$job" $COMMON --log-level info > "$WORK/bytes.log" 2>&1; then
@@ -308,7 +308,7 @@ for job in wordcount terasort; do
 done
 
 # another option or job between runs: refused, naming it
-COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0"
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-policy always --checkpoint-every 0"
 cp -r "$WORK/ck-two-saved" "$WORK/ck-opt"
 resume wordcount 4 "$WORK/ck-opt" "$WORK/r-opt" --partitioner hash
 rc=$?
@@ -385,6 +385,51 @@ if resume terasort 4 "$ck" "$WORK/r-term"; then
 else
     not_ok "resume after SIGTERM failed: $(grep -m1 error "$WORK/resume.log")"
 fi
+
+# --checkpoint-policy auto (the default) leaves out a checkpoint that would
+# cost more to write and read back than the work it saves.
+# MRFLOW_TEST_CKPT_COST scales that cost: 1e9 makes every checkpoint too
+# dear, 0 makes every one worth taking.
+COMMON="--task-size 64K --round-bytes 16K --checkpoint-every 0"
+ck_fig() { # REPORT FIELD: a number from the report's checkpoints object
+    sed -n "s/.*\"checkpoints\".*\"$2\": \([0-9.e+-]*\).*/\1/p" "$1" | head -n 1
+}
+ck=$WORK/ck-auto
+MRFLOW_TEST_CKPT_COST=1e9 preempt terasort shuffle "$ck" "$WORK/o-auto"
+check "auto, every checkpoint too dear: USR1 exits 75, no epoch written, says it starts over" \
+    sh -c '[ "$1" -eq 75 ] && ! ls "$2" | grep -q "^epoch" &&
+           grep -q "no checkpoint was worth writing" "$3"' _ "$rc" "$ck" "$WORK/preempt.log"
+if MRFLOW_TEST_CKPT_COST=1e9 resume terasort 3 "$ck" "$WORK/r-auto"; then
+    check "auto, too dear: the rerun starts over on 3 ranks, same bytes" \
+        sh -c '! grep -q "resuming job" "$1"' _ "$WORK/resume.log"
+    check "auto, too dear: same bytes" same_output terasort "$WORK/r-auto"
+    r=$WORK/r-auto/_REPORT.json
+    check "auto, too dear: the report counts it left out, work below cost" \
+        awk -v n="$(ck_fig "$r" left_out)" -v w="$(ck_fig "$r" left_out_work_s)" \
+        -v c="$(ck_fig "$r" left_out_cost_s)" -v k="$(ck_fig "$r" written)" \
+        'BEGIN { exit !(n >= 1 && w < c && k == 0) }'
+else
+    not_ok "auto, too dear: the rerun failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+rm -rf "$ck"
+MRFLOW_TEST_CKPT_COST=0 mpi 2 tcp run terasort --input "$in/sort.dat" --output "$WORK/o-auto0" \
+    --checkpoint-dir "$ck" $COMMON --quiet --report "$WORK/auto0.json"
+r=$WORK/auto0.json
+check "auto, every checkpoint worth it: the one after the map is taken" \
+    awk -v n="$(ck_fig "$r" left_out)" -v k="$(ck_fig "$r" written)" 'BEGIN { exit !(n == 0 && k == 1) }'
+# the real figures: wordcount's map output (its combining table) is small
+# against the work of mapping it, so the default keeps its checkpoint; any
+# checkpoint left out says the work it would save was below its cost
+for job in wordcount terasort; do
+    rm -rf "$ck"
+    mpi 2 tcp run "$job" --input "$(input_of "$job")" --output "$WORK/o-auto-$job" \
+        --checkpoint-dir "$ck" $COMMON --quiet --report "$WORK/auto-$job.json"
+    r=$WORK/auto-$job.json
+    check "auto, $job: taken ($(ck_fig "$r" written)) or left out ($(ck_fig "$r" left_out)) by its figures" \
+        awk -v n="$(ck_fig "$r" left_out)" -v k="$(ck_fig "$r" written)" \
+        -v w="$(ck_fig "$r" left_out_work_s)" -v c="$(ck_fig "$r" left_out_cost_s)" -v j="$job" \
+        'BEGIN { exit !(n + k == 1 && (n == 0 || w < c) && (j != "wordcount" || k == 1)) }'
+done
 
 # an unusable checkpoint directory: exit 2 before any work
 : > "$WORK/afile"

@@ -71,10 +71,10 @@ check "many.zst with a slow rank (backups may run): equal coreutils'" \
 # task), resumed on another rank count: the tasks of whole frames are
 # planned again alike and the output is the uninterrupted one
 usr1_in_map "$MRFLOW" run wordcount --input "$WORK/many.zst" --output "$WORK/ck-out" \
-    --checkpoint-dir "$WORK/ck" --task-size 1M --quiet
+    --checkpoint-dir "$WORK/ck" --checkpoint-policy always --task-size 1M --quiet
 check "USR1 in the map of many.zst: exit 75 ($rc), no output" [ "$rc" -eq 75 ] && [ ! -e "$WORK/ck-out" ]
 mpi 4 tcp run wordcount --input "$WORK/many.zst" --output "$WORK/ck-out" --checkpoint-dir "$WORK/ck" \
-    --task-size 1M > "$WORK/resume.log" 2>&1
+    --checkpoint-policy always --task-size 1M > "$WORK/resume.log" 2>&1
 check "resumed on 4 ranks: exit 0, says it resumed" \
     sh -c '[ $1 -eq 0 ] && grep -qi "resum" "$2"' _ $? "$WORK/resume.log"
 check "resumed: counts equal coreutils'" cmp -s "$WORK/ref" <(cat "$WORK/ck-out"/part-* 2> /dev/null | sort)

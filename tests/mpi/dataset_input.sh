@@ -61,10 +61,10 @@ done
 # task), resumed on another rank count: the same tasks planned again, the
 # output the uninterrupted one
 usr1_in_map "$WORK/h5group" --input "$WORK/d.h5:/grp/chunked" --output "$WORK/ck-out" \
-    --checkpoint-dir "$WORK/ck" --task-size 64K --quiet
+    --checkpoint-dir "$WORK/ck" --checkpoint-policy always --task-size 64K --quiet
 check "USR1 in the map: exit 75 ($rc), no output" [ "$rc" -eq 75 ] && [ ! -e "$WORK/ck-out" ]
 job 4 --input "$WORK/d.h5:/grp/chunked" --output "$WORK/ck-out" --checkpoint-dir "$WORK/ck" \
-    --task-size 64K > "$WORK/resume.log" 2>&1
+    --checkpoint-policy always --task-size 64K > "$WORK/resume.log" 2>&1
 check "resumed on 4 ranks: exit 0, says it resumed" \
     sh -c '[ $1 -eq 0 ] && grep -qi "resum" "$2"' _ $? "$WORK/resume.log"
 check "resumed: equal to numpy" \

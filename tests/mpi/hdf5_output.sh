@@ -51,7 +51,7 @@ ck=$WORK/ck
 rm -f "$WORK"/pause.*
 MRFLOW_TEST_PAUSE=reduce MRFLOW_TEST_PAUSE_FILE=$WORK/pause "$MPIEXEC" -np 4 --oversubscribe \
     --mca btl self,tcp "$MRFLOW" run terasort --input "$in/sort.dat" --output "$WORK/h5-res" \
-    --format hdf5 --checkpoint-dir "$ck" --task-size 128K --quiet > "$WORK/pre.log" 2>&1 &
+    --format hdf5 --checkpoint-dir "$ck" --checkpoint-policy always --task-size 128K --quiet > "$WORK/pre.log" 2>&1 &
 pid=$!
 wait_paused 4 "$pid"
 kill -USR1 "$pid"
@@ -60,7 +60,7 @@ rc=$?
 check "--format hdf5, USR1 in the reduce: exit 75, no output" \
     sh -c '[ "$1" -eq 75 ] && [ ! -e "$2" ]' _ "$rc" "$WORK/h5-res"
 if mpi 3 tcp run terasort --input "$in/sort.dat" --output "$WORK/h5-res" --format hdf5 \
-    --checkpoint-dir "$ck" --task-size 128K --quiet; then
+    --checkpoint-dir "$ck" --checkpoint-policy always --task-size 128K --quiet; then
     "$PY" "$TOP_SRCDIR/tests/mpi/h5cat.py" "$WORK/h5-res/output.h5" > "$WORK/got"
     cat "$WORK"/text-terasort-4/part-* > "$WORK/want"
     check "resumed on 3 ranks: output.h5 holds the same records in order" cmp -s "$WORK/want" "$WORK/got"

@@ -77,7 +77,7 @@ for np in ${MRFLOW_TEST_MEMORY_RANKS-2 4}; do
     MRFLOW_TEST_PAUSE=shuffle MRFLOW_TEST_PAUSE_FILE=$WORK/pause "$MPIEXEC" -np "$np" \
         --oversubscribe --mca btl self,tcp "$MRFLOW" run terasort --input "$WORK/tera-$np" \
         --output "$WORK/ts-ck-$np" --memory "$MEM" --spill-dir "$spill" --checkpoint-dir "$ck" \
-        --checkpoint-every 0 --checkpoint-bytes 8M --log-level info > "$WORK/ck-$np.err" 2>&1 &
+        --checkpoint-policy always --checkpoint-every 0 --checkpoint-bytes 8M --log-level info > "$WORK/ck-$np.err" 2>&1 &
     pid=$!
     wait_paused "$np" "$pid"
     kill -s USR1 "$pid" 2> /dev/null
@@ -87,7 +87,7 @@ for np in ${MRFLOW_TEST_MEMORY_RANKS-2 4}; do
         sh -c '[ "$(ls "$1"/epoch-*.h5 | wc -l)" -ge 3 ]' _ "$ck"
     np2=$((np == 2 ? 4 : 2))
     if mpi "$np2" tcp run terasort --input "$WORK/tera-$np" --output "$WORK/ts-ck-$np" \
-        --memory "$MEM" --spill-dir "$spill" --checkpoint-dir "$ck" --checkpoint-every 0 \
+        --memory "$MEM" --spill-dir "$spill" --checkpoint-dir "$ck" --checkpoint-policy always --checkpoint-every 0 \
         --checkpoint-bytes 8M 2> "$WORK/ck-$np.err"; then
         cat "$WORK/ts-ck-$np"/part-* > "$WORK/b"
         check "terasort np=$np --memory: the chain resumed on $np2 ranks, byte-identical" \

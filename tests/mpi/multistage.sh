@@ -184,7 +184,7 @@ rm -f "$WORK"/pause.*
 MRFLOW_KV_FILE=4K MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$WORK/pause \
     MRFLOW_TEST_PAUSE_JOB=invindex/1.0 "$MPIEXEC" -np 2 --mca btl self,tcp "$MRFLOW" run \
     invindex --input "$D" --output "$WORK/ii-dmg" --checkpoint-dir "$ck2" --quiet \
-    > "$WORK/dmg.log" 2>&1 &
+    --checkpoint-policy always > "$WORK/dmg.log" 2>&1 &
 pid=$!
 wait_paused 2 "$pid"
 kill -USR1 "$pid" 2> /dev/null
@@ -198,14 +198,14 @@ touch -r "$last" "$WORK/stamp"
 printf '\377\377\377\177' | dd of="$last" conv=notrunc status=none
 touch -r "$WORK/stamp" "$last"
 MRFLOW_KV_FILE=4K mpi 2 tcp run invindex --input "$D" --output "$WORK/ii-dmg" \
-    --checkpoint-dir "$ck2" --quiet 2> "$WORK/dmg2.log"
+    --checkpoint-dir "$ck2" --checkpoint-policy always --quiet 2> "$WORK/dmg2.log"
 check "resumed over a damaged intermediate file: exit 1 naming it, no output" \
     sh -c '[ $1 -eq 1 ] && grep -q "${2##*/}.* damaged" "$3" && [ ! -e "$4" ]' _ $? "$last" \
     "$WORK/dmg2.log" "$WORK/ii-dmg"
 # cut short: the stage run's checkpoint no longer matches its input files
 truncate -s -3 "$last"
 MRFLOW_KV_FILE=4K mpi 2 tcp run invindex --input "$D" --output "$WORK/ii-dmg" \
-    --checkpoint-dir "$ck2" --quiet 2> "$WORK/dmg3.log"
+    --checkpoint-dir "$ck2" --checkpoint-policy always --quiet 2> "$WORK/dmg3.log"
 check "an intermediate file cut short: refused (exit 2), no output" \
     sh -c '[ $1 -eq 2 ] && grep -q "previous stage run.s files.*damaged or replaced" "$2" &&
            [ ! -e "$3" ]' _ $? \
@@ -217,7 +217,7 @@ rm -f "$WORK"/pause.*
 MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$WORK/pause MRFLOW_TEST_PAUSE_JOB=pagerank/1.5 \
     "$MPIEXEC" -np 4 --oversubscribe --mca btl self,tcp "$MRFLOW" run pagerank \
     --input "$WORK/g.txt" --output "$WORK/pr-pre" --tol 0 --iterations 12 --checkpoint-dir "$ck" \
-    --quiet > "$WORK/pre.log" 2>&1 &
+    --checkpoint-policy always --quiet > "$WORK/pre.log" 2>&1 &
 pid=$!
 wait_paused 4 "$pid"
 kill -USR1 "$pid" 2> /dev/null
@@ -228,7 +228,7 @@ check "iteration 4's output committed in the checkpoint dir, 5's not" \
     sh -c '[ -e "$1/stage-01.0004/_SUCCESS" ] && [ ! -e "$1/stage-01.0005" ] &&
            [ ! -e "$1/stage-01.0003" ]' _ "$ck/stages"
 mpi 2 tcp run pagerank --input "$WORK/g.txt" --output "$WORK/pr-pre" --tol 0 --iterations 12 \
-    --checkpoint-dir "$ck" --log-level info > "$WORK/resume.log" 2>&1
+    --checkpoint-dir "$ck" --checkpoint-policy always --log-level info > "$WORK/resume.log" 2>&1
 check "resumed on 2 ranks: exit 0" [ $? -eq 0 ]
 check "resumed at iteration 5 from its own checkpoint, nothing before it run again" \
     sh -c 'grep -q "after stage 1 run 4" "$1" &&

@@ -301,7 +301,8 @@ stop_resume() {
     # shellcheck disable=SC2086
     MRFLOW_EXIT_FILE=$ef MRFLOW_TEST_PAUSE=$phase MRFLOW_TEST_PAUSE_FILE=$S/pause \
         launch "$ha" "$na" run "$job" --input "$(input_of "$job")" --output "$out" \
-        --checkpoint-dir "$ck" $COMMON --checkpoint-every 0 ${7:-} > "$S/stop-$job.log" 2>&1 &
+        --checkpoint-dir "$ck" --checkpoint-policy always $COMMON --checkpoint-every 0 ${7:-} \
+        > "$S/stop-$job.log" 2>&1 &
     local pid=$!
     wait_files "$na" "$S/pause" "$pid"
     sleep 0.2
@@ -325,7 +326,8 @@ stop_resume() {
     [ -n "${7:-}" ] && check "$job: a chain of incremental epochs ($(ls "$ck" | tr '\n' ' '))" \
         sh -c '[ "$(ls "$1"/epoch-*.h5 | wc -l)" -ge 2 ]' _ "$ck"
     run "$S/resume-$job.log" "$hb" "$nb" run "$job" --input "$(input_of "$job")" \
-        --output "$out" --checkpoint-dir "$ck" $COMMON --checkpoint-every 0 --log-level info
+        --output "$out" --checkpoint-dir "$ck" --checkpoint-policy always $COMMON \
+        --checkpoint-every 0 --log-level info
     check "$job resumed on $hb ($nb ranks): exit 0 ($rc)" [ "$rc" -eq 0 ] ||
         tail -5 "$S/resume-$job.log"
     check "$job resumed on $hb: it resumed (did not start over)" \
@@ -365,6 +367,7 @@ for l in mpirun srun; do
     JOB[$l]=$(cd "$S" && sbatch --parsable -N 2 -n 4 --ntasks-per-node 2 -o "$S/slurm-$l.out" \
         --export="ALL,MRFLOW=$S/paused-mrflow,MRFLOW_LAUNCHER=$l,PAUSE_FILE=$S/pause-$l,$(launcher_env)" \
         "$SB" run terasort --input "$S/tera" --output "$S/sl-$l" --checkpoint-dir "$S/slck-$l" \
+        --checkpoint-policy always \
         $COMMON --checkpoint-every 0 2> "$S/sbatch-$l.err")
     [ -n "${JOB[$l]}" ] || not_ok "sbatch ($l) failed: $(cat "$S/sbatch-$l.err")"
 done

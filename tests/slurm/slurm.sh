@@ -125,7 +125,8 @@ preempted_job() {
     rm -f "$WORK"/pause.*
     jid=$(PAUSE_FILE=$WORK/pause MRFLOW=$WORK/paused-mrflow sbatch --parsable -n 2 \
         -o "$WORK/$name.log" "$@" "$SB" run terasort --input "$WORK/sort.dat" \
-        --output "$WORK/$name" --checkpoint-dir "$WORK/$name.ckpt" --log-level info)
+        --output "$WORK/$name" --checkpoint-dir "$WORK/$name.ckpt" --checkpoint-policy always \
+        --log-level info)
 }
 # preempt_checks NAME: the job checkpointed, requeued itself, resumed, same bytes
 preempt_checks() {
@@ -172,6 +173,7 @@ if wait_paused 2; then
     check "term: a checkpoint is left" test -s "$WORK/term.ckpt/LATEST"
     MRFLOW=$MRFLOW timeout 300 sbatch --wait -n 2 -o "$WORK/term2.log" "$SB" run terasort \
         --input "$WORK/sort.dat" --output "$WORK/term" --checkpoint-dir "$WORK/term.ckpt" \
+        --checkpoint-policy always \
         --log-level info > /dev/null
     check "term: resubmitted, it resumes and exits 0" \
         sh -c '[ $1 -eq 0 ] && grep -q "resuming job" "$2"' _ $? "$WORK/term2.log"
