@@ -511,15 +511,12 @@ reduce_phase:
     s->t_reduce = MPI_Wtime() - t;
     mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());
-    if ((rc = mrf__st_agree(s, rc))) {
-        /* stopped by a signal: the checkpoint after the map (or the one
-         * resumed from) holds everything; writing the reduce input now
-         * would make the stop as long as the data, so the resumed run
-         * shuffles again.  Only a run without any checkpoint writes it. */
-        if (rc == MRF__PREEMPTED && s->ckpt && !s->shuffled_ckpt && s->n_chain == 0)
-            mrf__st_take_checkpoint_shuffled(s);
+    /* stopped by a signal: nothing is written.  The checkpoint after the
+     * map (or the one resumed from) holds everything; where none was worth
+     * taking, the rerun starts over.  Writing the reduce input now would
+     * make the stop as long as the data. */
+    if ((rc = mrf__st_agree(s, rc)))
         goto out_with_tmpdir;
-    }
     /* the sums of mrf_stage_add, job-wide; kept with an intermediate stage */
     MPI_Allreduce(MPI_IN_PLACE, s->sums, MRF_STAGE_SLOTS, MPI_DOUBLE, MPI_SUM, s->comm);
     if (s->opt->kv_output && (rc = mrf__st_agree(s, s->rank == 0 ? write_stage_file(s) : MRF_OK)))

@@ -335,7 +335,7 @@ static int put_retagged(stage *s, const char *rec, char **buf, size_t *cap)
     return mrf__ckpt_put(s->ckw, *buf);
 }
 
-/* Collective, after the shuffle (or when a signal stops the reduce): every
+/* Collective, after the shuffle when one is due: every
  * rank's reduce input, as blocks of its own (phase "shuffled"). */
 int mrf__st_take_checkpoint_shuffled(stage *s)
 {
