@@ -250,8 +250,9 @@ int mrf__st_take_checkpoint(stage *s, const char *phase)
     if (s->n_chain && s->n_done == s->chain_tasks && strcmp(phase, "map") == 0)
         return MRF_OK; /* no task committed since the chain's newest: nothing to add */
     size_t mark = s->ck_mark < s->kv.len ? s->ck_mark : s->kv.len;
+    const char *fresh = s->kv.base ? s->kv.base + mark : NULL; /* the sample: unsaved output */
     if (s->map_ckpt_off ||
-        !ckpt_worth(s, mrf__st_unsaved_bytes(s), s->kv.base + mark, s->kv.len - mark, phase)) {
+        !ckpt_worth(s, mrf__st_unsaved_bytes(s), fresh, s->kv.len - mark, phase)) {
         s->map_ckpt_off = true; /* the ratio holds for the whole map: no more of them */
         return MRF_OK;
     }
@@ -335,8 +336,8 @@ static int put_retagged(stage *s, const char *rec, char **buf, size_t *cap)
     return mrf__ckpt_put(s->ckw, *buf);
 }
 
-/* Collective, after the shuffle when one is due: every
- * rank's reduce input, as blocks of its own (phase "shuffled"). */
+/* Collective, after the shuffle when one is due: every rank's reduce
+ * input, as blocks of its own (phase "shuffled"). */
 int mrf__st_take_checkpoint_shuffled(stage *s)
 {
     double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
