@@ -10,7 +10,8 @@
 # preempted job must simply fail cleanly.  With it (the last rows): USR1 and
 # SIGKILL between shuffle rounds, while a round is received and at the start
 # of the reduce, each followed by a resume on 2 and on 3 ranks that must
-# give the clean run's output.
+# give the clean run's output; and USR1 between rounds and at the reduce's
+# start where no checkpoint was worth taking (the rerun starts over).
 . "$TOP_SRCDIR/tests/mpi/lib.sh"
 export LC_ALL=C
 
@@ -180,13 +181,16 @@ verdict "a rank's map task fails" 1 "injected failure"
 # reduce -- with every rank paused there (MRFLOW_TEST_PAUSE); then the same
 # command again on 2 ranks and on 3: the output of the clean run (terasort's
 # parts in order are the same bytes on any number of ranks).
-# ckpt_row NAME SIGNAL PHASE WANT_RC
+# ckpt_row NAME SIGNAL PHASE WANT_RC (POLICY: --checkpoint-policy, default
+# always; MSG: what the stop must say)
 ckpt_row() {
-    local title=$1 sig=$2 phase=$3 want=$4 row=ck-$3-$2 ck np mp
+    local title=$1 sig=$2 phase=$3 want=$4 row=ck-$3-$2-${POLICY:-always} ck np mp
+    local policy=${POLICY:-always}
     ck=$WORK/ck-$row
     rm -rf "$ck" "$WORK"/pause.*
     export MRFLOW_TEST_PAUSE=$phase MRFLOW_TEST_PAUSE_FILE=$WORK/pause
-    launch "$row" terasort "$WORK/tera" --checkpoint-dir "$ck" --checkpoint-policy always --round-bytes 1M
+    launch "$row" terasort "$WORK/tera" --checkpoint-dir "$ck" --checkpoint-policy "$policy" \
+        --round-bytes 1M
     unset MRFLOW_TEST_PAUSE MRFLOW_TEST_PAUSE_FILE
     if ! wait_paused $NP "$PID"; then
         verdict "$title (never paused)" 0 ""
@@ -198,27 +202,34 @@ ckpt_row() {
     else
         kill -KILL "$(rank_pid 1)"
     fi
-    verdict "$title" "$want" ""
+    verdict "$title" "$want" "${MSG:-}"
     local resumed="resumed on 2 and 3 ranks: the clean output"
     for np in 2 3; do
         rm -rf "$ck-$np" "$OUT"
         cp -r "$ck" "$ck-$np"
         if mpi $np tcp run terasort --input "$WORK/tera" --output "$OUT" --checkpoint-dir "$ck-$np" \
-            --checkpoint-policy always --round-bytes 1M --quiet 2> "$ERR.resume" &&
+            --checkpoint-policy "$policy" --round-bytes 1M --quiet 2> "$ERR.resume" &&
             [ "$(cat "$OUT"/part-* | cksum)" = "$(cat "$WORK/ref-tera")" ]; then
-            ok "$title, then the same command on $np ranks: resumed, the clean run's output"
+            ok "$title, then the same command on $np ranks: the clean run's output"
         else
             not_ok "$title, then the same command on $np ranks: $(grep -m1 error "$ERR.resume")"
             resumed="RESUME ON $np RANKS FAILED"
         fi
     done
-    sed -i "\$s/\$/$resumed/" "$TABLE"
+    sed -i "\$s/\$/${MSG:+; }$resumed/" "$TABLE"
 }
 ckpt_row "USR1 between shuffle rounds" USR1 shuffle 75
 ckpt_row "USR1 while a round is received" USR1 shuffle-receive 75
 ckpt_row "USR1 at the start of the reduce" USR1 reduce 75
 ckpt_row "SIGKILL rank 1 between rounds" KILL shuffle nonzero
 ckpt_row "SIGKILL rank 1 at reduce start" KILL reduce nonzero
+# the default policy with no checkpoint worth taking (MRFLOW_TEST_CKPT_COST
+# makes each cost more than it saves): the stop writes nothing, and the same
+# command starts over
+export MRFLOW_TEST_CKPT_COST=1e9 POLICY=auto MSG="no checkpoint was worth writing"
+ckpt_row "USR1 between rounds, no checkpoint" USR1 shuffle 75
+ckpt_row "USR1 at reduce start, no checkpoint" USR1 reduce 75
+unset MRFLOW_TEST_CKPT_COST POLICY MSG
 
 echo "# fault matrix ($NP ranks, btl self,tcp)"
 sed 's/^/# /' "$TABLE"
