@@ -352,6 +352,10 @@ int mrf__metrics_write(const char *path, const mrf__report *r)
                r->ckpt_s);
         metric(f, "checkpoint_resumed_epoch", "Epoch the last run resumed from (0: none).", lb,
                (double)r->resumed_epoch);
+        metric(f, "checkpoints_left_out",
+               "Checkpoints the last run left out: writing them would have cost more than "
+               "the work they save.",
+               lb, (double)r->ckpt_skipped);
     }
     metric(f, "job_ranks", "MPI ranks of the last run.", lb, r->ranks);
     metric(f, "job_input_bytes", "Input bytes mapped.", lb, (double)SUM(input_bytes));
