@@ -565,8 +565,8 @@ out_with_tmpdir:
         else
             mrf__log(MRF_LOG_WARN,
                      "job '%s' stopped on signal %d: no checkpoint was worth writing (doing "
-                     "the work again costs less); run the same command again to start it over "
-                     "(exit status 75)",
+                     "the work again costs less); run the same command again: it does this "
+                     "stage's work over (exit status 75)",
                      s->spec->name, mrf__preempted());
     } else if (s->rank == 0) {
         mrf__output_discard(s->tmpdir);

@@ -242,4 +242,30 @@ check "resumed: its report marks iteration 4 as committed before" \
     grep -q '"name": "pagerank/1.4", "done_before": true' "$WORK/pr-pre/_REPORT.json"
 check "resumed: the checkpoint dir emptied" sh -c '[ -z "$(ls -A "$1")" ]' _ "$ck"
 
+# the same stop where no checkpoint of the stage run is worth writing
+# (the default policy, MRFLOW_TEST_CKPT_COST making each too dear): the
+# stop writes none, and the rerun goes on from iteration 4's committed
+# output, doing iteration 5 over
+ck=$WORK/ck-auto
+rm -f "$WORK"/pause.*
+MRFLOW_TEST_CKPT_COST=1e9 MRFLOW_TEST_PAUSE=map MRFLOW_TEST_PAUSE_FILE=$WORK/pause \
+    MRFLOW_TEST_PAUSE_JOB=pagerank/1.5 "$MPIEXEC" -np 4 --oversubscribe --mca btl self,tcp \
+    "$MRFLOW" run pagerank --input "$WORK/g.txt" --output "$WORK/pr-auto" --tol 0 \
+    --iterations 12 --checkpoint-dir "$ck" --quiet > "$WORK/pre-auto.log" 2>&1 &
+pid=$!
+wait_paused 4 "$pid"
+kill -USR1 "$pid" 2> /dev/null
+wait_dog "$pid"
+check "no checkpoint worth it: USR1 in iteration 5 exits 75 saying so, iteration 4 kept" \
+    sh -c '[ $1 -eq 75 ] && grep -q "no checkpoint was worth writing" "$2" &&
+           [ -e "$3/stage-01.0004/_SUCCESS" ] && ! ls "$3/.." | grep -q "^epoch"' _ "$rc" \
+    "$WORK/pre-auto.log" "$ck/stages"
+MRFLOW_TEST_CKPT_COST=1e9 mpi 2 tcp run pagerank --input "$WORK/g.txt" --output "$WORK/pr-auto" \
+    --tol 0 --iterations 12 --checkpoint-dir "$ck" --log-level info > "$WORK/resume-auto.log" 2>&1
+check "no checkpoint worth it: the rerun goes on after iteration 4 (exit 0)" \
+    sh -c '[ $1 -eq 0 ] && grep -q "after stage 1 run 4" "$2" && ! grep -q "from checkpoint" "$2"' \
+    _ $? "$WORK/resume-auto.log"
+check "no checkpoint worth it: the same ranks as an uninterrupted run" \
+    cmp -s <(cat "$WORK/pr-auto"/part-* | sort) <(cat "$WORK/pr-12"/part-* | sort)
+
 finish
