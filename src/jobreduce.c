@@ -131,6 +131,10 @@ static bool same_key(const stage *s, const mrf__sort_ent *a, const mrf__sort_ent
            memcmp(mrf__rec_key(x), mrf__rec_key(y), mrf__rec_klen(x)) == 0;
 }
 
+/* Testing: MRFLOW_TEST_PAUSE=reduce-mid pauses a rank's reduce after this
+ * many keys, part of its output written. */
+#define REDUCE_MID_PAUSE 4096
+
 /* Merge sources: a sorted run on disk, or the sorted in-memory remainder. */
 static int next_run(void *ctx, const char **rec)
 {
@@ -239,6 +243,8 @@ static int reduce_merge(stage *s)
     const char *r;
     uint64_t nkeys = 0;
     while (em.rc == MRF_OK && vals.rc == MRF_OK && (r = mrf__merge_top(&m))) {
+        if (nkeys == REDUCE_MID_PAUSE)
+            mrf__st_test_pause(s, "reduce-mid");
         if ((nkeys++ & 1023) == 0 && mrf__preempted()) {
             em.rc = MRF__PREEMPTED;
             break;
@@ -336,7 +342,10 @@ int mrf__st_reduce(stage *s)
         goto out;
     mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
     mrf_emitter em = reduce_emitter(s);
+    size_t nkeys = 0;
     for (i = 0; i < n && em.rc == MRF_OK;) {
+        if (nkeys++ == REDUCE_MID_PAUSE)
+            mrf__st_test_pause(s, "reduce-mid");
         if ((i & 1023) == 0 && mrf__preempted()) {
             em.rc = MRF__PREEMPTED; /* agreed on at the end of the phase */
             break;

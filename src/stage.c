@@ -34,8 +34,9 @@ double mrf__st_cpu_now(void)
 }
 
 /* Testing switch: MRFLOW_TEST_PAUSE=map|map-task|map-task-spilled|shuffle|
- * shuffle-receive|reduce (map-task: in the middle of a task, see jobmap.c;
- * shuffle: after round 1; shuffle-receive: before round 2 is received) makes every rank wait
+ * shuffle-receive|reduce|reduce-mid (map-task: in the middle of a task, see
+ * jobmap.c; shuffle: after round 1; shuffle-receive: before round 2 is
+ * received; reduce-mid: after 4096 keys of the reduce) makes every rank wait
  * there (up to 300 s) for a preemption signal, after creating the file
  * $MRFLOW_TEST_PAUSE_FILE.RANK, so a test can send its signal mid-phase (or
  * look at the ranks) and then let them go on by creating

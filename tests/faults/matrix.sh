@@ -8,8 +8,9 @@
 # input deleted or truncated during the map; a damaged shuffle block, spill
 # block; a rank whose task fails.  Without --checkpoint-dir a killed or
 # preempted job must simply fail cleanly.  With it (the last rows): USR1 and
-# SIGKILL between shuffle rounds, while a round is received and at the start
-# of the reduce, each followed by a resume on 2 and on 3 ranks that must
+# SIGKILL between shuffle rounds, while a round is received, at the start of
+# the reduce and in its middle (part of the output written), each followed
+# by a resume on 2 and on 3 ranks that must
 # give the clean run's output; and USR1 between rounds and at the reduce's
 # start where no checkpoint was worth taking (the rerun starts over).
 . "$TOP_SRCDIR/tests/mpi/lib.sh"
@@ -178,7 +179,7 @@ verdict "a rank's map task fails" 1 "injected failure"
 # Rows with checkpoints: a stop (USR1 to mpirun: exit 75) or a kill
 # (SIGKILL to rank 1: the job fails) at each stop point past the map --
 # between shuffle rounds, while a round is received, at the start of the
-# reduce -- with every rank paused there (MRFLOW_TEST_PAUSE); then the same
+# reduce, in its middle -- with every rank paused there (MRFLOW_TEST_PAUSE); then the same
 # command again on 2 ranks and on 3: the output of the clean run (terasort's
 # parts in order are the same bytes on any number of ranks).
 # ckpt_row NAME SIGNAL PHASE WANT_RC (POLICY: --checkpoint-policy, default
@@ -223,6 +224,8 @@ ckpt_row "USR1 while a round is received" USR1 shuffle-receive 75
 ckpt_row "USR1 at the start of the reduce" USR1 reduce 75
 ckpt_row "SIGKILL rank 1 between rounds" KILL shuffle nonzero
 ckpt_row "SIGKILL rank 1 at reduce start" KILL reduce nonzero
+ckpt_row "USR1 mid-reduce (4096 keys reduced)" USR1 reduce-mid 75
+ckpt_row "SIGKILL rank 1 mid-reduce" KILL reduce-mid nonzero
 # the default policy with no checkpoint worth taking (MRFLOW_TEST_CKPT_COST
 # makes each cost more than it saves): the stop writes nothing, and the same
 # command starts over
