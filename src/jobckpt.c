@@ -195,7 +195,10 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
  * (terasort 1 GiB on 2 ranks, a rank's 600 MB: compress 0.47 s, write and
  * fsync 0.18 s, read back 0.35 s; docs/performance.md, "Which checkpoints
  * pay").  So the cost is twice the compression, timed on a sample of the
- * bytes.  A job whose map only frames records (terasort) maps faster than
+ * bytes, or, once this run has written a checkpoint, the seconds a byte
+ * that took plus one compression (to read back), whichever is more: a
+ * slow file system makes checkpoints dearer.  A job whose map only frames
+ * records (terasort) maps faster than
  * that: its map output is never worth a checkpoint.  Collective: the
  * slowest rank's work against the slowest rank's cost; every rank gets the
  * same answer. */
@@ -207,12 +210,19 @@ static bool ckpt_worth(stage *s, uint64_t bytes, const char *sample, size_t samp
 {
     if (s->opt->ckpt_always)
         return true;
-    double spb = mrf__ckpt_compress_cost(sample, sample_len), f = CK_COST_FACTOR;
+    double spb = mrf__ckpt_compress_cost(sample, sample_len);
+    if (spb <= 0)
+        spb = CK_DEFAULT_SPB;
+    double per_byte = CK_COST_FACTOR * spb;
+    if (s->ckst.raw_bytes && s->ckst.seconds > 0) { /* as written so far, read back as sampled */
+        double wrote = s->ckst.seconds * s->size / (double)s->ckst.raw_bytes;
+        if (wrote + spb > per_byte)
+            per_byte = wrote + spb;
+    }
     const char *scale = getenv("MRFLOW_TEST_CKPT_COST"); /* testing: a cost x times as high */
     if (scale)
-        f *= strtod(scale, NULL);
-    double v[2] = {MPI_Wtime() - s->ckpt_last,
-                   (double)bytes * f * (spb > 0 ? spb : CK_DEFAULT_SPB)};
+        per_byte *= strtod(scale, NULL);
+    double v[2] = {MPI_Wtime() - s->ckpt_last, (double)bytes * per_byte};
     MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_MAX, s->comm);
     if (v[0] >= v[1])
         return true;
