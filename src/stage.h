@@ -117,6 +117,8 @@ typedef struct stage {
     size_t big_cap;                        /* combining table's side arena, bytes */
     size_t task_kv_start;                  /* the running task's records in kv */
     long cur_task;
+    bool task_cut;     /* the running task is abandoned: a signal came when it had to spill */
+    bool spill_paused; /* MRFLOW_TEST_PAUSE=map-spill was offered (once per rank) */
     mrf__spill spill;
     bool spill_open;
     mrf__brun *bruns; /* map-side bucket runs */
