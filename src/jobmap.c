@@ -894,11 +894,21 @@ int mrf__st_map_round(stage *s, bool *more)
  * freed.  The drained (empty) table stays for the reducing side's combine. */
 int mrf__st_map_end(stage *s, int rc)
 {
+    if (rc == MRF_OK)
+        mrf__st_test_pause(s, "map-end");
     if (rc == MRF_OK && s->mapc)
         rc = mrf__st_drain_table_how(s, true);
-    if (rc == MRF_OK && s->n_bruns && s->kv.len)
+    /* (not after a signal: the job stops after the checkpoint, which reads
+     * the arena as it is, and this rank's vote makes sure it does stop) */
+    bool stopping = s->ckpt && mrf__preempted();
+    if (rc == MRF_OK && s->n_bruns && s->kv.len && stopping)
+        mrf__log(MRF_LOG_DEBUG,
+                 "a signal came: the map arena is not spilled (%zu bytes; the job "
+                 "stops after the checkpoint)",
+                 s->kv.len);
+    if (rc == MRF_OK && s->n_bruns && s->kv.len && !stopping)
         rc = mrf__st_spill_map(s);
-    if (s->n_bruns)
+    if (s->n_bruns && !stopping)
         mrf__kvbuf_destroy(&s->kv);
     mrf__ctable_destroy(&s->tt);
     mrf__kvbuf_destroy(&s->tkv);

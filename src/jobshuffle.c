@@ -724,6 +724,8 @@ int mrf__st_exchange(stage *s)
     /* the records kept in place count as sent to and received by this rank */
     s->shuf.bytes_sent += s->own_bytes;
     s->shuf.bytes_recv += s->own_bytes;
+    if (rc) /* failed, or stopped by a signal: nothing is reduced, so nothing is reordered */
+        goto out;
     /* the map side's data is spent; the send buffer's pages, already
      * touched, order this rank's own records and hold the sort index */
     double t_own = MPI_Wtime();

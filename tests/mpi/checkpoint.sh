@@ -159,6 +159,24 @@ for job in terasort wordcount; do
     fi
 done
 
+# USR1 after the last map task, before a rank that spilled would spill the
+# rest of its arena: it does not (the job stops after the checkpoint after
+# the map, which takes the arena as it is); the resume validates
+ck=$WORK/ck-mapend
+INPUT=$in/sort32.dat preempt terasort map-end "$ck" "$WORK/o-mapend" --task-size 2M --memory 16M \
+    --log-level debug
+check "terasort: USR1 at the map's end exits 75" [ "$rc" -eq 75 ]
+check "terasort: USR1 at the map's end: the arena is not spilled" \
+    grep -q "the map arena is not spilled" "$WORK/preempt.log"
+check "terasort: USR1 at the map's end: LATEST is the checkpoint after the map" \
+    sh -c '"$0" inspect "$1/$(cat "$1/LATEST")" | grep -q "phase mapped:"' "$MRFLOW" "$ck"
+if INPUT=$in/sort32.dat resume terasort 3 "$ck" "$WORK/r-mapend" --task-size 2M --memory 16M; then
+    check "terasort: stopped at the map's end, resumed on 3 ranks: validates" \
+        "$MRFLOW" validate terasort "$WORK/r-mapend" --input "$in/sort32.dat"
+else
+    not_ok "terasort: resume after a stop at the map's end failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+
 # a map-phase checkpoint: metadata, h5dump, inspect
 ck=$WORK/ck-wordcount-map
 f=$ck/$(cat "$ck/LATEST")
