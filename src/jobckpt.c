@@ -320,7 +320,7 @@ static int load_reduce_block(void *ctx, const char *recs, size_t len, uint64_t n
     stage *s = ctx;
     int rc;
     if (s->rkv.len && (s->rkv.len + len > s->red_cap || s->rkv_recs + n > s->red_rec_cap) &&
-        (rc = mrf__st_spill_sorted(s)))
+        (rc = mrf__st_spill_sorted(s, false)))
         return rc;
     if (mrf__kvbuf_reserve(&s->rkv, len))
         return mrf__fail(MRF_ENOMEM, "out of memory loading a checkpoint");

@@ -118,7 +118,9 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         st.t_pack += MPI_Wtime() - tf;
         /* a preemption signal on any rank stops every rank here, between
          * rounds (signals.c) */
-        int flags[3] = {local_err ? 1 : 0, more, stopping || mrf__preempted() != 0};
+        bool stop_err = local_err == MRF__PREEMPTED; /* the sink stopped on a signal */
+        int flags[3] = {local_err && !stop_err ? 1 : 0, more,
+                        stopping || stop_err || mrf__preempted() != 0};
         double ta = MPI_Wtime();
         if (MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) {
             rc = MRF_EMPI;
@@ -126,7 +128,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
         }
         st.t_mpi += MPI_Wtime() - ta;
         if (flags[0]) {
-            rc = local_err ? local_err : MRF__PEER_FAILED;
+            rc = local_err && !stop_err ? local_err : MRF__PEER_FAILED;
             goto out;
         }
         if (flags[2]) { /* before the last round's end too: a rank may have dropped one */
@@ -279,7 +281,7 @@ int mrf__shuffle(MPI_Comm comm, const mrf__shuffle_io *io, const mrf__shuffle_op
          * agreement stops every rank */
         if (!local_err && !mrf__preempted())
             local_err = io->deliver(io->ctx, space, (size_t)rawsum, (size_t)nrec);
-        else if (!local_err)
+        else if (!local_err || local_err == MRF__PREEMPTED)
             mrf__log(MRF_LOG_DEBUG, "shuffle: a preemption signal: round %u dropped, not taken in",
                      st.rounds + 1);
         st.t_codec += (t1 - t0) + (t3 - t2);

@@ -117,8 +117,9 @@ typedef struct stage {
     size_t big_cap;                        /* combining table's side arena, bytes */
     size_t task_kv_start;                  /* the running task's records in kv */
     long cur_task;
-    bool task_cut;     /* the running task is abandoned: a signal came when it had to spill */
-    bool spill_paused; /* MRFLOW_TEST_PAUSE=map-spill was offered (once per rank) */
+    bool task_cut;      /* the running task is abandoned: a signal came when it had to spill */
+    bool spill_paused;  /* MRFLOW_TEST_PAUSE=map-spill was offered (once per rank) */
+    bool rspill_paused; /* ... and shuffle-spill */
     mrf__spill spill;
     bool spill_open;
     mrf__brun *bruns; /* map-side bucket runs */
@@ -239,7 +240,7 @@ int mrf__st_drain_table_how(stage *s, bool all);
 
 /* jobshuffle.c: the shuffle (collective), and the reducing side's buffers */
 int mrf__st_exchange(stage *s);
-int mrf__st_spill_sorted(stage *s);
+int mrf__st_spill_sorted(stage *s, bool stoppable);
 void mrf__st_size_reduce_side(stage *s);
 
 /* jobreduce.c: the reduce (collective at its end) */

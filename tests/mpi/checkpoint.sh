@@ -46,7 +46,7 @@ preempt() {
         --input "$(input_of "$job")" --output "$out" --checkpoint-dir "$ck" $COMMON --quiet \
         "$@" > "$WORK/preempt.log" 2>&1 &
     local pid=$!
-    wait_paused 4 "$pid"
+    wait_paused "${PAUSED:-4}" "$pid"
     sleep 0.2
     kill -s "$sig" "$pid" 2>/dev/null
     wait_dog "$pid"
@@ -175,6 +175,23 @@ if INPUT=$in/sort32.dat resume terasort 3 "$ck" "$WORK/r-mapend" --task-size 2M 
         "$MRFLOW" validate terasort "$WORK/r-mapend" --input "$in/sort32.dat"
 else
     not_ok "terasort: resume after a stop at the map's end failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+
+# USR1 when a rank must spill what it received to make room for a round:
+# it spills nothing, the round is dropped, every rank stops (not a failure).
+# (The first rank to pause holds the others in the round's collectives.)
+ck=$WORK/ck-rspill
+PAUSED=1 INPUT=$in/sort32.dat preempt terasort shuffle-spill "$ck" "$WORK/o-rspill" --task-size 2M \
+    --memory 16M --log-level debug
+check "terasort: USR1 before a spill of received records exits 75" [ "$rc" -eq 75 ]
+check "terasort: USR1 before a spill of received records: the round is dropped, nothing spilled" \
+    sh -c 'grep -q "round [0-9]* dropped" "$1" && ! grep -q "received bytes .* as sorted run" "$1"' \
+    _ "$WORK/preempt.log"
+if INPUT=$in/sort32.dat resume terasort 2 "$ck" "$WORK/r-rspill" --task-size 2M --memory 16M; then
+    check "terasort: stopped before a spill of received records, resumed on 2 ranks: validates" \
+        "$MRFLOW" validate terasort "$WORK/r-rspill" --input "$in/sort32.dat"
+else
+    not_ok "terasort: resume after a stop before a receive spill failed: $(grep -m1 error "$WORK/resume.log")"
 fi
 
 # a map-phase checkpoint: metadata, h5dump, inspect
