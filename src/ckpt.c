@@ -656,8 +656,9 @@ static int publish(const char *dir, uint64_t epoch, const uint64_t *keep, size_t
         goto out;
     }
     sync_dir(dir);
-    /* keep this epoch and the ones named: its chain and the fallback's */
-    DIR *dp = opendir(dir);
+    /* keep this epoch and the ones named: its chain and the fallback's
+     * (none named: every one is kept) */
+    DIR *dp = keep ? opendir(dir) : NULL;
     struct dirent *de;
     while (dp && (de = readdir(dp))) {
         uint64_t e;
@@ -677,9 +678,9 @@ out:
 }
 
 int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, const uint8_t *done,
-                     size_t done_len, const char *part, size_t part_len, const char *bad,
-                     size_t bad_len, const uint64_t *keep, size_t nkeep, bool crash,
-                     mrf__ckpt_stats *st)
+                     size_t done_len, const char *part, size_t part_len,
+                     const mrf__ckpt_blob *extra, int n_extra, const char *bad, size_t bad_len,
+                     const uint64_t *keep, size_t nkeep, bool crash, mrf__ckpt_stats *st)
 {
     double t0 = MPI_Wtime();
     int rc = flush_block(w);
@@ -688,8 +689,12 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
         return rc;
     quiet_hdf5();
     /* datasets are created alike everywhere: rank 0's sizes of what it writes */
-    uint64_t small[2] = {done_len, part_len};
-    MPI_Bcast(small, 2, MPI_UINT64_T, 0, w->comm);
+    uint64_t small[2 + MRF__CKPT_BLOBS] = {done_len, part_len}, extra_len = 0;
+    if (n_extra > MRF__CKPT_BLOBS)
+        n_extra = MRF__CKPT_BLOBS;
+    for (int i = 0; i < n_extra; i++)
+        small[2 + i] = extra[i].len;
+    MPI_Bcast(small, 2 + MRF__CKPT_BLOBS, MPI_UINT64_T, 0, w->comm);
     done_len = (size_t)small[0];
     part_len = (size_t)small[1];
     /* where this rank's slabs go */
@@ -746,6 +751,13 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
     hid_t d_slabs = make_dset(f, "/slabs", stt, (uint64_t)w->size);
     hid_t d_data = make_dset(f, "/data", H5T_STD_U8LE, total[1]);
     hid_t d_bad = make_dset(f, "/bad_records", H5T_STD_U8LE, total[2]);
+    hid_t d_extra[MRF__CKPT_BLOBS] = {0};
+    for (int i = 0; i < n_extra; i++) {
+        extra_len += small[2 + i];
+        if (small[2 + i] &&
+            (d_extra[i] = make_dset(f, extra[i].name, H5T_STD_U8LE, small[2 + i])) < 0)
+            bad_h5 = 1;
+    }
     if (d_done < 0 || d_part < 0 || d_index < 0 || d_slabs < 0 || d_data < 0 || d_bad < 0)
         bad_h5 = 1;
     ck_slab slab = {before[0], w->n_ents, before[1], w->data_len};
@@ -759,6 +771,10 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
             bad_h5 |= write_slab(d_done, H5T_NATIVE_UINT8, 0, r0 ? done_len : 0, done, true) < 0;
         if (part_len)
             bad_h5 |= write_slab(d_part, H5T_NATIVE_UINT8, 0, r0 ? part_len : 0, part, true) < 0;
+        for (int i = 0; i < n_extra; i++)
+            if (small[2 + i])
+                bad_h5 |= write_slab(d_extra[i], H5T_NATIVE_UINT8, 0, r0 ? small[2 + i] : 0,
+                                     extra[i].data, true) < 0;
         bad_h5 |= write_slab(d_slabs, stt, (uint64_t)w->rank, 1, &slab, true) < 0;
         if (total[0])
             bad_h5 |= write_slab(d_index, et, before[0], w->n_ents, w->ents, true) < 0;
@@ -771,9 +787,9 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
         mrf__log(MRF_LOG_WARN, "--fault crash: killing myself while writing '%s'", tmp);
         raise(SIGKILL);
     }
-    hid_t ds[] = {d_done, d_part, d_index, d_slabs, d_data, d_bad};
+    hid_t ds[] = {d_done, d_part, d_index, d_slabs, d_data, d_bad, d_extra[0], d_extra[1]};
     for (size_t i = 0; i < sizeof ds / sizeof *ds; i++)
-        if (ds[i] >= 0)
+        if (ds[i] > 0)
             H5Dclose(ds[i]);
     H5Tclose(et);
     H5Tclose(stt);
@@ -812,7 +828,8 @@ int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, co
     MPI_Bcast(&rc, 1, MPI_INT, 0, w->comm);
     if (rc == MRF_OK && st) {
         st->written++;
-        st->bytes += total[1] + total[0] * sizeof(ck_ent) + done_len + part_len + total[2];
+        st->bytes +=
+            total[1] + total[0] * sizeof(ck_ent) + done_len + part_len + extra_len + total[2];
         st->raw_bytes += tsums[0];
         st->seconds += MPI_Wtime() - t0; /* the caller adds the time gathering the data */
         st->last_epoch = m->epoch;
@@ -1208,6 +1225,40 @@ int mrf__ckpt_read_bad(mrf__ckpt_reader *r, char **buf, size_t *len)
 
 /* -------------------------------------------------------------- inspect -- */
 
+/* `mrflow inspect` of an epoch of phase "reducing": its /reduce, checked. */
+static int inspect_progress(hid_t f, const mrf__ckpt_meta *m, FILE *out)
+{
+    hid_t d = H5Dopen2(f, "/reduce", H5P_DEFAULT);
+    int64_t n = d >= 0 ? dset_len(d) : -1;
+    uint64_t *w = n >= 32 && n % 8 == 0 && n < (1ll << 31) ? mrf__malloc((size_t)n) : NULL;
+    bool ok = w && read_slab(d, H5T_NATIVE_UINT8, 0, (uint64_t)n, w) >= 0;
+    size_t words = (size_t)n / 8, hdr = ok ? 4 + (size_t)(w[3] + 8) / 8 : 0;
+    ok = ok && w[0] == MRF__PROG_MAGIC && w[1] == m->ranks && w[2] == MRF__PROG_FIELDS &&
+         w[3] < words * 8 && hdr + w[1] * MRF__PROG_FIELDS == words &&
+         ((char *)&w[4])[w[3]] == '\0';
+    if (d >= 0)
+        H5Dclose(d);
+    if (!ok) {
+        fprintf(out, "  reduce progress: FAILED: /reduce is missing or damaged\n");
+        mrf__free(w);
+        return MRF_EIO;
+    }
+    uint64_t keys = 0, bytes = 0, recs = 0;
+    for (uint64_t r = 0; r < w[1]; r++) {
+        const uint64_t *f1 = w + hdr + r * MRF__PROG_FIELDS;
+        keys += f1[MRF__PROG_KEYS];
+        bytes += f1[MRF__PROG_WRITTEN];
+        recs += f1[MRF__PROG_RECS];
+    }
+    fprintf(out,
+            "  reduce progress: %llu keys reduced, %llu records (%llu bytes) of output kept in "
+            "'%s'; the data is its base's; a resume on %llu ranks continues the parts\n",
+            (unsigned long long)keys, (unsigned long long)recs, (unsigned long long)bytes,
+            (const char *)&w[4], (unsigned long long)w[1]);
+    mrf__free(w);
+    return MRF_OK;
+}
+
 int mrf__ckpt_inspect(const char *path, FILE *out)
 {
     quiet_hdf5();
@@ -1254,8 +1305,10 @@ int mrf__ckpt_inspect(const char *path, FILE *out)
             (unsigned long long)m.base_epoch, (unsigned long long)m.chain_records,
             (unsigned long long)m.records_in, (unsigned long long)m.input_bytes,
             (unsigned long long)m.bad_records);
-    /* every block: checksum and decoding; sizes per bucket */
     int rc = MRF_OK;
+    if (strcmp(m.phase, "reducing") == 0)
+        rc = inspect_progress(f, &m, out); /* (a failure stays rc) */
+    /* every block: checksum and decoding; sizes per bucket */
     hid_t d_index = H5Dopen2(f, "/index", H5P_DEFAULT);
     hid_t d_data = H5Dopen2(f, "/data", H5P_DEFAULT);
     hid_t et = ent_type();

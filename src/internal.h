@@ -908,6 +908,18 @@ int mrf__writer_put(mrf__writer *w, const void *k, size_t kl, const void *v, siz
 void mrf__writer_clock(mrf__writer *w, double *write_s, double *fsync_s);
 /* Flushes, fsyncs and closes; returns the bytes written through *bytes. */
 int mrf__writer_close(mrf__writer *w, uint64_t *bytes);
+/* Where a part stands once closed: bytes in all, the file being written
+ * (MRF__OUTPUT_KV: part-RANK-SEQ) and its size, and the counts. */
+typedef struct mrf__writer_pos {
+    uint64_t written, seq, file_size, recs, kbytes, vbytes;
+} mrf__writer_pos;
+/* mrf__writer_close, and where the part stands in *pos. */
+int mrf__writer_close_at(mrf__writer *w, mrf__writer_pos *pos);
+/* Opens the part again to append at *pos (a stopped reduce goes on): the
+ * file is cut back to pos's size (bytes written after it are dropped) and
+ * later KV files are removed.  An error when the part is shorter. */
+int mrf__writer_reopen(const char *dir, int part, int fmt, const mrf__writer_pos *pos,
+                       mrf__writer **w);
 void mrf__writer_abort(mrf__writer *w);
 /* Rank 0 only: rename tmpdir to output (replacing it if overwrite), then _SUCCESS. */
 int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, const char *run_id);
@@ -957,13 +969,42 @@ void mrf__ckpt_set_mixed(mrf__ckpt_writer *w, bool mixed);
 int mrf__ckpt_put_span(mrf__ckpt_writer *w, const char *recs, size_t len);
 /* Collective: writes DIR/epoch-N.h5 (N = m->epoch; m->base_epoch and
  * m->chain_records of the base set by the caller) with what was put, the
- * task bitmap, the partitioning decisions and the dead letters, commits it
- * and publishes it as LATEST; older epochs not in keep[] are removed.
- * crash: --fault crash:phase=checkpoint. */
+ * task bitmap, the partitioning decisions, the extra datasets (at most
+ * MRF__CKPT_BLOBS) and the dead letters, commits it and
+ * publishes it as LATEST; older epochs not in keep[] are removed (keep
+ * NULL: none is).  crash: --fault crash:phase=checkpoint. */
+/* A 1-D byte dataset rank 0 writes into an epoch besides the others
+ * (/pack_weights, /reduce); every rank names the same ones. */
+typedef struct mrf__ckpt_blob {
+    const char *name;
+    const void *data; /* rank 0's */
+    size_t len;       /* rank 0's; 0: the dataset is left out */
+} mrf__ckpt_blob;
+#define MRF__CKPT_BLOBS 2
 int mrf__ckpt_commit(mrf__ckpt_writer *w, const char *dir, mrf__ckpt_meta *m, const uint8_t *done,
-                     size_t done_len, const char *part, size_t part_len, const char *bad,
-                     size_t bad_len, const uint64_t *keep, size_t nkeep, bool crash,
-                     mrf__ckpt_stats *st);
+                     size_t done_len, const char *part, size_t part_len,
+                     const mrf__ckpt_blob *extra, int n_extra, const char *bad, size_t bad_len,
+                     const uint64_t *keep, size_t nkeep, bool crash, mrf__ckpt_stats *st);
+/* The reduce's progress in an epoch of phase "reducing" (/reduce, bytes;
+ * u64s as the writer stores them): MRF__PROG_MAGIC, the rank count, the
+ * fields per rank (MRF__PROG_FIELDS), the length of the output's temporary
+ * directory and its path (zero-padded to 8 bytes); then each rank's fields,
+ * rank by rank, in this order. */
+#define MRF__PROG_MAGIC 0x3173736572676f72ull /* "rogress1" */
+enum {
+    MRF__PROG_KEYS,      /* keys reduced */
+    MRF__PROG_HASH,      /* mrf__checksum of the last of them */
+    MRF__PROG_IN_RECS,   /* the rank's reduce input: records */
+    MRF__PROG_IN_BYTES,  /* and bytes */
+    MRF__PROG_WRITTEN,   /* mrf__writer_pos: bytes of the part */
+    MRF__PROG_SEQ,       /* the file being written */
+    MRF__PROG_FILE_SIZE, /* its size */
+    MRF__PROG_RECS,      /* records, key bytes, value bytes */
+    MRF__PROG_KBYTES,
+    MRF__PROG_VBYTES,
+    MRF__PROG_SUMS /* MRF_STAGE_SLOTS doubles (mrf_stage_add), as bits */
+};
+#define MRF__PROG_FIELDS (MRF__PROG_SUMS + MRF_STAGE_SLOTS)
 /* Rank 0: creates DIR if needed, checks it is writable, removes files of
  * unfinished writes, and lists up to max epochs, newest first, that LATEST
  * allows.  On a usage error writes the reason to err. */

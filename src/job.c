@@ -505,17 +505,24 @@ reduce_phase:
         raise(SIGKILL);
     }
     mrf__st_test_pause(s, "reduce");
+    if (s->red_continue && (rc = mrf__st_agree(s, mrf__st_continue_reduce(s))))
+        goto out_with_tmpdir;
     rc = mrf__st_reduce(s);
     s->cpu_reduce += mrf__st_cpu_now() - c0;
     s->prof.red_cpu += mrf__st_cpu_now() - c0;
     s->t_reduce = MPI_Wtime() - t;
     mrf__log(MRF_LOG_DEBUG, "after reduce: %zu bytes in use, peak %zu", mrf__mem_in_use(),
              mrf__mem_peak());
-    /* stopped by a signal: nothing is written.  The checkpoint after the
-     * map (or the one resumed from) holds everything; where none was worth
-     * taking, the rerun starts over.  Writing the reduce input now would
-     * make the stop as long as the data. */
-    if ((rc = mrf__st_agree(s, rc)))
+    /* stopped by a signal: the reduce input is not written (that would make
+     * the stop as long as the data): the checkpoint after the map (or the
+     * one resumed from) holds it; where none was worth taking, the rerun
+     * starts over.  Where one holds it, the parts written so far stay and
+     * an epoch records where each stands: a resume on as many ranks goes on
+     * from there. */
+    rc = mrf__st_agree(s, rc);
+    if (rc == MRF__PREEMPTED && s->ckpt)
+        rc = mrf__st_take_checkpoint_reducing(s);
+    if (rc)
         goto out_with_tmpdir;
     /* the sums of mrf_stage_add, job-wide; kept with an intermediate stage */
     MPI_Allreduce(MPI_IN_PLACE, s->sums, MRF_STAGE_SLOTS, MPI_DOUBLE, MPI_SUM, s->comm);
@@ -553,14 +560,17 @@ out_with_tmpdir:
     if (s->rank == 0 && rc == MRF_EINPUT) {            /* bad input: its one line said it all */
         mrf__output_discard(s->tmpdir);
     } else if (s->rank == 0 && rc == MRF__PREEMPTED) {
-        mrf__output_discard(s->tmpdir);
+        if (!s->red_saved &&
+            !(s->red_continue && s->red_skip)) /* else a checkpoint names its parts */
+            mrf__output_discard(s->tmpdir);
         if (s->ckst.written || s->n_chain || s->resumed_epoch || s->shuffled_ckpt)
             mrf__log(MRF_LOG_WARN,
                      "job '%s' stopped on signal %d: %s in '%s'; run the same command again "
                      "to resume (exit status 75)",
                      s->spec->name, mrf__preempted(),
-                     s->ckst.written ? "checkpointed"
-                                     : "no new checkpoint was needed, the newest valid one is",
+                     s->red_saved      ? "checkpointed, with the reduce's progress,"
+                     : s->ckst.written ? "checkpointed"
+                                       : "no new checkpoint was needed, the newest valid one is",
                      s->opt->ckpt_dir);
         else
             mrf__log(MRF_LOG_WARN,
@@ -574,6 +584,12 @@ out_with_tmpdir:
                  s->opt->output);
     }
 out:
+    if (s->out) { /* stopped in the reduce, its part not kept */
+        mrf__writer_abort(s->out);
+        s->out = NULL;
+    }
+    mrf__free(s->red_tmpdir);
+    s->red_tmpdir = NULL;
     mrf__ckpt_close(s->ckr);
     s->ckr = NULL;
     mrf__ckpt_writer_destroy(s->ckw);

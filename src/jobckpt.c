@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,7 +120,7 @@ static int put_brun_bucket(stage *s, const mrf__brun *r, uint32_t b, char **raw,
  * writer is freed so its staging buffers (up to 256 MiB) go back to the
  * budget.  n_mem: bytes put from memory, for the log.  Collective. */
 static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, double ck_before,
-                             size_t n_mem, bool incremental)
+                             size_t n_mem, bool incremental, const char *prog, size_t prog_len)
 {
     double t_put = MPI_Wtime();
     char *bad = NULL, *part = NULL;
@@ -130,6 +131,17 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
     mrf__ckpt_meta m;
     fill_meta(s, &m, phase);
+    bool reducing = strcmp(phase, "reducing") == 0; /* (prog: rank 0's only) */
+    /* a combining job's packing weights, job-wide (docs/operations.md): a
+     * resume packs the buckets onto ranks as this run would have */
+    mrf__bstat *pw = NULL;
+    size_t pw_len = s->mapc && !reducing ? s->nb * sizeof *pw : 0;
+    if (pw_len && s->rank == 0 && !(pw = mrf__malloc(pw_len)) && rc == MRF_OK)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    if (pw_len && (rc = mrf__st_agree(s, rc)) == MRF_OK)
+        MPI_Reduce(s->pack_bytes, pw, 2 * (int)s->nb, MPI_UINT64_T, MPI_SUM, 0, s->comm);
+    mrf__ckpt_blob extra[MRF__CKPT_BLOBS] = {{"/pack_weights", pw, pw ? pw_len : 0},
+                                             {"/reduce", prog, prog ? prog_len : 0}};
     if (incremental && s->n_chain) { /* it adds to the chain's newest */
         m.base_epoch = s->chain[s->n_chain - 1];
         m.chain_records = s->chain_records;
@@ -152,20 +164,25 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
                  t_put - t0, n_mem, s->n_bruns + s->n_runs, MPI_Wtime() - t_agree);
         bool crash = s->opt->crash_rank == s->rank && s->opt->crash_phase == MRF__PHASE_CHECKPOINT;
         /* kept: the new epoch's chain, and (after the shuffle) the map's as
-         * the fallback */
+         * the fallback; an epoch of the reduce's progress holds no records:
+         * every one is kept */
         rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
-                              bad, bad_len, s->chain, s->n_chain, crash, &s->ckst);
+                              extra, MRF__CKPT_BLOBS, bad, bad_len, reducing ? NULL : s->chain,
+                              s->n_chain, crash, &s->ckst);
     }
     mrf__ckpt_writer_destroy(s->ckw);
     s->ckw = NULL;
     mrf__free(bad);
     mrf__free(part);
-    if (rc == MRF_OK) {
+    mrf__free(pw);
+    if (rc == MRF_OK && !reducing) { /* (the reduce's progress is not part of the chain) */
         if (!incremental)
             s->n_chain = 0;
         s->chain[s->n_chain++] = m.epoch;
         s->chain_records = m.chain_records;
         s->chain_tasks = s->n_done;
+    }
+    if (rc == MRF_OK) {
         s->epoch++;
         double took = MPI_Wtime() - t0;
         s->ckst.seconds = ck_before + took; /* gathering and compressing too, not only writing */
@@ -284,7 +301,8 @@ int mrf__st_take_checkpoint(stage *s, const char *phase)
             if (s->bruns[r].task == -1 && !s->bruns[r].saved)
                 rc = put_brun_bucket(s, &s->bruns[r], b, &raw, &rcap);
     mrf__big_free(raw, rcap);
-    if ((rc = commit_checkpoint(s, rc, phase, t0, ck_before, s->kv.len - from, true)) == MRF_OK)
+    if ((rc = commit_checkpoint(s, rc, phase, t0, ck_before, s->kv.len - from, true, NULL, 0)) ==
+        MRF_OK)
         mark_saved(s);
     return rc;
 }
@@ -307,8 +325,10 @@ static int load_block(void *ctx, const char *recs, size_t len, uint64_t n)
         size_t sz = mrf__rec_size(recs + at);
         s->bucket_bytes[b].bytes += sz;
         s->bucket_bytes[b].recs++;
-        s->pack_bytes[b].bytes += sz;
-        s->pack_bytes[b].recs++;
+        if (!s->pack_given) { /* (files from before /pack_weights) */
+            s->pack_bytes[b].bytes += sz;
+            s->pack_bytes[b].recs++;
+        }
     }
     return MRF_OK;
 }
@@ -378,10 +398,212 @@ int mrf__st_take_checkpoint_shuffled(stage *s)
         mrf__runr_close(&rd);
     }
     mrf__big_free(buf, cap);
-    rc = commit_checkpoint(s, rc, "shuffled", t0, ck_before, n, false);
+    rc = commit_checkpoint(s, rc, "shuffled", t0, ck_before, n, false, NULL, 0);
     if (rc == MRF_OK)
         s->shuffled_ckpt = true;
     return rc;
+}
+
+/* ------------------------------------------------ the reduce's progress -- */
+
+/* Collective, once a signal stopped the reduce: every rank closes its part
+ * where it stands (fsynced; a rank that finished closed it already), and
+ * the next epoch (phase "reducing") records, rank by rank, where each part
+ * stands, the keys reduced and the hash of the last; it holds no records
+ * and names the chain's newest epoch as its base, whose data a resume
+ * loads.  The parts stay in the output's temporary directory, on the
+ * shared file system, where they were written; a resume on as many ranks
+ * continues them.  Taken only where the chain holds every map task (the
+ * reduce input is then rebuilt alike: the same buckets on the same ranks)
+ * and some rank reduced a key.  Rank 0 gathers one small record a rank. */
+int mrf__st_take_checkpoint_reducing(stage *s)
+{
+    double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
+    int rc = MRF_OK;
+    if (s->out) {
+        rc = mrf__writer_close_at(s->out, &s->red_pos);
+        s->out = NULL;
+    }
+    uint64_t keys = s->red_keys > s->red_skip ? s->red_keys : s->red_skip, any = keys;
+    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_UINT64_T, MPI_MAX, s->comm);
+    if (!s->n_chain || s->chain_tasks != s->plan.n_tasks || any == 0)
+        return mrf__st_agree(s, rc) ? MRF_EIO : MRF__PREEMPTED; /* nothing to record */
+    uint64_t mine[MRF__PROG_FIELDS] = {0};
+    mine[MRF__PROG_KEYS] = keys;
+    mine[MRF__PROG_HASH] = s->red_last_hash;
+    mine[MRF__PROG_IN_RECS] = s->red_in_recs;
+    mine[MRF__PROG_IN_BYTES] = s->red_in_bytes;
+    mine[MRF__PROG_WRITTEN] = s->red_pos.written;
+    mine[MRF__PROG_SEQ] = s->red_pos.seq;
+    mine[MRF__PROG_FILE_SIZE] = s->red_pos.file_size;
+    mine[MRF__PROG_RECS] = s->red_pos.recs;
+    mine[MRF__PROG_KBYTES] = s->red_pos.kbytes;
+    mine[MRF__PROG_VBYTES] = s->red_pos.vbytes;
+    memcpy(&mine[MRF__PROG_SUMS], s->sums, sizeof s->sums);
+    size_t plen = strlen(s->tmpdir), hdr = 4 + (plen + 8) / 8;
+    size_t words = hdr + (size_t)s->size * MRF__PROG_FIELDS;
+    uint64_t *blob = s->rank == 0 ? mrf__calloc(words, 8) : NULL;
+    if (s->rank == 0 && !blob && rc == MRF_OK)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for the reduce's progress");
+    if ((rc = mrf__st_agree(s, rc)))
+        return rc;
+    MPI_Gather(mine, MRF__PROG_FIELDS, MPI_UINT64_T, blob ? blob + hdr : NULL, MRF__PROG_FIELDS,
+               MPI_UINT64_T, 0, s->comm);
+    if (blob) {
+        blob[0] = MRF__PROG_MAGIC;
+        blob[1] = (uint64_t)s->size;
+        blob[2] = MRF__PROG_FIELDS;
+        blob[3] = plen;
+        memcpy(&blob[4], s->tmpdir, plen);
+    }
+    if (!s->ckw)
+        rc = mrf__ckpt_writer_create(s->comm, mrf__spill_dir(s->opt->spill_dir), &s->ckw);
+    rc = commit_checkpoint(s, rc, "reducing", t0, ck_before, 0, true, (const char *)blob,
+                           blob ? words * 8 : 0);
+    mrf__free(blob);
+    s->red_saved = rc == MRF_OK;
+    if (rc == MRF_OK && s->rank == 0)
+        mrf__log(MRF_LOG_INFO,
+                 "the reduce's progress is checkpointed; the output so far stays in '%s'",
+                 s->tmpdir);
+    return rc == MRF_OK ? MRF__PREEMPTED : rc;
+}
+
+/* Rank 0: the reduce's progress of the open epoch (phase "reducing"),
+ * checked; *blob and its header's figures. */
+static int read_progress(stage *s, uint64_t **blob, size_t *hdr)
+{
+    char *b = NULL;
+    size_t len = 0;
+    int rc = mrf__ckpt_read_bytes(s->ckr, "/reduce", 1ull << 31, &b, &len);
+    uint64_t *w = (uint64_t *)(void *)b;
+    size_t n = len / 8;
+    if (rc == MRF_OK &&
+        (len % 8 || n < 4 || w[0] != MRF__PROG_MAGIC || w[1] != s->ckmeta.ranks ||
+         w[2] != MRF__PROG_FIELDS || w[3] >= (n - 4) * 8 ||
+         n != 4 + (w[3] + 8) / 8 + w[1] * MRF__PROG_FIELDS || ((char *)&w[4])[w[3]] != '\0'))
+        rc = mrf__fail(MRF_EIO, "checkpoint '%s': its record of the reduce's progress is damaged",
+                       mrf__ckpt_path(s->ckr));
+    if (rc) {
+        mrf__free(b);
+        return rc;
+    }
+    *blob = w;
+    *hdr = 4 + (w[3] + 8) / 8;
+    return MRF_OK;
+}
+
+/* Collective: the open epoch records the reduce's progress.  On as many
+ * ranks, with the stopped run's output directory still there, each rank
+ * takes its record (the part is continued); on another count the old
+ * directory is removed (the reduce is done anew).  Then its base is opened
+ * in its place: the data to load. */
+static int load_progress(stage *s)
+{
+    uint64_t *blob = NULL, mine[MRF__PROG_FIELDS];
+    size_t hdr = 0;
+    int64_t h[3] = {MRF_OK, 0, 0}; /* rc, continue, path length */
+    struct stat st;
+    if (s->rank == 0 && (h[0] = read_progress(s, &blob, &hdr)) == MRF_OK) {
+        const char *old = (const char *)&blob[4], *tag = strstr(old, ".mrflow-tmp-");
+        bool there = tag && stat(old, &st) == 0 && S_ISDIR(st.st_mode);
+        /* the same --output: the temporary directory's name up to the run id */
+        size_t stem = tag ? (size_t)(tag - old) + strlen(".mrflow-tmp-") : 0;
+        bool same_out = tag && strncmp(old, s->tmpdir, stem) == 0;
+        h[1] = there && same_out && blob[1] == (uint64_t)s->size;
+        h[2] = (int64_t)blob[3];
+        if (!h[1] && there)
+            (void)mrf__remove_tree(old);
+        if (!h[1])
+            mrf__log(MRF_LOG_WARN,
+                     "checkpoint '%s' records the reduce's progress on %llu ranks; %s: the reduce "
+                     "is done anew",
+                     mrf__ckpt_path(s->ckr), (unsigned long long)blob[1],
+                     !there      ? "the output it had written is gone"
+                     : !same_out ? "this run writes another --output"
+                                 : "this run has another rank count");
+    }
+    MPI_Bcast(h, 3, MPI_INT64_T, 0, s->comm);
+    if (h[0]) {
+        mrf__free(blob);
+        return (int)h[0];
+    }
+    if (h[1]) {
+        if (!(s->red_tmpdir = mrf__malloc((size_t)h[2] + 1)))
+            return mrf__fail(MRF_ENOMEM, "out of memory"); /* (the Bcast below would hang) */
+        if (s->rank == 0)
+            memcpy(s->red_tmpdir, &blob[4], (size_t)h[2] + 1);
+        MPI_Bcast(s->red_tmpdir, (int)h[2] + 1, MPI_CHAR, 0, s->comm);
+        MPI_Scatter(blob ? blob + hdr : NULL, MRF__PROG_FIELDS, MPI_UINT64_T, mine,
+                    MRF__PROG_FIELDS, MPI_UINT64_T, 0, s->comm);
+        s->red_continue = true;
+        s->red_skip = mine[MRF__PROG_KEYS];
+        s->red_skip_hash = mine[MRF__PROG_HASH];
+        s->red_in_expect = mine[MRF__PROG_IN_RECS];
+        s->red_in_expect_bytes = mine[MRF__PROG_IN_BYTES];
+        s->red_pos = (mrf__writer_pos){.written = mine[MRF__PROG_WRITTEN],
+                                       .seq = mine[MRF__PROG_SEQ],
+                                       .file_size = mine[MRF__PROG_FILE_SIZE],
+                                       .recs = mine[MRF__PROG_RECS],
+                                       .kbytes = mine[MRF__PROG_KBYTES],
+                                       .vbytes = mine[MRF__PROG_VBYTES]};
+        memcpy(s->sums, &mine[MRF__PROG_SUMS], sizeof s->sums);
+    }
+    mrf__free(blob);
+    mrf__ckpt_reader *base = NULL;
+    mrf__ckpt_meta bm;
+    int rc = mrf__ckpt_open(s->comm, s->opt->ckpt_dir, s->ckmeta.base_epoch, &base, &bm);
+    if (rc == MRF_OK && (bm.chain_records != s->ckmeta.chain_records || bm.tasks_done != bm.tasks))
+        rc = MRF_EIO;
+    if (rc) {
+        mrf__ckpt_close(base);
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_ERROR, "checkpoint '%s' builds on epoch %llu, which cannot be used",
+                     mrf__ckpt_path(s->ckr), (unsigned long long)s->ckmeta.base_epoch);
+        return MRF_EIO;
+    }
+    mrf__ckpt_close(s->ckr);
+    s->ckr = base;
+    s->ckmeta = bm;
+    return MRF_OK;
+}
+
+/* Forgets a progress record read (a fallback to an older epoch). */
+static void forget_progress(stage *s)
+{
+    s->pack_given = false;
+    s->red_continue = false;
+    s->red_skip = s->red_skip_hash = 0;
+    s->red_pos = (mrf__writer_pos){0};
+    memset(s->sums, 0, sizeof s->sums);
+    mrf__free(s->red_tmpdir);
+    s->red_tmpdir = NULL;
+}
+
+/* Collective, before a resumed run's reduce that continues the stopped
+ * run's parts: each rank's reduce input must be the one that run had (its
+ * records and bytes); if any rank's is not, every part is done anew. */
+int mrf__st_continue_reduce(stage *s)
+{
+    int same = s->red_in_recs == s->red_in_expect && s->red_in_bytes == s->red_in_expect_bytes;
+    MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, s->comm);
+    if (!same) {
+        if (s->rank == 0)
+            mrf__log(MRF_LOG_WARN, "the reduce input differs from the stopped run's: the reduce "
+                                   "is done anew, its output so far dropped");
+        s->red_skip = s->red_skip_hash = 0;
+        s->red_pos = (mrf__writer_pos){0}; /* the part is cut to nothing */
+        memset(s->sums, 0, sizeof s->sums);
+    }
+    s->records_out = s->red_pos.recs;
+    uint64_t v[2] = {s->red_skip, s->red_pos.written};
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_SUM, s->comm);
+    if (s->rank == 0 && same)
+        mrf__log(s->opt->quiet ? MRF_LOG_INFO : MRF_LOG_WARN,
+                 "continuing the reduce: %llu keys the stopped run reduced are passed over, its "
+                 "%llu bytes of output kept",
+                 (unsigned long long)v[0], (unsigned long long)v[1]);
+    return MRF_OK;
 }
 
 /* The length of path's folder part (all of it if it has none). */
@@ -492,6 +714,27 @@ static int load_chain(stage *s)
     return rc;
 }
 
+/* Collective: rank 0 reads the open epoch's packing weights (*pw) where it
+ * has them; every rank learns whether it does (s->pack_given). */
+static int read_pack_weights(stage *s, mrf__bstat **pw)
+{
+    int given = 0;
+    if (s->rank == 0) {
+        char *b = NULL;
+        size_t len = 0;
+        if (mrf__ckpt_read_bytes(s->ckr, "/pack_weights", 1ull << 31, &b, &len) == MRF_OK &&
+            len == s->nb * sizeof **pw) {
+            *pw = (mrf__bstat *)(void *)b;
+            given = 1;
+        } else {
+            mrf__free(b);
+        }
+    }
+    MPI_Bcast(&given, 1, MPI_INT, 0, s->comm);
+    s->pack_given = given;
+    return MRF_OK;
+}
+
 /* Restores the open epoch: decisions, map output (its chain's too), dead
  * letters, tasks done. */
 static int load_epoch(stage *s)
@@ -499,7 +742,10 @@ static int load_epoch(stage *s)
     const mrf__ckpt_meta *m = &s->ckmeta;
     char *part = NULL, *bad = NULL;
     size_t part_len = 0, bad_len = 0;
-    int rc = mrf__ckpt_read_bytes(s->ckr, "/partition", 1ull << 31, &part, &part_len);
+    int rc;
+    if (strcmp(m->phase, "reducing") == 0 && (rc = load_progress(s)))
+        return rc;
+    rc = mrf__ckpt_read_bytes(s->ckr, "/partition", 1ull << 31, &part, &part_len);
     if (rc == MRF_OK) {
         mrf__splitters_free(&s->sp);
         mrf__heavy_free(&s->hv);
@@ -534,6 +780,11 @@ static int load_epoch(stage *s)
             rc = mrf__fail(MRF_EIO, "checkpoint '%s': its task bitmap is damaged",
                            mrf__ckpt_path(s->ckr));
     }
+    /* a combining job's packing weights: rank 0 holds them all (the
+     * shuffle sums every rank's) */
+    mrf__bstat *pw = NULL;
+    if (rc == MRF_OK && s->mapc)
+        rc = read_pack_weights(s, &pw);
     /* after the shuffle, on as many ranks: each rank takes back its own
      * reduce input; otherwise an equal share becomes map output again */
     s->tails_done = strcmp(m->phase, "shuffled") == 0;
@@ -551,7 +802,10 @@ static int load_epoch(stage *s)
     if (rc == MRF_OK) {
         mark_saved(s); /* what was loaded is in the chain: the next epoch adds to it */
         s->chain_tasks = s->n_done;
+        if (pw)
+            memcpy(s->pack_bytes, pw, s->nb * sizeof *pw);
     }
+    mrf__free(pw);
     if (rc == MRF_OK)
         rc = mrf__ckpt_read_bad(s->ckr, &bad, &bad_len);
     if ((rc = mrf__st_agree(s, rc)) == MRF_OK && s->rank == 0 && bad_len) {
@@ -651,6 +905,13 @@ int mrf__st_resume(stage *s, bool *resumed)
         } else {
             rc = load_epoch(s);
         }
+        if (rc == MRF_OK && s->red_continue) { /* the stopped run's parts are continued */
+            if (s->rank == 0)
+                (void)mrf__remove_tree(s->tmpdir);
+            mrf__free(s->tmpdir);
+            s->tmpdir = s->red_tmpdir;
+            s->red_tmpdir = NULL;
+        }
         if (rc == MRF_OK) {
             s->resumed_epoch = s->ckmeta.epoch;
             s->resumed_tasks = s->n_done;
@@ -670,6 +931,7 @@ int mrf__st_resume(stage *s, bool *resumed)
         if (rc == MRF_ENOMEM)
             return rc;
         mrf__st_map_reset(s);
+        forget_progress(s);
         s->n_chain = 0; /* a later epoch, or a start from scratch, builds on nothing of it */
         s->chain_records = s->chain_tasks = 0;
         mrf__splitters_free(&s->sp); /* its decisions: a start from scratch makes its own */

@@ -27,13 +27,54 @@
 
 /* --------------------------------------------------------------- reduce -- */
 
-/* The part's writer after the reduce: closed (counts kept for HDF5 output)
- * when rc says all went well, else aborted; the outcome. */
+/* The part's writer: a new part, or the one a stopped run left, continued
+ * where it stood (s->red_pos). */
+static int open_part(stage *s)
+{
+    int fmt = s->opt->kv_output     ? MRF__OUTPUT_KV
+              : s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE
+                                    : (int)s->spec->output;
+    int rc = s->red_continue ? mrf__writer_reopen(s->tmpdir, s->rank, fmt, &s->red_pos, &s->out)
+                             : mrf__writer_open(s->tmpdir, s->rank, fmt, &s->out);
+    if (rc == MRF_OK)
+        mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
+    return rc;
+}
+
+/* A key the stopped run reduced already: passed over.  The last of them
+ * must be the key it reduced last, or the part cannot be continued. */
+static int pass_over(stage *s, const char *key, size_t klen)
+{
+    if (++s->red_keys < s->red_skip || mrf__checksum(key, klen) == s->red_skip_hash)
+        return MRF_OK;
+    return mrf__fail(MRF_EIO,
+                     "rank %d: key %llu of its reduce input is not the key the stopped run "
+                     "reduced last, so its output cannot be continued; rerun with --no-resume",
+                     s->rank, (unsigned long long)s->red_keys);
+}
+
+/* The hash of the last key reduced (last, of klen bytes: this run's last,
+ * or NULL), for the reduce's progress. */
+static void note_last_key(stage *s, const char *last, size_t klen)
+{
+    if (s->red_keys <= s->red_skip)
+        s->red_last_hash = s->red_keys ? s->red_skip_hash : 0;
+    else
+        s->red_last_hash = mrf__checksum(last, klen);
+}
+
+/* The part's writer after the reduce: closed where it stands (counts kept
+ * for HDF5 output) when rc says all went well; left open when a signal
+ * stopped the reduce (a checkpoint may keep the part: it closes it); else
+ * aborted.  The outcome. */
 static int finish_output(stage *s, int rc)
 {
+    if (rc == MRF__PREEMPTED)
+        return rc;
     if (rc == MRF_OK) {
         mrf__writer_counts(s->out, &s->h5.recs, &s->h5.kbytes, &s->h5.vbytes);
-        rc = mrf__writer_close(s->out, &s->bytes_out);
+        rc = mrf__writer_close_at(s->out, &s->red_pos);
+        s->bytes_out = s->red_pos.written;
     } else {
         mrf__writer_abort(s->out);
     }
@@ -232,16 +273,12 @@ static int reduce_merge(stage *s)
     src[k - 1] = (mrf__merge_src){.next = mrf__sorted_next, .ctx = &ms};
     if ((rc = mrf__merge_init(&m, src, k, spec->key_compare)))
         goto out;
-    if ((rc = mrf__writer_open(s->tmpdir, s->rank,
-                               s->opt->kv_output     ? MRF__OUTPUT_KV
-                               : s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE
-                                                     : (int)spec->output,
-                               &s->out)))
+    if ((rc = open_part(s)))
         goto out;
-    mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
     mrf_emitter em = reduce_emitter(s);
     const char *r;
     uint64_t nkeys = 0;
+    size_t klast = 0;
     while (em.rc == MRF_OK && vals.rc == MRF_OK && (r = mrf__merge_top(&m))) {
         if (nkeys == REDUCE_MID_PAUSE)
             mrf__st_test_pause(s, "reduce-mid");
@@ -261,18 +298,27 @@ static int reduce_merge(stage *s)
         }
         if (kl)
             memcpy(kbuf, mrf__rec_key(r), kl);
-        vals.m = &m;
-        vals.key = kbuf;
-        vals.klen = kl;
-        vals.done = false;
-        spec->reduce(kbuf, kl, &vals, &em, spec->ctx);
-        /* values the reduce did not read */
+        klast = kl;
+        if (s->red_keys < s->red_skip) {
+            em.rc = pass_over(s, kbuf, kl);
+        } else {
+            vals.m = &m;
+            vals.key = kbuf;
+            vals.klen = kl;
+            vals.done = false;
+            spec->reduce(kbuf, kl, &vals, &em, spec->ctx);
+            s->red_keys++;
+        }
+        /* values the reduce did not read (all of a key passed over) */
         while (vals.rc == MRF_OK && (r = mrf__merge_top(&m)) &&
                rec_has_key(r, kbuf, kl, spec->key_compare))
             vals.rc = mrf__merge_pop(&m);
     }
     if (rc == MRF_OK)
         rc = vals.rc ? vals.rc : em.rc;
+    if (rc == MRF_OK && s->red_keys < s->red_skip)
+        rc = pass_over(s, "", 0); /* fewer keys than the stopped run reduced */
+    note_last_key(s, kbuf, klast);
     rc = finish_output(s, rc);
     /* the last merge pass feeds the reduce: its time counts there */
     s->prof.red_reduce += MPI_Wtime() - t_red - (s->prof.red_write + s->prof.red_fsync - io0);
@@ -334,15 +380,11 @@ int mrf__st_reduce(stage *s)
     s->prof.red_sort += MPI_Wtime() - t_sort;
     double t_red = MPI_Wtime(), io0 = s->prof.red_write + s->prof.red_fsync;
 
-    if ((rc = mrf__writer_open(s->tmpdir, s->rank,
-                               s->opt->kv_output     ? MRF__OUTPUT_KV
-                               : s->opt->format_hdf5 ? MRF__OUTPUT_H5STAGE
-                                                     : (int)spec->output,
-                               &s->out)))
+    if ((rc = open_part(s)))
         goto out;
-    mrf__writer_clock(s->out, &s->prof.red_write, &s->prof.red_fsync);
     mrf_emitter em = reduce_emitter(s);
     size_t nkeys = 0;
+    const char *last = NULL; /* the last record whose key was reduced */
     for (i = 0; i < n && em.rc == MRF_OK;) {
         if (nkeys++ == REDUCE_MID_PAUSE)
             mrf__st_test_pause(s, "reduce-mid");
@@ -360,11 +402,21 @@ int mrf__st_reduce(stage *s)
         while (j < n && same_key(s, &ents[i], &ents[j]))
             j++;
         const char *r = s->kv.base + ents[i].off;
+        if (s->red_keys < s->red_skip) {
+            em.rc = pass_over(s, mrf__rec_key(r), mrf__rec_klen(r));
+            i = j;
+            continue;
+        }
         mrf_values vals = {.base = s->kv.base, .ents = ents, .i = i, .end = j, .count = j - i};
         spec->reduce(mrf__rec_key(r), mrf__rec_klen(r), &vals, &em, spec->ctx);
+        s->red_keys++;
+        last = r;
         i = j;
     }
     rc = em.rc;
+    if (rc == MRF_OK && s->red_keys < s->red_skip)
+        rc = pass_over(s, "", 0); /* fewer keys than the stopped run reduced */
+    note_last_key(s, last ? mrf__rec_key(last) : NULL, last ? mrf__rec_klen(last) : 0);
     rc = finish_output(s, rc);
     s->prof.red_reduce += MPI_Wtime() - t_red - (s->prof.red_write + s->prof.red_fsync - io0);
 out:

@@ -144,6 +144,15 @@ int mrf__output_begin(MPI_Comm comm, const char *output, bool overwrite, const c
     return MRF_OK;
 }
 
+/* The path of part-RANK-SEQ (KV) or of the one file of the part. */
+static void part_path(char *buf, size_t n, const char *dir, int part, int fmt, unsigned seq)
+{
+    if (fmt == MRF__OUTPUT_KV)
+        snprintf(buf, n, "%s/part-%05d-%06u", dir, part, seq);
+    else
+        snprintf(buf, n, fmt == MRF__OUTPUT_H5STAGE ? "%s/.stage-%05d" : "%s/part-%05d", dir, part);
+}
+
 int mrf__writer_open(const char *dir, int part, int fmt, mrf__writer **w)
 {
     mrf__writer *x = mrf__calloc(1, sizeof *x);
@@ -158,11 +167,7 @@ int mrf__writer_open(const char *dir, int part, int fmt, mrf__writer **w)
         mrf__free(x);
         return mrf__fail(MRF_ENOMEM, "out of memory");
     }
-    if (fmt == MRF__OUTPUT_KV)
-        snprintf(x->path, n, "%s/part-%05d-%06u", dir, part, 0u);
-    else
-        snprintf(x->path, n, fmt == MRF__OUTPUT_H5STAGE ? "%s/.stage-%05d" : "%s/part-%05d", dir,
-                 part);
+    part_path(x->path, n, dir, part, fmt, 0);
     x->fmt = fmt;
     x->dir = dir; /* the caller's, kept until close */
     x->part = part;
@@ -345,6 +350,67 @@ int mrf__writer_close(mrf__writer *w, uint64_t *bytes)
         *bytes = w->written;
     writer_free(w);
     return rc;
+}
+
+int mrf__writer_close_at(mrf__writer *w, mrf__writer_pos *pos)
+{
+    *pos = (mrf__writer_pos){.written = w->written + w->len,
+                             .seq = w->seq,
+                             .file_size = w->file_size,
+                             .recs = w->recs,
+                             .kbytes = w->kbytes,
+                             .vbytes = w->vbytes};
+    return mrf__writer_close(w, NULL);
+}
+
+int mrf__writer_reopen(const char *dir, int part, int fmt, const mrf__writer_pos *pos,
+                       mrf__writer **w)
+{
+    mrf__writer *x = mrf__calloc(1, sizeof *x);
+    size_t n = strlen(dir) + 32;
+    if (!x || !(x->path = mrf__malloc(n)) || !(x->buf = mrf__malloc(WBUF))) {
+        if (x)
+            writer_free(x);
+        return mrf__fail(MRF_ENOMEM, "out of memory");
+    }
+    uint64_t size = fmt == MRF__OUTPUT_KV ? pos->file_size : pos->written;
+    if (pos->seq > UINT32_MAX || size > pos->written) {
+        writer_free(x);
+        return mrf__fail(MRF_EIO, "output part %d: its recorded position is damaged", part);
+    }
+    for (unsigned q = (unsigned)pos->seq + 1; fmt == MRF__OUTPUT_KV; q++) { /* written after */
+        part_path(x->path, n, dir, part, fmt, q);
+        if (unlink(x->path) != 0)
+            break;
+    }
+    part_path(x->path, n, dir, part, fmt, (unsigned)pos->seq);
+    struct stat st;
+    x->fd = open(x->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (x->fd < 0 || fstat(x->fd, &st) != 0 || (uint64_t)st.st_size < size ||
+        ftruncate(x->fd, (off_t)size) != 0 || lseek(x->fd, 0, SEEK_END) != (off_t)size) {
+        int rc = x->fd < 0 || (uint64_t)st.st_size >= size
+                     ? mrf__fail(MRF_EIO, "cannot continue output part '%s': %s", x->path,
+                                 strerror(errno))
+                     : mrf__fail(MRF_EIO,
+                                 "cannot continue output part '%s': it has %lld bytes, the "
+                                 "checkpoint recorded %llu",
+                                 x->path, (long long)st.st_size, (unsigned long long)size);
+        if (x->fd >= 0)
+            close(x->fd);
+        writer_free(x);
+        return rc;
+    }
+    x->fmt = fmt;
+    x->dir = dir;
+    x->part = part;
+    x->seq = (unsigned)pos->seq;
+    x->file_size = pos->file_size;
+    x->written = pos->written;
+    x->recs = pos->recs;
+    x->kbytes = pos->kbytes;
+    x->vbytes = pos->vbytes;
+    *w = x;
+    return MRF_OK;
 }
 
 void mrf__writer_abort(mrf__writer *w)

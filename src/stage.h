@@ -197,12 +197,22 @@ typedef struct stage {
     uint64_t resumed_tasks;
     double t_resume; /* seconds reading the checkpoint */
     uint64_t inputs_fp, spec_fp;
-    uint64_t task_size;   /* the plan's */
-    mrf__h5out h5;        /* --format hdf5: this rank's part */
-    bool direct;          /* resumed after the shuffle on as many ranks: straight to the reduce */
-    bool tails_done;      /* the input's trailing partial records are set aside already */
-    bool shuffled_ckpt;   /* a checkpoint holds this reduce input */
-    mrf__placement place; /* where this rank runs (topo.c) */
+    uint64_t task_size; /* the plan's */
+    mrf__h5out h5;      /* --format hdf5: this rank's part */
+    bool direct;        /* resumed after the shuffle on as many ranks: straight to the reduce */
+    bool tails_done;    /* the input's trailing partial records are set aside already */
+    bool shuffled_ckpt; /* a checkpoint holds this reduce input */
+    /* the reduce's progress (a stop in the reduce records it; a resume on as
+     * many ranks continues the part): keys reduced, this run's and those of
+     * the run continued; keys to pass over and the hash of the last of them;
+     * the hash of the last key reduced; the reduce input records expected */
+    uint64_t red_keys, red_skip, red_skip_hash, red_last_hash, red_in_expect, red_in_expect_bytes;
+    char *red_tmpdir;        /* the stopped run's output directory, continued */
+    mrf__writer_pos red_pos; /* where the part stands: at the stop, or where it goes on */
+    bool red_continue;       /* the part is continued from red_pos (red_skip keys done) */
+    bool red_saved;          /* a checkpoint holds the reduce's progress: the part stays */
+    bool pack_given;         /* the packing weights came with the checkpoint resumed from */
+    mrf__placement place;    /* where this rank runs (topo.c) */
     /* multi-stage jobs (run_job) */
     unsigned run_index;                /* which run of an iterative stage */
     double prev_sums[MRF_STAGE_SLOTS]; /* the previous run's job-wide sums */
@@ -257,6 +267,8 @@ int mrf__st_ckpt_begin(stage *s);
 int mrf__st_resume(stage *s, bool *resumed);
 int mrf__st_take_checkpoint(stage *s, const char *phase);
 int mrf__st_take_checkpoint_shuffled(stage *s);
+int mrf__st_take_checkpoint_reducing(stage *s);
+int mrf__st_continue_reduce(stage *s);
 
 /* A task's home: the rank whose share of the bytes holds its middle.  It
  * maps the task unless another rank steals it (sched.c). */

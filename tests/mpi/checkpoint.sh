@@ -293,6 +293,7 @@ for job in wordcount terasort; do
         not_ok "$job: resume after the shuffle failed: $(grep -m1 error "$WORK/resume.log")"
     fi
 done
+
 if corrupt_data "$newest"; then
     check "inspect finds the flipped byte" \
         sh -c '! "$0" inspect "$1" 2>/dev/null | grep -q "verification: OK"' "$MRFLOW" "$newest"
@@ -511,4 +512,78 @@ rc=$?
 check "--checkpoint-dir that cannot be created: exit 2, named" \
     sh -c '[ "$1" -eq 2 ] && grep -q "cannot be created" "$2" && [ ! -e "$3" ]' _ "$rc" \
     "$WORK/nodir.log" "$WORK/o-nodir"
+# USR1 in the middle of the reduce (every rank has reduced 4096 keys): the
+# parts written so far stay in the output's hidden temporary directory and
+# an epoch of phase "reducing" records where each stands.  The same command
+# on 4 ranks continues them (bytes a part got after the record are cut
+# off: here appended by hand, as a run killed while continuing would leave
+# them); on 2 ranks, or with the directory gone, the reduce is done anew.
+parts_equal() { # OUT: every part the same bytes as the uninterrupted run's
+    for p in "$WORK/plain-$2"/part-*; do cmp -s "$p" "$1/${p##*/}" || return 1; done
+}
+for job in wordcount terasort; do
+    ckm=$WORK/ck-rmid-$job
+    preempt "$job" reduce-mid "$ckm" "$WORK/o-rmid-$job"
+    check "$job: USR1 mid-reduce exits 75, saying the reduce's progress is kept" \
+        sh -c '[ "$1" -eq 75 ] && grep -q "with the reduce.s progress" "$2"' _ "$rc" "$WORK/preempt.log"
+    check "$job: LATEST records the reduce's progress (at least 4 x 4096 keys), the parts kept" sh -c \
+        '"$0" inspect "$1/$(cat "$1/LATEST")" > "$2" && grep -q "phase reducing:" "$2" &&
+            grep -Eq "reduce progress: (1[6-9]|[2-9][0-9])[0-9]{3} keys reduced" "$2" &&
+            ls -d "$3"/.o-rmid-$4.mrflow-tmp-* && [ ! -e "$3/o-rmid-$4" ]' \
+        "$MRFLOW" "$ckm" "$WORK/inspect.txt" "$WORK" "$job"
+    h5dump -d /reduce "$ckm/$(cat "$ckm/LATEST")" > /dev/null 2>&1
+    check "$job: h5dump reads the reducing epoch's /reduce" [ $? -eq 0 ]
+    tmp=$(ls -d "$WORK"/.o-rmid-$job.mrflow-tmp-*)
+    for p in "$tmp"/part-*; do printf 'junk after the record' >> "$p"; done
+    rm -rf "$WORK/rmid-keep"
+    cp -r "$tmp" "$WORK/rmid-keep"
+    for np in 4 2; do
+        rm -rf "$ckm-$np"
+        cp -r "$ckm" "$ckm-$np"
+        out=$WORK/o-rmid-$job # (the same --output: the parts are continued in its folder)
+        rm -rf "$out"
+        [ $np = 2 ] && cp -r "$WORK/rmid-keep" "$tmp" # (the run on 4 made it the output)
+        if resume "$job" $np "$ckm-$np" "$out"; then
+            check "$job: stopped mid-reduce, resumed on $np ranks: same output" same_output "$job" "$out"
+            if [ $np = 4 ]; then
+                check "$job: resumed on 4 ranks: the reduce continued, said" \
+                    grep -q "continuing the reduce: [1-9][0-9]* keys" "$WORK/resume.log"
+                check "$job: continued parts are the uninterrupted run's, byte for byte" \
+                    parts_equal "$out" "$job"
+            else
+                check "$job: resumed on 2 ranks: the reduce done anew, said; the old parts removed" sh -c \
+                    'grep -q "progress on 4 ranks; this run has another rank count" "$1" &&
+                        ! ls -d "$2"/.o-rmid-$3.mrflow-tmp-* 2> /dev/null' _ "$WORK/resume.log" "$WORK" "$job"
+            fi
+        else
+            not_ok "$job: resume on $np ranks after a stop mid-reduce failed: $(grep -m1 error "$WORK/resume.log")"
+        fi
+    done
+    # the parts gone (another output folder's cleanup): done anew on 4 ranks too
+    rm -rf "$ckm-gone" "$WORK/o-rmid-$job" && cp -r "$ckm" "$ckm-gone"
+    if resume "$job" 4 "$ckm-gone" "$WORK/o-rmid-$job"; then
+        check "$job: the stopped run's parts gone: the reduce done anew, said" sh -c \
+            'grep -q "the output it had written is gone" "$1"' _ "$WORK/resume.log"
+        check "$job: the stopped run's parts gone: same output" same_output "$job" "$WORK/o-rmid-$job"
+    else
+        not_ok "$job: resume with the stopped run's parts gone failed: $(grep -m1 error "$WORK/resume.log")"
+    fi
+done
+# stopped again while the continued run passes over the keys done (the
+# pause comes at its 4096th key of 16384): the record stays as it was, and
+# the third run finishes the parts
+ckm=$WORK/ck-rmid-terasort-4b
+rm -rf "$ckm" "$WORK"/.o-rmid-terasort.mrflow-tmp-* "$WORK/o-rmid-terasort"
+preempt terasort reduce-mid "$ckm" "$WORK/o-rmid-terasort"
+preempt terasort reduce-mid "$ckm" "$WORK/o-rmid-terasort"
+check "terasort: stopped again while continuing the reduce: exit 75, the same keys recorded" \
+    sh -c '[ "$1" -eq 75 ] && "$2" inspect "$3/$(cat "$3/LATEST")" | grep -q "$4 keys reduced"' \
+    _ "$rc" "$MRFLOW" "$ckm" "$(sed -n 's/.*reduce progress: \([0-9]*\) keys.*/\1/p' "$WORK/inspect.txt")"
+if resume terasort 4 "$ckm" "$WORK/o-rmid-terasort"; then
+    check "terasort: stopped twice in the reduce: the parts are the uninterrupted run's" \
+        parts_equal "$WORK/o-rmid-terasort" terasort
+else
+    not_ok "terasort: resume after two stops in the reduce failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+
 finish
