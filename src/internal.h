@@ -996,6 +996,7 @@ enum {
     MRF__PROG_HASH,      /* mrf__checksum of the last of them */
     MRF__PROG_IN_RECS,   /* the rank's reduce input: records */
     MRF__PROG_IN_BYTES,  /* and bytes */
+    MRF__PROG_OWNERS,    /* mrf__checksum of the bucket -> rank map (0: none made) */
     MRF__PROG_WRITTEN,   /* mrf__writer_pos: bytes of the part */
     MRF__PROG_SEQ,       /* the file being written */
     MRF__PROG_FILE_SIZE, /* its size */

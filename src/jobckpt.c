@@ -125,13 +125,21 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
     double t_put = MPI_Wtime();
     char *bad = NULL, *part = NULL;
     size_t bad_len = 0, part_len = 0;
-    if (rc == MRF_OK)
+    bool reducing = strcmp(phase, "reducing") == 0; /* (prog: rank 0's only) */
+    /* the reduce's progress with no epoch under it: the map is done anew
+     * on a resume, so it holds no task, no figures and no dead letters */
+    bool alone = reducing && !s->n_chain;
+    uint8_t *none = alone ? mrf__calloc(s->done_len ? s->done_len : 1, 1) : NULL;
+    if (alone && !none && rc == MRF_OK)
+        rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
+    if (rc == MRF_OK && !alone)
         rc = my_bad_records(s, &bad, &bad_len);
     if (rc == MRF_OK && s->rank == 0 && mrf__decisions_pack(&s->sp, &s->hv, &part, &part_len))
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
     mrf__ckpt_meta m;
     fill_meta(s, &m, phase);
-    bool reducing = strcmp(phase, "reducing") == 0; /* (prog: rank 0's only) */
+    if (alone)
+        m.tasks_done = 0;
     /* a combining job's packing weights, job-wide (docs/operations.md): a
      * resume packs the buckets onto ranks as this run would have */
     mrf__bstat *pw = NULL;
@@ -152,6 +160,8 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
     else if (rc == MRF_OK)
         rc = mrf__fail(MRF_ENOMEM, "out of memory for a checkpoint");
     uint64_t figs[3] = {s->records_in, s->my_input_bytes, s->bad_records}, tot[3];
+    if (alone)
+        memset(figs, 0, sizeof figs);
     MPI_Allreduce(figs, tot, 3, MPI_UINT64_T, MPI_SUM, s->comm);
     m.records_in = tot[0];
     m.input_bytes = tot[1];
@@ -166,15 +176,16 @@ static int commit_checkpoint(stage *s, int rc, const char *phase, double t0, dou
         /* kept: the new epoch's chain, and (after the shuffle) the map's as
          * the fallback; an epoch of the reduce's progress holds no records:
          * every one is kept */
-        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, s->done, s->done_len, part, part_len,
-                              extra, MRF__CKPT_BLOBS, bad, bad_len, reducing ? NULL : s->chain,
-                              s->n_chain, crash, &s->ckst);
+        rc = mrf__ckpt_commit(s->ckw, s->opt->ckpt_dir, &m, alone ? none : s->done, s->done_len,
+                              part, part_len, extra, MRF__CKPT_BLOBS, bad, bad_len,
+                              reducing ? NULL : s->chain, s->n_chain, crash, &s->ckst);
     }
     mrf__ckpt_writer_destroy(s->ckw);
     s->ckw = NULL;
     mrf__free(bad);
     mrf__free(part);
     mrf__free(pw);
+    mrf__free(none);
     if (rc == MRF_OK && !reducing) { /* (the reduce's progress is not part of the chain) */
         if (!incremental)
             s->n_chain = 0;
@@ -406,16 +417,24 @@ int mrf__st_take_checkpoint_shuffled(stage *s)
 
 /* ------------------------------------------------ the reduce's progress -- */
 
+/* The bucket -> rank map the shuffle made, hashed (0: none, the reduce
+ * input came straight from a checkpoint). */
+static uint64_t owners_hash(const stage *s)
+{
+    return s->owner ? mrf__checksum(s->owner, s->nb * sizeof *s->owner) : 0;
+}
+
 /* Collective, once a signal stopped the reduce: every rank closes its part
  * where it stands (fsynced; a rank that finished closed it already), and
  * the next epoch (phase "reducing") records, rank by rank, where each part
  * stands, the keys reduced and the hash of the last; it holds no records
  * and names the chain's newest epoch as its base, whose data a resume
- * loads.  The parts stay in the output's temporary directory, on the
- * shared file system, where they were written; a resume on as many ranks
- * continues them.  Taken only where the chain holds every map task (the
- * reduce input is then rebuilt alike: the same buckets on the same ranks)
- * and some rank reduced a key.  Rank 0 gathers one small record a rank. */
+ * loads (none: the resume maps everything again, with the partition
+ * decisions of this epoch).  The parts stay in the output's temporary
+ * directory, on the shared file system, where they were written; a resume
+ * on as many ranks with the same reduce input (records and bytes on every
+ * rank, checked) continues them.  Taken where some rank reduced a key.
+ * Rank 0 gathers one small record a rank. */
 int mrf__st_take_checkpoint_reducing(stage *s)
 {
     double t0 = MPI_Wtime(), ck_before = s->ckst.seconds;
@@ -426,13 +445,14 @@ int mrf__st_take_checkpoint_reducing(stage *s)
     }
     uint64_t keys = s->red_keys > s->red_skip ? s->red_keys : s->red_skip, any = keys;
     MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_UINT64_T, MPI_MAX, s->comm);
-    if (!s->n_chain || s->chain_tasks != s->plan.n_tasks || any == 0)
+    if (any == 0)
         return mrf__st_agree(s, rc) ? MRF_EIO : MRF__PREEMPTED; /* nothing to record */
     uint64_t mine[MRF__PROG_FIELDS] = {0};
     mine[MRF__PROG_KEYS] = keys;
     mine[MRF__PROG_HASH] = s->red_last_hash;
     mine[MRF__PROG_IN_RECS] = s->red_in_recs;
     mine[MRF__PROG_IN_BYTES] = s->red_in_bytes;
+    mine[MRF__PROG_OWNERS] = owners_hash(s);
     mine[MRF__PROG_WRITTEN] = s->red_pos.written;
     mine[MRF__PROG_SEQ] = s->red_pos.seq;
     mine[MRF__PROG_FILE_SIZE] = s->red_pos.file_size;
@@ -541,6 +561,7 @@ static int load_progress(stage *s)
         s->red_skip_hash = mine[MRF__PROG_HASH];
         s->red_in_expect = mine[MRF__PROG_IN_RECS];
         s->red_in_expect_bytes = mine[MRF__PROG_IN_BYTES];
+        s->red_owners_expect = mine[MRF__PROG_OWNERS];
         s->red_pos = (mrf__writer_pos){.written = mine[MRF__PROG_WRITTEN],
                                        .seq = mine[MRF__PROG_SEQ],
                                        .file_size = mine[MRF__PROG_FILE_SIZE],
@@ -550,10 +571,17 @@ static int load_progress(stage *s)
         memcpy(s->sums, &mine[MRF__PROG_SUMS], sizeof s->sums);
     }
     mrf__free(blob);
+    if (s->ckmeta.base_epoch == 0) /* nothing under it: it is loaded as it is (no task done) */
+        return s->ckmeta.tasks_done == 0 && s->ckmeta.records == 0
+                   ? MRF_OK
+                   : mrf__fail(MRF_EIO,
+                               "checkpoint '%s': its record of the reduce's progress "
+                               "has tasks but no base",
+                               mrf__ckpt_path(s->ckr));
     mrf__ckpt_reader *base = NULL;
     mrf__ckpt_meta bm;
     int rc = mrf__ckpt_open(s->comm, s->opt->ckpt_dir, s->ckmeta.base_epoch, &base, &bm);
-    if (rc == MRF_OK && (bm.chain_records != s->ckmeta.chain_records || bm.tasks_done != bm.tasks))
+    if (rc == MRF_OK && bm.chain_records != s->ckmeta.chain_records)
         rc = MRF_EIO;
     if (rc) {
         mrf__ckpt_close(base);
@@ -581,11 +609,17 @@ static void forget_progress(stage *s)
 }
 
 /* Collective, before a resumed run's reduce that continues the stopped
- * run's parts: each rank's reduce input must be the one that run had (its
- * records and bytes); if any rank's is not, every part is done anew. */
+ * run's parts: each rank must reduce the keys that run's did, in the same
+ * order: the buckets on the same ranks (the same bucket -> rank map) and,
+ * for a job without a combiner, the same records and bytes (a combining
+ * job's records of a key are combined differently when the map is done
+ * again, its keys are the same); if not, every part is done anew.  (The
+ * hash of the last key passed over is checked too, in the reduce.) */
 int mrf__st_continue_reduce(stage *s)
 {
-    int same = s->red_in_recs == s->red_in_expect && s->red_in_bytes == s->red_in_expect_bytes;
+    int same = (s->direct || owners_hash(s) == s->red_owners_expect) && /* (direct: its slab) */
+               (s->spec->combine ||
+                (s->red_in_recs == s->red_in_expect && s->red_in_bytes == s->red_in_expect_bytes));
     MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, s->comm);
     if (!same) {
         if (s->rank == 0)

@@ -206,7 +206,8 @@ typedef struct stage {
      * many ranks continues the part): keys reduced, this run's and those of
      * the run continued; keys to pass over and the hash of the last of them;
      * the hash of the last key reduced; the reduce input records expected */
-    uint64_t red_keys, red_skip, red_skip_hash, red_last_hash, red_in_expect, red_in_expect_bytes;
+    uint64_t red_keys, red_skip, red_skip_hash, red_last_hash, red_in_expect, red_in_expect_bytes,
+        red_owners_expect;
     char *red_tmpdir;        /* the stopped run's output directory, continued */
     mrf__writer_pos red_pos; /* where the part stands: at the stop, or where it goes on */
     bool red_continue;       /* the part is continued from red_pos (red_skip keys done) */

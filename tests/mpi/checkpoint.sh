@@ -585,5 +585,28 @@ if resume terasort 4 "$ckm" "$WORK/o-rmid-terasort"; then
 else
     not_ok "terasort: resume after two stops in the reduce failed: $(grep -m1 error "$WORK/resume.log")"
 fi
+# the default policy with no checkpoint worth taking: a stop mid-reduce
+# still keeps the parts, in an epoch with no task done under it; the same
+# command maps and shuffles again (with that epoch's partition decisions),
+# then continues the parts (wordcount: its keys are the same though the map
+# combines them differently)
+for job in wordcount terasort; do
+    ckm=$WORK/ck-rmid-auto-$job
+    rm -rf "$ckm" "$WORK/o-rmid-auto-$job"
+    MRFLOW_TEST_CKPT_COST=1e9 preempt "$job" reduce-mid "$ckm" "$WORK/o-rmid-auto-$job" \
+        --checkpoint-policy auto
+    check "$job, no checkpoint worth taking: USR1 mid-reduce: exit 75, an epoch of the reduce's progress alone" \
+        sh -c '[ "$1" -eq 75 ] && "$2" inspect "$3/$(cat "$3/LATEST")" > "$4" &&
+            grep -q "phase reducing: 0 of" "$4" && grep -q "builds on: nothing" "$4"' \
+        _ "$rc" "$MRFLOW" "$ckm" "$WORK/inspect.txt"
+    if MRFLOW_TEST_CKPT_COST=1e9 resume "$job" 4 "$ckm" "$WORK/o-rmid-auto-$job" --checkpoint-policy auto; then
+        check "$job, no checkpoint worth taking: the map done again, the reduce continued" \
+            grep -q "continuing the reduce: [1-9][0-9]* keys" "$WORK/resume.log"
+        check "$job, no checkpoint worth taking: parts equal to the uninterrupted run's" \
+            parts_equal "$WORK/o-rmid-auto-$job" "$job"
+    else
+        not_ok "$job, no checkpoint worth taking: resume after a stop mid-reduce failed: $(grep -m1 error "$WORK/resume.log")"
+    fi
+done
 
 finish
