@@ -34,6 +34,7 @@ struct mrf__writer {
     char *buf;
     size_t len;
     uint64_t written;
+    uint64_t started, synced; /* written back: asked for up to started, done up to synced */
     uint64_t recs, kbytes, vbytes;
     double *t_write, *t_fsync; /* mrf__writer_clock, or NULL */
 };
@@ -220,10 +221,38 @@ static int write_all(mrf__writer *w, const char *p, size_t n)
     return rc;
 }
 
+/* A part is written back as it grows, a window at a time: each window
+ * full is handed to the disk, and the one before it waited for, so a part
+ * never holds more than two windows the disk does not have.  A reduce a
+ * signal stops then fsyncs at most that much to keep its part (not all it
+ * wrote: the page cache could hold gigabytes), and the commit's fsync
+ * finds little left.  KV files are small and fsynced whole. */
+#define SYNC_WINDOW (16ull << 20)
+
+static void write_back(mrf__writer *w)
+{
+    if (w->fmt == MRF__OUTPUT_KV || w->written < w->started + SYNC_WINDOW)
+        return;
+    double t = w->t_fsync ? MPI_Wtime() : 0;
+    uint64_t end = w->written / SYNC_WINDOW * SYNC_WINDOW;
+    (void)sync_file_range(w->fd, (off_t)w->started, (off_t)(end - w->started),
+                          SYNC_FILE_RANGE_WRITE);
+    if (w->started > w->synced)
+        (void)sync_file_range(w->fd, (off_t)w->synced, (off_t)(w->started - w->synced),
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                  SYNC_FILE_RANGE_WAIT_AFTER);
+    w->synced = w->started;
+    w->started = end;
+    if (w->t_fsync)
+        *w->t_fsync += MPI_Wtime() - t;
+}
+
 static int flush(mrf__writer *w)
 {
     int rc = write_all(w, w->buf, w->len);
     w->len = 0;
+    if (rc == MRF_OK)
+        write_back(w);
     return rc;
 }
 
@@ -405,7 +434,7 @@ int mrf__writer_reopen(const char *dir, int part, int fmt, const mrf__writer_pos
     x->part = part;
     x->seq = (unsigned)pos->seq;
     x->file_size = pos->file_size;
-    x->written = pos->written;
+    x->written = x->started = x->synced = pos->written; /* (fsynced at the stop) */
     x->recs = pos->recs;
     x->kbytes = pos->kbytes;
     x->vbytes = pos->vbytes;
