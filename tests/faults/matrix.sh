@@ -224,7 +224,8 @@ ckpt_row "USR1 while a round is received" USR1 shuffle-receive 75
 ckpt_row "USR1 at the start of the reduce" USR1 reduce 75
 ckpt_row "SIGKILL rank 1 between rounds" KILL shuffle nonzero
 ckpt_row "SIGKILL rank 1 at reduce start" KILL reduce nonzero
-ckpt_row "USR1 mid-reduce (4096 keys reduced)" USR1 reduce-mid 75
+# (the parts written so far are kept: the resume on 2 ranks goes on from them)
+MSG="with the reduce's progress" ckpt_row "USR1 mid-reduce (4096 keys reduced)" USR1 reduce-mid 75
 ckpt_row "SIGKILL rank 1 mid-reduce" KILL reduce-mid nonzero
 # the default policy with no checkpoint worth taking (MRFLOW_TEST_CKPT_COST
 # makes each cost more than it saves): the stop writes nothing, and the same
