@@ -413,7 +413,7 @@ int mrf__writer_reopen(const char *dir, int part, int fmt, const mrf__writer_pos
             break;
     }
     part_path(x->path, n, dir, part, fmt, (unsigned)pos->seq);
-    struct stat st;
+    struct stat st = {0};
     x->fd = open(x->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (x->fd < 0 || fstat(x->fd, &st) != 0 || (uint64_t)st.st_size < size ||
         ftruncate(x->fd, (off_t)size) != 0 || lseek(x->fd, 0, SEEK_END) != (off_t)size) {
