@@ -53,6 +53,18 @@ static int pass_over(stage *s, const char *key, size_t klen)
                      s->rank, (unsigned long long)s->red_keys);
 }
 
+/* After the reduce input ran out: it had fewer keys than the stopped run
+ * reduced (an error), or not. */
+static int all_passed_over(const stage *s)
+{
+    if (s->red_keys >= s->red_skip)
+        return MRF_OK;
+    return mrf__fail(MRF_EIO,
+                     "rank %d: its reduce input has %llu keys, the stopped run reduced %llu, so "
+                     "its output cannot be continued; rerun with --no-resume",
+                     s->rank, (unsigned long long)s->red_keys, (unsigned long long)s->red_skip);
+}
+
 /* The hash of the last key reduced (last, of klen bytes: this run's last,
  * or NULL), for the reduce's progress. */
 static void note_last_key(stage *s, const char *last, size_t klen)
@@ -316,8 +328,8 @@ static int reduce_merge(stage *s)
     }
     if (rc == MRF_OK)
         rc = vals.rc ? vals.rc : em.rc;
-    if (rc == MRF_OK && s->red_keys < s->red_skip)
-        rc = pass_over(s, "", 0); /* fewer keys than the stopped run reduced */
+    if (rc == MRF_OK)
+        rc = all_passed_over(s);
     note_last_key(s, kbuf, klast);
     rc = finish_output(s, rc);
     /* the last merge pass feeds the reduce: its time counts there */
@@ -414,8 +426,8 @@ int mrf__st_reduce(stage *s)
         i = j;
     }
     rc = em.rc;
-    if (rc == MRF_OK && s->red_keys < s->red_skip)
-        rc = pass_over(s, "", 0); /* fewer keys than the stopped run reduced */
+    if (rc == MRF_OK)
+        rc = all_passed_over(s);
     note_last_key(s, last ? mrf__rec_key(last) : NULL, last ? mrf__rec_klen(last) : 0);
     rc = finish_output(s, rc);
     s->prof.red_reduce += MPI_Wtime() - t_red - (s->prof.red_write + s->prof.red_fsync - io0);

@@ -559,6 +559,26 @@ for job in wordcount terasort; do
             not_ok "$job: resume on $np ranks after a stop mid-reduce failed: $(grep -m1 error "$WORK/resume.log")"
         fi
     done
+    # a record naming more keys than the reduce input has (rank 0's count
+    # raised in /reduce with h5py): a clear error naming --no-resume, not
+    # output missing keys
+    if [ $job = terasort ] && /usr/bin/python3 -c 'import h5py' 2> /dev/null; then
+        rm -rf "$ckm-bad" "$WORK/o-rmid-$job" && cp -r "$ckm" "$ckm-bad"
+        cp -r "$WORK/rmid-keep" "$tmp"
+        /usr/bin/python3 - "$ckm-bad/$(cat "$ckm-bad/LATEST")" << 'PY'
+import struct, sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    b = bytearray(f["/reduce"][()])
+    w = struct.unpack_from("<4Q", b)
+    at = 8 * (4 + (w[3] + 8) // 8)  # rank 0's first field: keys reduced
+    struct.pack_into("<Q", b, at, 10**9)
+    f["/reduce"][...] = list(b)
+PY
+        resume "$job" 4 "$ckm-bad" "$WORK/o-rmid-$job"
+        check "$job: a record of more keys than the input has: exit 1 naming --no-resume, no output" \
+            sh -c '[ "$1" -eq 1 ] && grep -q "cannot be continued; rerun with --no-resume" "$2" &&
+                [ ! -e "$3" ]' _ $? "$WORK/resume.log" "$WORK/o-rmid-$job"
+    fi
     # the parts gone (another output folder's cleanup): done anew on 4 ranks too
     rm -rf "$ckm-gone" "$WORK/o-rmid-$job" && cp -r "$ckm" "$ckm-gone"
     if resume "$job" 4 "$ckm-gone" "$WORK/o-rmid-$job"; then
