@@ -268,4 +268,33 @@ check "no checkpoint worth it: the rerun goes on after iteration 4 (exit 0)" \
 check "no checkpoint worth it: the same ranks as an uninterrupted run" \
     cmp -s <(cat "$WORK/pr-auto"/part-* | sort) <(cat "$WORK/pr-12"/part-* | sort)
 
+# ---- stage 1 stopped mid-reduce, its output in 4 KiB files ------------------
+# (MRFLOW_KV_FILE): the files written so far are kept and the epoch records
+# which file each rank was writing and its size; the same command continues
+# them.  The reference is an uninterrupted run (checked against Python above).
+D2=$WORK/docs2
+mkdir -p "$D2"
+"$MRFLOW" gen text --size 3M --seed 9 --output "$D2/a.txt" 2> /dev/null || exit 99
+MRFLOW_KV_FILE=4K mpi 2 tcp run invindex --input "$D2" --output "$WORK/ii2-plain" --quiet \
+    2> /dev/null || not_ok "invindex over generated text failed"
+rm -f "$WORK"/pause.*
+MRFLOW_KV_FILE=4K MRFLOW_TEST_PAUSE=reduce-mid MRFLOW_TEST_PAUSE_FILE=$WORK/pause \
+    MRFLOW_TEST_PAUSE_JOB=invindex "$MPIEXEC" -np 2 --mca btl self,tcp "$MRFLOW" run invindex \
+    --input "$D2" --output "$WORK/ii2" --checkpoint-dir "$WORK/ck-ii2" --checkpoint-policy always \
+    > "$WORK/ii2.log" 2>&1 &
+pid=$!
+wait_paused 2 "$pid"
+kill -USR1 "$pid" 2> /dev/null
+wait_dog "$pid"
+check "stage 1 stopped mid-reduce: exit 75, its output so far kept" \
+    sh -c '[ $1 -eq 75 ] && grep -q "with the reduce.s progress" "$2"' _ "$rc" "$WORK/ii2.log"
+MRFLOW_KV_FILE=4K mpi 2 tcp run invindex --input "$D2" --output "$WORK/ii2" \
+    --checkpoint-dir "$WORK/ck-ii2" --checkpoint-policy always --log-level info 2> "$WORK/ii2b.log"
+rc=$?
+cat "$WORK/ii2-plain"/part-* | sort > "$WORK/ii2-plain.sorted"
+cat "$WORK/ii2"/part-* 2> /dev/null | sort > "$WORK/ii2.sorted"
+check "stage 1 resumed: its files continued, the output of an uninterrupted run" \
+    sh -c '[ $1 -eq 0 ] && grep -q "continuing the reduce" "$2" && cmp -s "$3" "$4"' _ "$rc" \
+    "$WORK/ii2b.log" "$WORK/ii2-plain.sorted" "$WORK/ii2.sorted"
+
 finish
