@@ -1252,9 +1252,11 @@ static int inspect_progress(hid_t f, const mrf__ckpt_meta *m, FILE *out)
     }
     fprintf(out,
             "  reduce progress: %llu keys reduced, %llu records (%llu bytes) of output kept in "
-            "'%s'; the data is its base's; a resume on %llu ranks continues the parts\n",
+            "'%s'; %s; a resume on %llu ranks continues the parts\n",
             (unsigned long long)keys, (unsigned long long)recs, (unsigned long long)bytes,
-            (const char *)&w[4], (unsigned long long)w[1]);
+            (const char *)&w[4],
+            m->base_epoch ? "the data is its base's" : "no data: a resume maps everything again",
+            (unsigned long long)w[1]);
     mrf__free(w);
     return MRF_OK;
 }

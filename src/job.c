@@ -515,10 +515,9 @@ reduce_phase:
              mrf__mem_peak());
     /* stopped by a signal: the reduce input is not written (that would make
      * the stop as long as the data): the checkpoint after the map (or the
-     * one resumed from) holds it; where none was worth taking, the rerun
-     * starts over.  Where one holds it, the parts written so far stay and
-     * an epoch records where each stands: a resume on as many ranks goes on
-     * from there. */
+     * one resumed from) holds it, or, where none was worth taking, the
+     * rerun maps again.  The parts written so far stay and an epoch records
+     * where each stands: a resume on as many ranks goes on from there. */
     rc = mrf__st_agree(s, rc);
     if (rc == MRF__PREEMPTED && s->ckpt)
         rc = mrf__st_take_checkpoint_reducing(s);
