@@ -294,7 +294,10 @@ check "spill: no mrflow file left on either node's /tmp" [ -z "$(leftovers)" ]
 
 # ---- 5. checkpoints move between node layouts ------------------------------------
 # stop_resume JOB HOSTS_A NP_A HOSTS_B NP_B [PHASE [ARGS]]: paused in PHASE
-# (map) on A, USR1 to the launcher, resumed on B
+# (map) on A, USR1 to the launcher, resumed on B.  reduce-mid: the parts
+# written so far (in the output's hidden folder, on the shared folder) are
+# continued by the resume, each rank's by the rank of that number wherever
+# it now runs
 stop_resume() {
     local job=$1 ha=$2 na=$3 hb=$4 nb=$5 phase=${6:-map} ck=$S/ck-$1 out=$S/resumed-$1 ef=$S/exit-$1 said
     rm -f "$S"/pause.* "$ef"
@@ -309,7 +312,7 @@ stop_resume() {
     kill -USR1 "$pid"
     wait_dog "$pid" 300
     said=$(cat "$ef" 2> /dev/null)
-    check "$job on $ha: USR1 in the map -> rank 0 exits 75 (MRFLOW_EXIT_FILE: $said)" \
+    check "$job on $ha: USR1 in $phase -> rank 0 exits 75 (MRFLOW_EXIT_FILE: $said)" \
         [ "$said" = 75 ] || tail -5 "$S/stop-$job.log"
     if [ "$FLAVOR" = mpich ]; then
         # MPICH's mpiexec 4.0 sometimes returns 0 for ranks that all exited
@@ -318,7 +321,7 @@ stop_resume() {
         check "$job on $ha: the launcher returns 75 (or MPICH's 0) ($rc)" \
             sh -c '[ "$1" -eq 75 ] || [ "$1" -eq 0 ]' _ "$rc" || tail -5 "$S/stop-$job.log"
     else
-        check "$job on $ha: USR1 in the map -> exit 75 ($rc)" [ "$rc" -eq 75 ] ||
+        check "$job on $ha: USR1 in $phase -> exit 75 ($rc)" [ "$rc" -eq 75 ] ||
             tail -5 "$S/stop-$job.log"
     fi
     check "$job: checkpointed ($(cat "$ck/LATEST" 2> /dev/null)), no output yet" \
@@ -332,6 +335,9 @@ stop_resume() {
         tail -5 "$S/resume-$job.log"
     check "$job resumed on $hb: it resumed (did not start over)" \
         grep -q "resuming job '$job' from checkpoint" "$S/resume-$job.log"
+    [ "$phase" = reduce-mid ] &&
+        check "$job resumed on $hb: the stopped reduce's parts were continued, not redone" \
+            grep -q "continuing the reduce: [1-9][0-9]* keys" "$S/resume-$job.log"
     flat "$job" "$out" > "$S/resumed-$job.flat" 2> /dev/null
     check "$job resumed on $hb: the uninterrupted output" \
         cmp -s "$S/$job-one.flat" "$S/resumed-$job.flat"
@@ -340,6 +346,10 @@ stop_resume() {
 # nodes, stopped in the shuffle; the chain is read on one node)
 stop_resume terasort "$TWO" 4 node2:3 3 shuffle "--checkpoint-bytes 64K"
 stop_resume wordcount node1:3 3 "$TWO" 4
+# (stopped mid-reduce on 2 + 2 ranks, continued on 1 + 3: rank 1 moves to
+# node 2 and reopens the part it wrote on node 1)
+rm -rf "$S/ck-terasort" "$S/resumed-terasort"
+stop_resume terasort "$TWO" 4 node1:1,node2:3 4 reduce-mid
 
 # ---- 6. Slurm across the nodes ---------------------------------------------------
 SLURM_CONF=$(labvar SLURM_CONF)
