@@ -921,7 +921,11 @@ int mrf__writer_close_at(mrf__writer *w, mrf__writer_pos *pos);
 int mrf__writer_reopen(const char *dir, int part, int fmt, const mrf__writer_pos *pos,
                        mrf__writer **w);
 void mrf__writer_abort(mrf__writer *w);
-/* Rank 0 only: rename tmpdir to output (replacing it if overwrite), then _SUCCESS. */
+/* Rank 0 only: marks tmpdir as the parts of a run stopped in its reduce,
+ * kept for the resume (a later commit of the same output removes it). */
+void mrf__output_mark_stopped(const char *tmpdir, const char *ckpt_dir);
+/* Rank 0 only: _SUCCESS in tmpdir, rename it to output (replacing it if
+ * overwrite), then remove the folders of stopped runs of the same output. */
 int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, const char *run_id);
 /* Rank 0 only: remove the temporary directory and what is in it. */
 void mrf__output_discard(const char *tmpdir);

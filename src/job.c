@@ -562,6 +562,8 @@ out_with_tmpdir:
         if (!s->red_saved &&
             !(s->red_continue && s->red_skip)) /* else a checkpoint names its parts */
             mrf__output_discard(s->tmpdir);
+        else
+            mrf__output_mark_stopped(s->tmpdir, s->opt->ckpt_dir);
         if (s->ckst.written || s->n_chain || s->resumed_epoch || s->shuffled_ckpt)
             mrf__log(MRF_LOG_WARN,
                      "job '%s' stopped on signal %d: %s in '%s'; run the same command again "

@@ -4,16 +4,25 @@
  * Every rank writes its part into a hidden temporary sibling of the output
  * directory, .NAME.mrflow-tmp-RUNID, so that readers never see a partial
  * result under NAME.  When every rank has closed its part (fsynced), rank 0
- * renames the temporary directory to NAME (with RENAME_NOREPLACE, so an output
- * created meanwhile is never clobbered) and then writes NAME/_SUCCESS holding
- * the run id.  On failure rank 0 removes the temporary directory.  Every
+ * writes _SUCCESS (the run id) in the temporary directory, then renames it to
+ * NAME (with RENAME_NOREPLACE, so an output created meanwhile is never
+ * clobbered).  On failure rank 0 removes the temporary directory.  Every
  * rank must see the folder rank 0 made (sharedfs.c), or the job stops there.
+ *
+ * A job stopped in its reduce keeps the folder for the resume to continue
+ * (jobckpt.c), marked with STOPPED_MARK.  Any later run that commits the
+ * same output removes the marked folders it finds beside it: a stopped run
+ * that a --no-resume run (or one with another --checkpoint-dir) superseded
+ * leaves nothing behind.  A folder without the mark may be a running job's
+ * and is never touched.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -22,6 +31,7 @@
 #include "internal.h"
 
 #define WBUF (1u << 20)
+#define STOPPED_MARK ".mrflow-stopped"
 
 struct mrf__writer {
     int fd;
@@ -479,6 +489,59 @@ static void fsync_dir(const char *path)
     }
 }
 
+void mrf__output_mark_stopped(const char *tmpdir, const char *ckpt_dir)
+{
+    char path[PATH_MAX];
+    int fd = -1;
+    bool ok = (size_t)snprintf(path, sizeof path, "%s/" STOPPED_MARK, tmpdir) < sizeof path &&
+              (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666)) >= 0 &&
+              dprintf(fd, "the parts of a job stopped in its reduce; its checkpoint is in '%s'\n",
+                      ckpt_dir) >= 0 &&
+              fsync(fd) == 0;
+    if (!ok)
+        mrf__log(MRF_LOG_WARN,
+                 "cannot mark '%s' as a stopped run's parts (%s): a run that does not resume "
+                 "leaves it behind; remove it by hand then",
+                 tmpdir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Removes the marked folders .BASE.mrflow-tmp-* in dir (see the top). */
+static void remove_stopped(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t n = strlen(base) + 16;
+    char *stem = mrf__malloc(n), path[PATH_MAX];
+    if (stem) {
+        snprintf(stem, n, ".%s.mrflow-tmp-", base);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            struct stat st;
+            if (strncmp(e->d_name, stem, strlen(stem)) != 0 ||
+                (size_t)snprintf(path, sizeof path, "%s/%s/" STOPPED_MARK, dir, e->d_name) >=
+                    sizeof path ||
+                lstat(path, &st) != 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (mrf__remove_tree(path) == MRF_OK)
+                mrf__log(MRF_LOG_WARN,
+                         "removed '%s': the parts of an earlier run of this output that was "
+                         "stopped in its reduce (this run's output replaces them)",
+                         path);
+            else
+                mrf__log(MRF_LOG_WARN,
+                         "could not remove '%s', the parts of an earlier stopped run of this "
+                         "output; remove it by hand",
+                         path);
+        }
+    }
+    mrf__free(stem);
+    closedir(d);
+}
+
 int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, const char *run_id)
 {
     int rc = MRF_OK;
@@ -486,6 +549,13 @@ int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, c
     struct stat st;
     if (split_path(output, &dir, &base))
         return mrf__fail(MRF_ENOMEM, "out of memory");
+    /* a continued reduce's folder: the output it becomes is not a stopped run's */
+    char mark[PATH_MAX];
+    if ((size_t)snprintf(mark, sizeof mark, "%s/" STOPPED_MARK, tmpdir) < sizeof mark &&
+        unlink(mark) != 0 && errno != ENOENT) {
+        rc = mrf__fail(MRF_EIO, "cannot remove '%s': %s", mark, strerror(errno));
+        goto out;
+    }
     /* _SUCCESS goes in before the rename, so the output appears whole, at
      * once: a job killed between the two used to leave DIR without it */
     size_t n = strlen(tmpdir) + 16;
@@ -532,6 +602,7 @@ int mrf__output_commit(const char *tmpdir, const char *output, bool overwrite, c
     fsync_dir(dir);
     if (old && mrf__remove_tree(old) != MRF_OK)
         mrf__log(MRF_LOG_WARN, "could not remove the replaced output '%s'; remove it by hand", old);
+    remove_stopped(dir, base);
 out:
     mrf__free(old);
     mrf__free(dir);

@@ -550,6 +550,8 @@ for job in wordcount terasort; do
                     grep -q "continuing the reduce: [1-9][0-9]* keys" "$WORK/resume.log"
                 check "$job: continued parts are the uninterrupted run's, byte for byte" \
                     parts_equal "$out" "$job"
+                check "$job: the continued output holds no stopped-run mark" \
+                    [ ! -e "$out/.mrflow-stopped" ]
             else
                 check "$job: resumed on 2 ranks: the reduce done anew, said; the old parts removed" sh -c \
                     'grep -q "progress on 4 ranks; this run has another rank count" "$1" &&
@@ -605,6 +607,26 @@ if resume terasort 4 "$ckm" "$WORK/o-rmid-terasort"; then
 else
     not_ok "terasort: resume after two stops in the reduce failed: $(grep -m1 error "$WORK/resume.log")"
 fi
+# a stopped reduce's folder (marked) superseded by a run of the same
+# output that does not resume: its commit removes the folder; an unmarked
+# folder (a running job's) is left alone
+ckm=$WORK/ck-rmid-superseded
+rm -rf "$ckm" "$WORK"/.o-rmid-terasort.mrflow-tmp-* "$WORK/o-rmid-terasort"
+preempt terasort reduce-mid "$ckm" "$WORK/o-rmid-terasort"
+check "terasort: the folder of a reduce stopped mid-way is marked as a stopped run's" \
+    sh -c '[ "$1" -eq 75 ] && [ "$(ls "$2"/.o-rmid-terasort.mrflow-tmp-*/.mrflow-stopped | wc -l)" -eq 1 ]' \
+    _ "$rc" "$WORK"
+mkdir "$WORK/.o-rmid-terasort.mrflow-tmp-live"
+if resume terasort 2 "$ckm" "$WORK/o-rmid-terasort" --no-resume; then
+    check "terasort: a --no-resume run removes the stopped run's folder, says so, keeps an unmarked one" \
+        sh -c '[ "$(ls -d "$2"/.o-rmid-terasort.mrflow-tmp-*)" = "$2/.o-rmid-terasort.mrflow-tmp-live" ] &&
+            grep -q "an earlier run of this output that was stopped in its reduce" "$1"' \
+        _ "$WORK/resume.log" "$WORK"
+    check "terasort: the --no-resume run's output" same_output terasort "$WORK/o-rmid-terasort"
+else
+    not_ok "terasort: --no-resume run after a stop mid-reduce failed: $(grep -m1 error "$WORK/resume.log")"
+fi
+rmdir "$WORK/.o-rmid-terasort.mrflow-tmp-live"
 # the default policy with no checkpoint worth taking: a stop mid-reduce
 # still keeps the parts, in an epoch with no task done under it; the same
 # command maps and shuffles again (with that epoch's partition decisions),
